@@ -1,0 +1,1 @@
+//! Cron scaler (placeholder; being written).

@@ -1,0 +1,1 @@
+//! HPA replica calculator (placeholder; being written).
