@@ -14,10 +14,9 @@ pub mod trigger_auth;
 
 pub use metadata::MetadataValue;
 pub use scaled_object::{
-    AdvancedConfig, AuthenticationRef, Condition, Fallback, FallbackBehavior,
-    GroupVersionKindResource, HealthStatus, HealthStatusType, HorizontalPodAutoscalerConfig,
-    MetricTargetType, ScaleTarget, ScaleTrigger, ScaledObject, ScaledObjectSpec,
-    ScaledObjectStatus, ScalingModifiers,
+    AdvancedConfig, AuthenticationRef, Condition, Fallback, FallbackBehavior, GroupVersionKindResource,
+    HealthStatus, HealthStatusType, HorizontalPodAutoscalerConfig, MetricTargetType, ScaleTarget,
+    ScaleTrigger, ScaledObject, ScaledObjectSpec, ScaledObjectStatus, ScalingModifiers,
 };
 pub use trigger_auth::{
     AuthConfigMapTargetRef, AuthEnvironment, AuthPodIdentity, AuthSecretTargetRef,

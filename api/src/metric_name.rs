@@ -6,9 +6,7 @@ const REPLACED: [char; 6] = ['/', '.', ':', '%', '(', ')'];
 
 /// Replaces the characters a metric name may not carry with `-`.
 pub fn normalize(s: &str) -> String {
-    s.chars()
-        .map(|c| if REPLACED.contains(&c) { '-' } else { c })
-        .collect()
+    s.chars().map(|c| if REPLACED.contains(&c) { '-' } else { c }).collect()
 }
 
 /// `s<index>-<normalized scaler part>`.
@@ -19,10 +17,7 @@ pub fn with_index(trigger_index: usize, scaler_part: &str) -> String {
 /// The cron scaler's part: `cron-<timezone>-<start>-<end>` with spaces removed and `*` → `x`.
 pub fn cron_part(timezone: &str, start: &str, end: &str) -> String {
     let squash = |e: &str| {
-        e.chars()
-            .filter(|c| !c.is_whitespace())
-            .map(|c| if c == '*' { 'x' } else { c })
-            .collect::<String>()
+        e.chars().filter(|c| !c.is_whitespace()).map(|c| if c == '*' { 'x' } else { c }).collect::<String>()
     };
     format!("cron-{timezone}-{}-{}", squash(start), squash(end))
 }
@@ -41,19 +36,13 @@ mod tests {
     #[test]
     fn seed_cron_name_matches_exactly() {
         let part = cron_part("Asia/Seoul", "00,15,30,45 * * * *", "05,20,35,50 * * * *");
-        assert_eq!(
-            with_index(0, &part),
-            "s0-cron-Asia-Seoul-00,15,30,45xxxx-05,20,35,50xxxx"
-        );
+        assert_eq!(with_index(0, &part), "s0-cron-Asia-Seoul-00,15,30,45xxxx-05,20,35,50xxxx");
     }
 
     #[test]
     fn replaces_every_forbidden_character() {
         assert_eq!(normalize("a/b.c:d%e(f)g"), "a-b-c-d-e-f-g");
-        assert_eq!(
-            with_index(3, "aws-sqs-orders.fifo"),
-            "s3-aws-sqs-orders-fifo"
-        );
+        assert_eq!(with_index(3, "aws-sqs-orders.fifo"), "s3-aws-sqs-orders-fifo");
     }
 
     #[test]

@@ -18,11 +18,7 @@ pub fn sanitize(v: f64) -> f64 {
 /// Milli-units of a sanitized value, rounded up as the HPA rounds quantities.
 pub fn to_milli(v: f64) -> i64 {
     let m = (sanitize(v) * 1000.0).ceil();
-    if m >= i64::MAX as f64 {
-        i64::MAX
-    } else {
-        m as i64
-    }
+    if m >= i64::MAX as f64 { i64::MAX } else { m as i64 }
 }
 
 /// Canonical decimal quantity string with milli precision.
@@ -55,9 +51,7 @@ pub fn format_milli(milli: i64) -> String {
 pub fn parse(s: &str) -> Result<f64, QuantityError> {
     let t = s.trim();
     let err = || QuantityError(s.to_owned());
-    let split = t
-        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E').unwrap_or(t.len());
     let (num, suffix) = t.split_at(split);
     // `1E` is an exa suffix, not an exponent without digits.
     let (num, suffix) = match num.strip_suffix(['e', 'E']) {

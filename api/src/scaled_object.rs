@@ -11,8 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::constants::{
-    DEFAULT_COOLDOWN_PERIOD, DEFAULT_INITIAL_COOLDOWN_PERIOD, DEFAULT_MAX_REPLICAS,
-    DEFAULT_MIN_REPLICAS, DEFAULT_POLLING_INTERVAL, HPA_NAME_PREFIX,
+    DEFAULT_COOLDOWN_PERIOD, DEFAULT_INITIAL_COOLDOWN_PERIOD, DEFAULT_MAX_REPLICAS, DEFAULT_MIN_REPLICAS,
+    DEFAULT_POLLING_INTERVAL, HPA_NAME_PREFIX,
 };
 use crate::metadata::MetadataValue;
 
@@ -30,16 +30,8 @@ use crate::metadata::MetadataValue;
     derive = "PartialEq",
     derive = "Default",
     doc = "ScaledObject scales a workload with a /scale subresource from external event sources.",
-    printcolumn(
-        name = "ScaleTargetKind",
-        type_ = "string",
-        json_path = ".status.scaleTargetKind"
-    ),
-    printcolumn(
-        name = "ScaleTargetName",
-        type_ = "string",
-        json_path = ".spec.scaleTargetRef.name"
-    ),
+    printcolumn(name = "ScaleTargetKind", type_ = "string", json_path = ".status.scaleTargetKind"),
+    printcolumn(name = "ScaleTargetName", type_ = "string", json_path = ".spec.scaleTargetRef.name"),
     printcolumn(name = "Min", type_ = "integer", json_path = ".spec.minReplicaCount"),
     printcolumn(name = "Max", type_ = "integer", json_path = ".spec.maxReplicaCount"),
     printcolumn(
@@ -62,21 +54,9 @@ use crate::metadata::MetadataValue;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Paused\")].status"
     ),
-    printcolumn(
-        name = "Triggers",
-        type_ = "string",
-        json_path = ".status.triggersTypes"
-    ),
-    printcolumn(
-        name = "Authentications",
-        type_ = "string",
-        json_path = ".status.authenticationsTypes"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "Triggers", type_ = "string", json_path = ".status.triggersTypes"),
+    printcolumn(name = "Authentications", type_ = "string", json_path = ".status.authenticationsTypes"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new(
     "(has(self.minReplicaCount) ? self.minReplicaCount : 0) <= (has(self.maxReplicaCount) ? self.maxReplicaCount : 100)"
@@ -138,16 +118,10 @@ pub struct ScaleTarget {
 
 impl ScaleTarget {
     pub fn api_version(&self) -> &str {
-        self.api_version
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("apps/v1")
+        self.api_version.as_deref().filter(|s| !s.is_empty()).unwrap_or("apps/v1")
     }
     pub fn kind(&self) -> &str {
-        self.kind
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or("Deployment")
+        self.kind.as_deref().filter(|s| !s.is_empty()).unwrap_or("Deployment")
     }
 }
 
@@ -211,10 +185,7 @@ pub struct AuthenticationRef {
 
 impl AuthenticationRef {
     pub fn kind(&self) -> &str {
-        self.kind
-            .as_deref()
-            .filter(|k| !k.is_empty())
-            .unwrap_or("TriggerAuthentication")
+        self.kind.as_deref().filter(|k| !k.is_empty()).unwrap_or("TriggerAuthentication")
     }
 }
 
@@ -287,11 +258,7 @@ pub enum FallbackBehavior {
 pub struct ScaledObjectStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_target_kind: Option<String>,
-    #[serde(
-        default,
-        rename = "scaleTargetGVKR",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "scaleTargetGVKR", skip_serializing_if = "Option::is_none")]
     pub scale_target_gvkr: Option<GroupVersionKindResource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_replica_count: Option<i32>,
@@ -367,8 +334,7 @@ impl ScaledObjectSpec {
         self.cooldown_period.unwrap_or(DEFAULT_COOLDOWN_PERIOD)
     }
     pub fn initial_cooldown_period(&self) -> i32 {
-        self.initial_cooldown_period
-            .unwrap_or(DEFAULT_INITIAL_COOLDOWN_PERIOD)
+        self.initial_cooldown_period.unwrap_or(DEFAULT_INITIAL_COOLDOWN_PERIOD)
     }
     pub fn min_replicas(&self) -> i32 {
         self.min_replica_count.unwrap_or(DEFAULT_MIN_REPLICAS)
@@ -377,17 +343,10 @@ impl ScaledObjectSpec {
         self.max_replica_count.unwrap_or(DEFAULT_MAX_REPLICAS)
     }
     pub fn hpa_behavior(&self) -> Option<&HorizontalPodAutoscalerBehavior> {
-        self.advanced
-            .as_ref()?
-            .horizontal_pod_autoscaler_config
-            .as_ref()?
-            .behavior
-            .as_ref()
+        self.advanced.as_ref()?.horizontal_pod_autoscaler_config.as_ref()?.behavior.as_ref()
     }
     pub fn restore_to_original_replica_count(&self) -> bool {
-        self.advanced
-            .as_ref()
-            .is_some_and(|a| a.restore_to_original_replica_count)
+        self.advanced.as_ref().is_some_and(|a| a.restore_to_original_replica_count)
     }
 }
 
@@ -403,10 +362,7 @@ impl ScaledObject {
             .filter(|n| !n.is_empty());
         match custom {
             Some(n) => n.to_owned(),
-            None => format!(
-                "{HPA_NAME_PREFIX}{}",
-                self.metadata.name.as_deref().unwrap_or_default()
-            ),
+            None => format!("{HPA_NAME_PREFIX}{}", self.metadata.name.as_deref().unwrap_or_default()),
         }
     }
 }
@@ -430,18 +386,14 @@ mod tests {
         assert_eq!(so.spec.scale_target_ref.kind(), "Deployment");
         assert_eq!(so.spec.scale_target_ref.api_version(), "apps/v1");
         assert_eq!(so.hpa_name(), "keda-hpa-w");
-        assert_eq!(
-            so.spec.triggers[0].metric_type(),
-            MetricTargetType::AverageValue
-        );
+        assert_eq!(so.spec.triggers[0].metric_type(), MetricTargetType::AverageValue);
     }
 
     #[test]
     fn seed_cron_round_trips() {
         let so: ScaledObject = serde_yaml::from_str(CRON).unwrap();
         assert_eq!(so.spec.max_replicas(), 2);
-        let back: ScaledObject =
-            serde_yaml::from_str(&serde_yaml::to_string(&so).unwrap()).unwrap();
+        let back: ScaledObject = serde_yaml::from_str(&serde_yaml::to_string(&so).unwrap()).unwrap();
         assert_eq!(so, back);
     }
 }

@@ -22,28 +22,11 @@ use serde::{Deserialize, Serialize};
     derive = "PartialEq",
     derive = "Default",
     doc = "TriggerAuthentication supplies credentials to the triggers of ScaledObjects in its namespace.",
-    printcolumn(
-        name = "PodIdentity",
-        type_ = "string",
-        json_path = ".spec.podIdentity.provider"
-    ),
-    printcolumn(
-        name = "Secret",
-        type_ = "string",
-        json_path = ".spec.secretTargetRef[*].name"
-    ),
+    printcolumn(name = "PodIdentity", type_ = "string", json_path = ".spec.podIdentity.provider"),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretTargetRef[*].name"),
     printcolumn(name = "Env", type_ = "string", json_path = ".spec.env[*].name"),
-    printcolumn(
-        name = "ScaledObjects",
-        type_ = "string",
-        priority = 1,
-        json_path = ".status.scaledobjects"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "ScaledObjects", type_ = "string", priority = 1, json_path = ".status.scaledobjects"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TriggerAuthenticationSpec {
@@ -91,28 +74,11 @@ pub struct TriggerAuthenticationSpec {
     derive = "PartialEq",
     derive = "Default",
     doc = "ClusterTriggerAuthentication supplies credentials to triggers in every namespace.",
-    printcolumn(
-        name = "PodIdentity",
-        type_ = "string",
-        json_path = ".spec.podIdentity.provider"
-    ),
-    printcolumn(
-        name = "Secret",
-        type_ = "string",
-        json_path = ".spec.secretTargetRef[*].name"
-    ),
+    printcolumn(name = "PodIdentity", type_ = "string", json_path = ".spec.podIdentity.provider"),
+    printcolumn(name = "Secret", type_ = "string", json_path = ".spec.secretTargetRef[*].name"),
     printcolumn(name = "Env", type_ = "string", json_path = ".spec.env[*].name"),
-    printcolumn(
-        name = "ScaledObjects",
-        type_ = "string",
-        priority = 1,
-        json_path = ".status.scaledobjects"
-    ),
-    printcolumn(
-        name = "Age",
-        type_ = "date",
-        json_path = ".metadata.creationTimestamp"
-    )
+    printcolumn(name = "ScaledObjects", type_ = "string", priority = 1, json_path = ".status.scaledobjects"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 pub struct ClusterTriggerAuthenticationSpec {
     #[serde(flatten)]

@@ -31,13 +31,8 @@ fn scaled_object_crd_matches_keda_names_and_columns() {
     assert_eq!(crd.spec.names.short_names, Some(vec!["so".to_string()]));
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
-    let cols: Vec<&str> = v
-        .additional_printer_columns
-        .as_ref()
-        .unwrap()
-        .iter()
-        .map(|c| c.name.as_str())
-        .collect();
+    let cols: Vec<&str> =
+        v.additional_printer_columns.as_ref().unwrap().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         cols,
         [
@@ -56,10 +51,7 @@ fn scaled_object_crd_matches_keda_names_and_columns() {
     );
     assert!(v.subresources.as_ref().unwrap().status.is_some());
     let json = serde_json::to_string(&crd).unwrap();
-    assert!(
-        json.contains("x-kubernetes-validations"),
-        "CEL rules missing"
-    );
+    assert!(json.contains("x-kubernetes-validations"), "CEL rules missing");
     assert!(json.contains("idleReplicaCount must be less than minReplicaCount"));
     assert!(json.contains("x-kubernetes-preserve-unknown-fields"));
 }
@@ -71,20 +63,6 @@ fn auth_crds_have_short_names_and_scope() {
     let cta = &all[2].1;
     assert_eq!(ta.spec.scope, "Namespaced");
     assert_eq!(cta.spec.scope, "Cluster");
-    assert!(
-        ta.spec
-            .names
-            .short_names
-            .as_ref()
-            .unwrap()
-            .contains(&"ta".to_string())
-    );
-    assert!(
-        cta.spec
-            .names
-            .short_names
-            .as_ref()
-            .unwrap()
-            .contains(&"cta".to_string())
-    );
+    assert!(ta.spec.names.short_names.as_ref().unwrap().contains(&"ta".to_string()));
+    assert!(cta.spec.names.short_names.as_ref().unwrap().contains(&"cta".to_string()));
 }

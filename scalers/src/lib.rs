@@ -2,5 +2,19 @@
 //! `Scaler` trait and registry, one module per scaler, and the pure scaling arithmetic shared by
 //! the operator and the CLI (the HPA replica calculator and the activation decision).
 
+pub mod auth;
 pub mod cron;
+pub mod decision;
+pub mod error;
 pub mod hpa;
+pub mod params;
+pub mod registry;
+pub mod scaler;
+pub mod trigger;
+pub mod validate;
+
+pub use error::{Location, ParseError, ParseErrorKind, ScalerError};
+pub use params::ParseContext;
+pub use scaler::{Measurement, Scaler, measure_with_timeout};
+pub use trigger::{ScalerConfig, TriggerSpec};
+pub use validate::{ParsedScaledObject, parse_scaled_object};

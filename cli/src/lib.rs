@@ -1,0 +1,10 @@
+//! The `ebb` command line as a library: manifest loading, `check`, `simulate` (with its SVG
+//! chart) and the command dispatcher, so integration tests can drive it in-process.
+
+pub mod check;
+pub mod commands;
+pub mod error;
+pub mod load;
+pub mod prepare;
+pub mod simulate;
+pub mod svg;

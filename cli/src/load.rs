@@ -1,0 +1,196 @@
+//! Reading manifests for the CLI: multi-document YAML files (or `-` for standard input) holding
+//! ScaledObjects and what they refer to — TriggerAuthentications, ClusterTriggerAuthentications,
+//! Secrets, ConfigMaps and the target workload (for `…FromEnv`). Every failure is one line naming
+//! the file, the document and, for schema errors, the field path.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+use ebb_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
+use ebb_scalers::auth::{AuthSources, Lookup};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, PodTemplateSpec, Secret};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::CliError;
+
+/// A ScaledObject and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub source: String,
+    pub object: ScaledObject,
+}
+
+/// Everything read from the `-f` files.
+#[derive(Debug, Default)]
+pub struct Manifests {
+    pub scaled_objects: Vec<Loaded>,
+    pub trigger_auths: Vec<TriggerAuthentication>,
+    pub cluster_trigger_auths: Vec<ClusterTriggerAuthentication>,
+    pub secrets: Vec<Secret>,
+    pub config_maps: Vec<ConfigMap>,
+    /// Pod templates of workloads, by (kind, name).
+    pub workloads: BTreeMap<(String, String), PodTemplateSpec>,
+    /// Documents of kinds ebb does not read, reported as warnings.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Workload {
+    metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    spec: Option<WorkloadSpec>,
+}
+
+#[derive(Deserialize)]
+struct WorkloadSpec {
+    template: Option<PodTemplateSpec>,
+}
+
+fn typed<T: DeserializeOwned>(v: serde_yaml::Value, source: &str) -> Result<T, CliError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        CliError::Manifest(format!("{source}: {path}: {inner}"))
+    })
+}
+
+/// Reads every file; `-` reads standard input.
+pub fn load(paths: &[String]) -> Result<Manifests, CliError> {
+    let mut m = Manifests::default();
+    for p in paths {
+        let text = if p == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| CliError::Manifest(format!("standard input: {e}")))?;
+            s
+        } else {
+            std::fs::read_to_string(Path::new(p))
+                .map_err(|e| CliError::Manifest(format!("{p}: cannot read: {e}")))?
+        };
+        load_str(&mut m, p, &text)?;
+    }
+    Ok(m)
+}
+
+/// Adds the documents of one YAML stream.
+pub fn load_str(m: &mut Manifests, file: &str, text: &str) -> Result<(), CliError> {
+    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| CliError::Manifest(format!("{file}: invalid YAML: {e}")))?;
+        if value.is_null() {
+            continue;
+        }
+        let source = if i == 0 { file.to_owned() } else { format!("{file} (document {})", i + 1) };
+        let kind = value.get("kind").and_then(serde_yaml::Value::as_str).unwrap_or_default().to_owned();
+        let api_version =
+            value.get("apiVersion").and_then(serde_yaml::Value::as_str).unwrap_or_default().to_owned();
+        let keda = api_version.starts_with("keda.sh/");
+        match kind.as_str() {
+            "ScaledObject" if keda => {
+                let object: ScaledObject = typed(value, &source)?;
+                m.scaled_objects.push(Loaded { source, object });
+            }
+            "TriggerAuthentication" if keda => m.trigger_auths.push(typed(value, &source)?),
+            "ClusterTriggerAuthentication" if keda => m.cluster_trigger_auths.push(typed(value, &source)?),
+            "Secret" => m.secrets.push(typed(value, &source)?),
+            "ConfigMap" => m.config_maps.push(typed(value, &source)?),
+            "Deployment" | "StatefulSet" => {
+                let w: Workload = typed(value, &source)?;
+                if let (Some(name), Some(t)) = (w.metadata.name, w.spec.and_then(|s| s.template)) {
+                    m.workloads.insert((kind.clone(), name), t);
+                }
+            }
+            "" => return Err(CliError::Manifest(format!("{source}: not a Kubernetes object (no kind)"))),
+            other => m.skipped.push(format!("{source}: {other} is not read by ebb; skipped")),
+        }
+    }
+    Ok(())
+}
+
+impl Manifests {
+    /// Environment of the target's container (`envSourceContainerName`, else the first), from a
+    /// workload manifest given with `-f`; literal `value`s only.
+    pub fn target_env(&self, so: &ScaledObject) -> Option<BTreeMap<String, String>> {
+        let r = &so.spec.scale_target_ref;
+        let template = self.workloads.get(&(r.kind().to_owned(), r.name.clone()))?;
+        let containers = &template.spec.as_ref()?.containers;
+        let c: &Container = match r.env_source_container_name.as_deref() {
+            Some(n) => containers.iter().find(|c| c.name == n)?,
+            None => containers.first()?,
+        };
+        Some(c.env.iter().flatten().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect())
+    }
+}
+
+/// Authentication sources backed by the manifests and, for `env`, the target's container env
+/// or else this process's environment.
+#[derive(Debug)]
+pub struct ManifestSources<'a> {
+    pub manifests: &'a Manifests,
+    pub namespace: Option<&'a str>,
+    pub env: &'a BTreeMap<String, String>,
+}
+
+impl ManifestSources<'_> {
+    fn matches(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, name: &str) -> bool {
+        meta.name.as_deref() == Some(name)
+            && (self.namespace.is_none()
+                || meta.namespace.is_none()
+                || meta.namespace.as_deref() == self.namespace)
+    }
+}
+
+impl AuthSources for ManifestSources<'_> {
+    fn secret(&self, name: &str, key: &str) -> Lookup {
+        let Some(s) = self.manifests.secrets.iter().find(|s| self.matches(&s.metadata, name)) else {
+            return Lookup::NoObject;
+        };
+        if let Some(v) = s.string_data.as_ref().and_then(|d| d.get(key)) {
+            return Lookup::Found(v.clone());
+        }
+        match s.data.as_ref().and_then(|d| d.get(key)) {
+            Some(b) => Lookup::Found(String::from_utf8_lossy(&b.0).into_owned()),
+            None => Lookup::NoKey,
+        }
+    }
+    fn config_map(&self, name: &str, key: &str) -> Lookup {
+        let Some(c) = self.manifests.config_maps.iter().find(|c| self.matches(&c.metadata, name)) else {
+            return Lookup::NoObject;
+        };
+        c.data.as_ref().and_then(|d| d.get(key)).map_or(Lookup::NoKey, |v| Lookup::Found(v.clone()))
+    }
+    fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
+        self.env.get(name).cloned().or_else(|| std::env::var(name).ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_multi_document_streams() {
+        let mut m = Manifests::default();
+        let text = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {name: w}\n  triggers: [{type: cron, metadata: {x: true}}]\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {k: v}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: svc}\n";
+        load_str(&mut m, "f.yaml", text).unwrap();
+        assert_eq!(m.scaled_objects.len(), 1);
+        assert_eq!(m.secrets.len(), 1);
+        assert_eq!(m.skipped, ["f.yaml (document 3): Service is not read by ebb; skipped"]);
+        let env = BTreeMap::new();
+        let src = ManifestSources { manifests: &m, namespace: None, env: &env };
+        assert_eq!(src.secret("s", "k"), Lookup::Found("v".into()));
+        assert_eq!(src.secret("s", "nope"), Lookup::NoKey);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let mut m = Manifests::default();
+        let bad = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: a}\nspec:\n  scaleTargetRef: {name: w}\n  minReplicaCount: lots\n  triggers: []\n";
+        let e = load_str(&mut m, "so.yaml", bad).unwrap_err().to_string();
+        assert!(e.starts_with("so.yaml: spec.minReplicaCount: invalid type"), "{e}");
+        let e = load_str(&mut m, "x.yaml", "a: [1,\n").unwrap_err().to_string();
+        assert!(e.starts_with("x.yaml: invalid YAML: ") && e.contains("line"), "{e}");
+    }
+}

@@ -1,0 +1,133 @@
+//! Test support (feature `test-support`): runs an ebb server binary as a child process with
+//! JSON logs on stderr, learns its admin address from the [`LISTENING_MESSAGE`] log event,
+//! sends it SIGTERM and waits for it to exit.
+
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::admin::LISTENING_MESSAGE;
+
+/// How long [`ServerProcess::start`] waits for the admin server to listen.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A server binary running as a child process. Killed on drop if still running.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    admin_addr: SocketAddr,
+    lines: Receiver<String>,
+    log: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Spawns `command` (which must make the server log JSON, e.g. `--log-format json`)
+    /// and waits until its admin server listens.
+    pub fn start(mut command: Command) -> io::Result<Self> {
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn()?;
+        let stderr = child.stderr.take().ok_or_else(|| io::Error::other("child stderr was not captured"))?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server =
+            ServerProcess { child, admin_addr: SocketAddr::from(([0, 0, 0, 0], 0)), lines, log: Vec::new() };
+        let event = server.wait_for_log(STARTUP_TIMEOUT, |event| event["message"] == LISTENING_MESSAGE)?;
+        server.admin_addr = event["addr"]
+            .as_str()
+            .and_then(|addr| addr.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no admin address in listening event {event}")))?;
+        Ok(server)
+    }
+
+    /// The admin server's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// `http://<admin address><path>`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Every stderr line received so far.
+    pub fn log(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
+    /// Waits up to `timeout` for a JSON log event (received so far or later) matching
+    /// `matches`, and returns it.
+    pub fn wait_for_log(&mut self, timeout: Duration, matches: impl Fn(&Value) -> bool) -> io::Result<Value> {
+        let is_match = |line: &str| serde_json::from_str::<Value>(line).ok().filter(|event| matches(event));
+        if let Some(event) = self.log().iter().find_map(|line| is_match(line)) {
+            return Ok(event);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = is_match(&line);
+                    self.log.push(line);
+                    if let Some(event) = found {
+                        return Ok(event);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(self.failure(&format!("no matching log event within {timeout:?}")));
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait()?;
+                    return Err(self.failure(&format!("server exited ({status}) first")));
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM, as the kubelet does when a pod is deleted.
+    pub fn terminate(&self) -> io::Result<()> {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = i32::try_from(self.child.id()).map_err(io::Error::other)?;
+        kill(Pid::from_raw(pid), Signal::SIGTERM).map_err(io::Error::from)
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> io::Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("server still running after {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn failure(&mut self, what: &str) -> io::Error {
+        let log = self.log().join("\n");
+        io::Error::other(format!("{what}; server log:\n{log}"))
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! TriggerAuthentication resolution (pure): turns a TriggerAuthentication spec into the
+//! parameter map a scaler reads, given lookups for Secrets, ConfigMaps and the target
+//! container's environment. The operator passes cluster lookups, `ebb check` passes manifests.
+//! Resolved values are secrets: they are never put in errors, logs, events or labels.
+
+use std::collections::BTreeMap;
+
+use ebb_api::TriggerAuthenticationSpec;
+use thiserror::Error;
+
+/// Why an authentication could not be resolved. Messages name objects and keys, never values.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("{kind} {name:?} not found (needed for parameter {parameter:?})")]
+    MissingObject { kind: &'static str, name: String, parameter: String },
+    #[error("{kind} {name:?} has no key {key:?} (needed for parameter {parameter:?})")]
+    MissingKey { kind: &'static str, name: String, key: String, parameter: String },
+    #[error(
+        "environment variable {name:?} is not set on the scale target's container (needed for parameter {parameter:?})"
+    )]
+    MissingEnv { name: String, parameter: String },
+    #[error("{0} is not supported by ebb; use secretTargetRef, configMapTargetRef, env or podIdentity")]
+    UnsupportedProvider(&'static str),
+    #[error("podIdentity provider {0:?} is not supported by ebb (supported: none, aws)")]
+    UnsupportedPodIdentity(String),
+}
+
+impl AuthError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::MissingObject { .. } | Self::MissingKey { .. } | Self::MissingEnv { .. } => {
+                "AuthenticationNotResolved"
+            }
+            Self::UnsupportedProvider(_) | Self::UnsupportedPodIdentity(_) => "AuthenticationNotSupported",
+        }
+    }
+}
+
+/// Result of a lookup into a Secret or ConfigMap: the object is missing, or the key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    Found(String),
+    NoObject,
+    NoKey,
+}
+
+/// Where resolution reads from.
+pub trait AuthSources {
+    fn secret(&self, name: &str, key: &str) -> Lookup;
+    fn config_map(&self, name: &str, key: &str) -> Lookup;
+    /// Environment variable of the container named (or the default container).
+    fn env(&self, name: &str, container: Option<&str>) -> Option<String>;
+}
+
+/// Resolves every parameter the authentication declares.
+pub fn resolve(
+    spec: &TriggerAuthenticationSpec,
+    sources: &dyn AuthSources,
+) -> Result<BTreeMap<String, String>, AuthError> {
+    for (present, what) in [
+        (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
+        (spec.azure_key_vault.is_some(), "azureKeyVault"),
+        (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
+        (spec.aws_secret_manager.is_some(), "awsSecretManager"),
+        (spec.bound_service_account_token.is_some(), "boundServiceAccountToken"),
+    ] {
+        if present {
+            return Err(AuthError::UnsupportedProvider(what));
+        }
+    }
+    if let Some(pi) = &spec.pod_identity {
+        if !matches!(pi.provider.as_str(), "none" | "aws" | "") {
+            return Err(AuthError::UnsupportedPodIdentity(pi.provider.clone()));
+        }
+    }
+    let mut out = BTreeMap::new();
+    for e in &spec.env {
+        let v = sources
+            .env(&e.name, e.container_name.as_deref())
+            .ok_or_else(|| AuthError::MissingEnv { name: e.name.clone(), parameter: e.parameter.clone() })?;
+        out.insert(e.parameter.clone(), v);
+    }
+    for r in &spec.secret_target_ref {
+        let v = found("Secret", sources.secret(&r.name, &r.key), &r.name, &r.key, &r.parameter)?;
+        out.insert(r.parameter.clone(), v);
+    }
+    for r in &spec.config_map_target_ref {
+        let v = found("ConfigMap", sources.config_map(&r.name, &r.key), &r.name, &r.key, &r.parameter)?;
+        out.insert(r.parameter.clone(), v);
+    }
+    Ok(out)
+}
+
+fn found(kind: &'static str, l: Lookup, name: &str, key: &str, parameter: &str) -> Result<String, AuthError> {
+    match l {
+        Lookup::Found(v) => Ok(v),
+        Lookup::NoObject => {
+            Err(AuthError::MissingObject { kind, name: name.to_owned(), parameter: parameter.to_owned() })
+        }
+        Lookup::NoKey => Err(AuthError::MissingKey {
+            kind,
+            name: name.to_owned(),
+            key: key.to_owned(),
+            parameter: parameter.to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ebb_api::{AuthConfigMapTargetRef, AuthEnvironment, AuthSecretTargetRef};
+
+    struct Fixed;
+
+    impl AuthSources for Fixed {
+        fn secret(&self, name: &str, key: &str) -> Lookup {
+            match (name, key) {
+                ("aws", "id") => Lookup::Found("AKIA".into()),
+                ("aws", _) => Lookup::NoKey,
+                _ => Lookup::NoObject,
+            }
+        }
+        fn config_map(&self, name: &str, key: &str) -> Lookup {
+            if (name, key) == ("cfg", "region") {
+                Lookup::Found("us-east-1".into())
+            } else {
+                Lookup::NoObject
+            }
+        }
+        fn env(&self, name: &str, _: Option<&str>) -> Option<String> {
+            (name == "TOKEN").then(|| "tok".to_owned())
+        }
+    }
+
+    fn sref(parameter: &str, name: &str, key: &str) -> AuthSecretTargetRef {
+        AuthSecretTargetRef { parameter: parameter.into(), name: name.into(), key: key.into() }
+    }
+
+    #[test]
+    fn resolves_every_source() {
+        let spec = TriggerAuthenticationSpec {
+            secret_target_ref: vec![sref("awsAccessKeyID", "aws", "id")],
+            config_map_target_ref: vec![AuthConfigMapTargetRef {
+                parameter: "awsRegion".into(),
+                name: "cfg".into(),
+                key: "region".into(),
+            }],
+            env: vec![AuthEnvironment {
+                parameter: "bearerToken".into(),
+                name: "TOKEN".into(),
+                container_name: None,
+            }],
+            ..Default::default()
+        };
+        let got = resolve(&spec, &Fixed).unwrap();
+        assert_eq!(got.get("awsAccessKeyID").map(String::as_str), Some("AKIA"));
+        assert_eq!(got.get("awsRegion").map(String::as_str), Some("us-east-1"));
+        assert_eq!(got.get("bearerToken").map(String::as_str), Some("tok"));
+    }
+
+    #[test]
+    fn errors_name_the_object_and_key_but_no_value() {
+        let missing_key = TriggerAuthenticationSpec {
+            secret_target_ref: vec![sref("p", "aws", "secret")],
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&missing_key, &Fixed).unwrap_err().to_string(),
+            "Secret \"aws\" has no key \"secret\" (needed for parameter \"p\")"
+        );
+        let missing_obj = TriggerAuthenticationSpec {
+            secret_target_ref: vec![sref("p", "nope", "k")],
+            ..Default::default()
+        };
+        assert_eq!(resolve(&missing_obj, &Fixed).unwrap_err().reason(), "AuthenticationNotResolved");
+        let vault =
+            TriggerAuthenticationSpec { hashi_corp_vault: Some(serde_json::json!({})), ..Default::default() };
+        assert!(resolve(&vault, &Fixed).unwrap_err().to_string().contains("hashiCorpVault is not supported"));
+    }
+}

@@ -1,0 +1,108 @@
+//! Errors of the scalers crate. `ParseError` says which trigger, which parameter and what was
+//! expected; `ScalerError` is what a live measurement can fail with. Both expose a bounded
+//! `reason()` used as Event reason, metric label and error-policy input — never a Debug string.
+
+use std::fmt;
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Where in a ScaledObject a problem is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A field of the spec, e.g. `spec.minReplicaCount`.
+    Spec(String),
+    /// A trigger, optionally one of its metadata parameters.
+    Trigger { index: usize, type_: String, parameter: Option<String> },
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Spec(path) => f.write_str(path),
+            Self::Trigger { index, type_, parameter: None } => write!(f, "spec.triggers[{index}] ({type_})"),
+            Self::Trigger { index, type_, parameter: Some(p) } => {
+                write!(f, "spec.triggers[{index}] ({type_}) metadata.{p}")
+            }
+        }
+    }
+}
+
+/// A ScaledObject or trigger that cannot be used as written.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{location}: {message}")]
+pub struct ParseError {
+    pub location: Location,
+    pub message: String,
+    pub kind: ParseErrorKind,
+}
+
+/// Bounded categories of parse errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseErrorKind {
+    /// A spec field outside its allowed range or combination.
+    InvalidSpec,
+    /// The trigger type is not known to ebb.
+    UnknownTriggerType,
+    /// The trigger type is known but this build has no scaler for it.
+    NotImplemented,
+    /// A required parameter is absent.
+    MissingParameter,
+    /// A parameter has a value that cannot be used.
+    InvalidParameter,
+}
+
+impl ParseError {
+    pub fn spec(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            location: Location::Spec(path.into()),
+            message: message.into(),
+            kind: ParseErrorKind::InvalidSpec,
+        }
+    }
+
+    /// Bounded reason, usable as an Event reason or metric label.
+    pub fn reason(&self) -> &'static str {
+        match self.kind {
+            ParseErrorKind::InvalidSpec => "InvalidSpec",
+            ParseErrorKind::UnknownTriggerType => "UnknownTriggerType",
+            ParseErrorKind::NotImplemented => "ScalerNotImplemented",
+            ParseErrorKind::MissingParameter => "MissingParameter",
+            ParseErrorKind::InvalidParameter => "InvalidParameter",
+        }
+    }
+}
+
+/// A measurement that failed. Messages name the source and parameter; they never carry secrets.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum ScalerError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Throttled(String),
+    #[error("{0}")]
+    InvalidResponse(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+impl ScalerError {
+    /// Bounded reason, usable as an Event reason or metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout(_) => "Timeout",
+            Self::Unreachable(_) => "Unreachable",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::NotFound(_) => "NotFound",
+            Self::Throttled(_) => "Throttled",
+            Self::InvalidResponse(_) => "InvalidResponse",
+            Self::Config(_) => "Config",
+        }
+    }
+}
