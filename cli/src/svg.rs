@@ -268,7 +268,7 @@ fn replicas_panel(out: &mut String, chart: &Chart, xs: &XScale, ticks: &[TimeTic
         }
     }
     let range = f64::from(content_hi) - f64::from(content_lo) + 1.0;
-    let step = nice_step(range / 6.0).ceil().max(1.0);
+    let step = nice_step(range / 8.0).ceil().max(1.0);
     let lo = (f64::from(content_lo) / step).floor() * step;
     let hi = ((f64::from(content_hi) / step).floor() + 1.0) * step;
     let ys = YScale { lo, hi, top: panel_top + PLOT_TOP, bottom: panel_top + PLOT_BOTTOM };

@@ -38,7 +38,15 @@ pub fn parse_scaled_object(
         let def = match registry::lookup(index, &t.type_) {
             Ok(d) => d,
             Err(e) => {
-                errors.push(e);
+                // One line per missing scaler type, however many triggers use it.
+                let same = |o: &ParseError| {
+                    o.kind == ParseErrorKind::NotImplemented
+                        && matches!(&o.location, Location::Trigger { type_, .. } if *type_ == t.type_)
+                };
+                match errors.iter_mut().find(|o| e.kind == ParseErrorKind::NotImplemented && same(o)) {
+                    Some(first) => first.message.push_str(&format!("; also used by spec.triggers[{index}]")),
+                    None => errors.push(e),
+                }
                 continue;
             }
         };
@@ -153,3 +161,6 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
     }
     e
 }
+
+#[cfg(test)]
+mod tests;

@@ -319,36 +319,3 @@ fn svg_writes_sample_when_asked() {
         std::fs::write(path, svg).unwrap();
     }
 }
-
-#[test]
-fn svg_scratch_samples() {
-    let base = DateTime::parse_from_rfc3339("2024-05-01T06:07:00+09:00").unwrap();
-    let n = 24 * 12;
-    let t: Vec<_> = (0..n).map(|i| base + Duration::minutes(5 * i as i64)).collect();
-    let reps: Vec<i32> = (0..n).map(|i| ((i as f64 / 20.0).sin() * 3.0 + 3.0).round() as i32).collect();
-    let c = Chart {
-        title: "web <prod> & friends — prometheus, cpu".to_string(),
-        times: t,
-        active: reps.iter().map(|r| *r > 1).collect(),
-        replicas: reps.clone(),
-        min_replicas: 1,
-        max_replicas: 100,
-        metrics: vec![
-            MetricSeries {
-                name: "s0-prometheus-http_requests_total".into(),
-                values: reps
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| if i % 50 < 5 { None } else { Some(f64::from(*r) * 1234.5) })
-                    .collect(),
-                target: Some(2500.0),
-            },
-            MetricSeries {
-                name: "cpu".into(),
-                values: reps.iter().map(|r| Some(f64::from(*r) * 0.13)).collect(),
-                target: None,
-            },
-        ],
-    };
-    std::fs::write("/tmp/scratch1.svg", render(&c).unwrap()).unwrap();
-}

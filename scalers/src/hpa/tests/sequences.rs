@@ -161,7 +161,7 @@ fn conservative_seed() {
             "ScaleUpStabilized",
             "ScaleUpLimit",
             "ScaleUpLimit",
-            "TooManyReplicas",
+            "DesiredWithinRange",
             "ScaleDownStabilized",
             "ScaleDownLimit",
             "TooFewReplicas"
@@ -196,8 +196,8 @@ fn aggressive_seed() {
         (6, 531),
     ]);
     assert_eq!(desired(&recs), want);
-    assert_eq!((recs[0].reason.as_str(), recs[4].reason.as_str()), ("ScaleUpLimit", "TooManyReplicas"));
-    assert_eq!(recs[48].reason, "DesiredWithinRange");
+    assert_eq!((recs[0].reason.as_str(), recs[4].reason.as_str()), ("ScaleUpLimit", "DesiredWithinRange"));
+    assert_eq!((recs[48].proposal, recs[48].reason.as_str()), (Some(531), "DesiredWithinRange"));
 }
 
 #[test]
