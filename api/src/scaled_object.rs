@@ -2,6 +2,9 @@
 //! rules, printer columns and the defaulting accessors every component uses instead of reading
 //! optional fields directly.
 
+// kube's derive takes repeated keys by design (one `printcolumn(type_ = …)` per column).
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerBehavior;

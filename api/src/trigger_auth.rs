@@ -3,6 +3,9 @@
 //! implement yet are kept verbatim (never pruned) so the operator can report them instead of
 //! silently ignoring them.
 
+// kube's derive takes repeated keys by design (one `printcolumn(type_ = …)` per column).
+#![allow(clippy::duplicated_attributes)]
+
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

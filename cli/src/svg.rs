@@ -4,7 +4,14 @@
 //!
 //! The SVG is written by hand; every text coming from the user is escaped.
 
-use chrono::{DateTime, FixedOffset, TimeZone};
+use chrono::{DateTime, FixedOffset};
+
+mod text;
+mod time;
+
+pub use text::fmt_num;
+use text::{escape, nice_step, num, shorten};
+use time::{TimeTick, XScale, time_ticks};
 
 /// Everything the chart shows. `times`, `replicas`, `active` and every metric's `values` are
 /// parallel: entry `i` holds from `times[i]` until `times[i + 1]` (the last one for as long as
@@ -143,44 +150,6 @@ fn validate(chart: &Chart) -> Result<(), ChartError> {
     Ok(())
 }
 
-/// Maps instants to x coordinates. Step `i` spans `[x(i), x(i + 1))`; the last step is as wide
-/// as the one before it (one minute when there is a single step).
-#[derive(Debug)]
-struct XScale {
-    /// Seconds since the epoch of each step, then of the end of the last step.
-    edges: Vec<f64>,
-}
-
-impl XScale {
-    fn new(times: &[DateTime<FixedOffset>]) -> Self {
-        let mut edges: Vec<f64> = times.iter().map(|t| t.timestamp_millis() as f64 / 1000.0).collect();
-        let n = edges.len();
-        let last = edges[n - 1];
-        let width = if n >= 2 { last - edges[n - 2] } else { 0.0 };
-        edges.push(last + if width > 0.0 { width } else { 60.0 });
-        Self { edges }
-    }
-
-    fn start(&self) -> f64 {
-        self.edges[0]
-    }
-
-    fn end(&self) -> f64 {
-        self.edges[self.edges.len() - 1]
-    }
-
-    /// x of an instant given in seconds since the epoch.
-    fn at(&self, secs: f64) -> f64 {
-        let span = self.end() - self.start();
-        PLOT_LEFT + (secs - self.start()) / span * (PLOT_RIGHT - PLOT_LEFT)
-    }
-
-    /// x where step `i` starts (`i == len` is the end of the last step).
-    fn edge(&self, i: usize) -> f64 {
-        self.at(self.edges[i])
-    }
-}
-
 /// Gap between the lowest value of an axis and the bottom of the frame, so that a line at that
 /// value does not hide in the frame.
 const PLOT_PAD: f64 = 6.0;
@@ -199,56 +168,6 @@ impl YScale {
         let floor = self.bottom - PLOT_PAD;
         floor - (v - self.lo) / (self.hi - self.lo) * (floor - self.top)
     }
-}
-
-/// A labelled time tick.
-#[derive(Debug)]
-struct TimeTick {
-    x: f64,
-    label: String,
-    date: Option<String>,
-}
-
-/// Tick spacings to pick from, in seconds.
-const TICK_STEPS: [i64; 22] = [
-    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172_800,
-    604_800, 1_209_600, 2_592_000,
-];
-/// Most labelled ticks on the time axis.
-const MAX_TIME_TICKS: f64 = 10.0;
-
-/// Ticks aligned to round local times of `offset`, at the smallest spacing giving at most
-/// [`MAX_TIME_TICKS`]; the date is shown under the first tick and wherever it changes.
-fn time_ticks(xs: &XScale, offset: &FixedOffset) -> Vec<TimeTick> {
-    let span = xs.end() - xs.start();
-    let step = TICK_STEPS
-        .iter()
-        .copied()
-        .find(|&s| span / s as f64 <= MAX_TIME_TICKS)
-        .unwrap_or_else(|| ((span / MAX_TIME_TICKS / 86400.0).ceil() as i64).max(1) * 86400);
-    let off = i64::from(offset.local_minus_utc());
-    let local_start = xs.start().ceil() as i64 + off;
-    let first =
-        local_start.div_euclid(step) * step + if local_start.rem_euclid(step) == 0 { 0 } else { step };
-    let with_seconds = step < 60;
-    let mut ticks = Vec::new();
-    let mut prev_date = String::new();
-    let mut local = first;
-    while ((local - off) as f64) <= xs.end() {
-        if let Some(t) = offset.timestamp_opt(local - off, 0).single() {
-            let date = t.format("%Y-%m-%d").to_string();
-            let label =
-                if with_seconds { t.format("%H:%M:%S").to_string() } else { t.format("%H:%M").to_string() };
-            ticks.push(TimeTick {
-                x: xs.at((local - off) as f64),
-                label,
-                date: (date != prev_date).then(|| date.clone()),
-            });
-            prev_date = date;
-        }
-        local += step;
-    }
-    ticks
 }
 
 fn replicas_panel(out: &mut String, chart: &Chart, xs: &XScale, ticks: &[TimeTick], panel_top: f64) {
@@ -562,100 +481,6 @@ fn time_axis(out: &mut String, ticks: &[TimeTick], offset: &FixedOffset, axis_y:
         num(axis_y + 54.0),
     ));
     out.push_str("</g>\n");
-}
-
-/// The smallest of 1, 2 or 5 times a power of ten that is at least `raw`.
-fn nice_step(raw: f64) -> f64 {
-    if !raw.is_finite() || raw <= 0.0 {
-        return 1.0;
-    }
-    let p = 10f64.powf(raw.log10().floor());
-    let f = raw / p;
-    let m = if f <= 1.0 {
-        1.0
-    } else if f <= 2.0 {
-        2.0
-    } else if f <= 5.0 {
-        5.0
-    } else {
-        10.0
-    };
-    m * p
-}
-
-/// A number for people: three significant digits at most, with k/M/G for thousands, millions
-/// and billions (1, 2.5, 0.25, 1.2k, 3M).
-pub fn fmt_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "?".to_string();
-    }
-    let a = v.abs();
-    let (scaled, suffix) = if a >= 999_500_000.0 {
-        (v / 1e9, "G")
-    } else if a >= 999_500.0 {
-        (v / 1e6, "M")
-    } else if a >= 999.5 {
-        (v / 1e3, "k")
-    } else {
-        (v, "")
-    };
-    let sa = scaled.abs();
-    let decimals = if sa == 0.0 || sa >= 99.95 {
-        0
-    } else if sa >= 9.995 {
-        1
-    } else if sa >= 0.9995 {
-        2
-    } else {
-        ((-sa.log10().floor()) as usize + 2).min(9)
-    };
-    let mut s = format!("{scaled:.decimals$}");
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    if s == "-0" {
-        s = "0".to_string();
-    }
-    s + suffix
-}
-
-/// A coordinate with at most one decimal.
-fn num(v: f64) -> String {
-    let s = format!("{v:.1}");
-    match s.strip_suffix(".0") {
-        Some(whole) if whole == "-0" => "0".to_string(),
-        Some(whole) => whole.to_string(),
-        None => s,
-    }
-}
-
-/// Text safe inside an element or attribute; characters XML cannot hold are dropped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `text` cut to `max` characters, ending in an ellipsis when cut.
-fn shorten(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        text.to_string()
-    } else {
-        let mut s: String = text.chars().take(max.saturating_sub(1)).collect();
-        s.push('…');
-        s
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The `ebb` binary end to end: each command run as a user runs it, checking exit codes,
 //! stdout and that every error is one `error:` line with no panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -18,11 +20,26 @@ const CRON: &str = "tests/fixtures/seed/cron-prescale.yaml";
 fn bad_input_exits_non_zero_with_one_line() {
     let cases = [
         ("tests/fixtures/bad/malformed.yaml", "invalid YAML: did not find expected ',' or ']' at line 11"),
-        ("tests/fixtures/bad/unknown-type.yaml", "spec.triggers[0] (rabbitmq-typo): unknown trigger type \"rabbitmq-typo\""),
-        ("tests/fixtures/bad/bad-cron.yaml", "spec.triggers[0] (cron) metadata.start: hour \"25\" out of range 0-23"),
-        ("tests/fixtures/bad/unknown-timezone.yaml", "spec.triggers[0] (cron) metadata.timezone: unknown time zone \"Asia/Seol\""),
-        ("tests/fixtures/bad/min-greater-than-max.yaml", "spec.minReplicaCount: minReplicaCount (5) must be less than or equal to maxReplicaCount (2)"),
-        ("tests/fixtures/bad/desired-replicas-zero.yaml", "spec.triggers[0] (cron) metadata.desiredReplicas: must be an integer ≥ 1, found 0"),
+        (
+            "tests/fixtures/bad/unknown-type.yaml",
+            "spec.triggers[0] (rabbitmq-typo): unknown trigger type \"rabbitmq-typo\"",
+        ),
+        (
+            "tests/fixtures/bad/bad-cron.yaml",
+            "spec.triggers[0] (cron) metadata.start: hour \"25\" out of range 0-23",
+        ),
+        (
+            "tests/fixtures/bad/unknown-timezone.yaml",
+            "spec.triggers[0] (cron) metadata.timezone: unknown time zone \"Asia/Seol\"",
+        ),
+        (
+            "tests/fixtures/bad/min-greater-than-max.yaml",
+            "spec.minReplicaCount: minReplicaCount (5) must be less than or equal to maxReplicaCount (2)",
+        ),
+        (
+            "tests/fixtures/bad/desired-replicas-zero.yaml",
+            "spec.triggers[0] (cron) metadata.desiredReplicas: must be an integer ≥ 1, found 0",
+        ),
         ("tests/fixtures/does-not-exist.yaml", "tests/fixtures/does-not-exist.yaml: cannot read"),
     ];
     for (file, want) in cases {
@@ -80,8 +97,19 @@ fn check_json_reports_metric_target_and_schedule_value() {
 fn simulate_cron_two_hours() {
     let svg = std::env::temp_dir().join(format!("ebb-sim-{}.svg", std::process::id()));
     let out = ebb(&[
-        "simulate", "-f", CRON, "--from", "2026-11-23T10:00:00+09:00", "--for", "2h", "--step", "30s", "--output", "json",
-        "--svg", svg.to_str().unwrap(),
+        "simulate",
+        "-f",
+        CRON,
+        "--from",
+        "2026-11-23T10:00:00+09:00",
+        "--for",
+        "2h",
+        "--step",
+        "30s",
+        "--output",
+        "json",
+        "--svg",
+        svg.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let steps: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -114,7 +142,19 @@ fn simulate_with_series_drives_the_hpa() {
     // From 00:00 the cron window asks for 6 replicas: ebb writes 0→1, then the HPA (no behavior
     // set, so the controller's own limit max(2 × current, 4) per sync applies) goes 1 → 4 in the
     // same instant and 4 → 6 at the next sync 15 s later.
-    let out = ebb(&["simulate", "-f", so.to_str().unwrap(), "--from", "2026-01-01T00:00:00Z", "--for", "45s", "--step", "15s", "-o", "json"]);
+    let out = ebb(&[
+        "simulate",
+        "-f",
+        so.to_str().unwrap(),
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--for",
+        "45s",
+        "--step",
+        "15s",
+        "-o",
+        "json",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let steps: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let replicas: Vec<i64> = steps.iter().map(|s| s["replicas"].as_i64().unwrap()).collect();
@@ -128,7 +168,11 @@ fn crd_prints_the_committed_crds() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let mut want = Vec::new();
-    for f in ["keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml", "keda.sh_clustertriggerauthentications.yaml"] {
+    for f in [
+        "keda.sh_scaledobjects.yaml",
+        "keda.sh_triggerauthentications.yaml",
+        "keda.sh_clustertriggerauthentications.yaml",
+    ] {
         want.push(std::fs::read_to_string(root().join("deploy/crds").join(f)).unwrap());
     }
     assert_eq!(text, want.join("---\n"));

@@ -68,10 +68,10 @@ pub fn resolve(
             return Err(AuthError::UnsupportedProvider(what));
         }
     }
-    if let Some(pi) = &spec.pod_identity {
-        if !matches!(pi.provider.as_str(), "none" | "aws" | "") {
-            return Err(AuthError::UnsupportedPodIdentity(pi.provider.clone()));
-        }
+    if let Some(pi) = &spec.pod_identity
+        && !matches!(pi.provider.as_str(), "none" | "aws" | "")
+    {
+        return Err(AuthError::UnsupportedPodIdentity(pi.provider.clone()));
     }
     let mut out = BTreeMap::new();
     for e in &spec.env {

@@ -122,16 +122,17 @@ pub fn decide(
         );
     }
     if poll.any_error {
-        if let (true, Some(fb), 0) = (poll.fallback_active, spec.fallback_replicas, current) {
-            if fb > 0 && !guards.scale_out_paused {
-                return Decision {
-                    write: Some(fb),
-                    event: None,
-                    last_active,
-                    reason: format!("triggers failing past failureThreshold: scaling 0 → fallback {fb}"),
-                    hold_until: None,
-                };
-            }
+        if let (true, Some(fb), 0) = (poll.fallback_active, spec.fallback_replicas, current)
+            && fb > 0
+            && !guards.scale_out_paused
+        {
+            return Decision {
+                write: Some(fb),
+                event: None,
+                last_active,
+                reason: format!("triggers failing past failureThreshold: scaling 0 → fallback {fb}"),
+                hold_until: None,
+            };
         }
         return keep(
             last_active,

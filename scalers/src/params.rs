@@ -196,10 +196,10 @@ impl<'a> Params<'a> {
     /// The raw value, from metadata, then `…FromEnv`, then authentication, then the default.
     pub fn raw(&self, name: &str) -> Result<Option<String>, ParseError> {
         let spec = self.spec(name)?;
-        if !spec.secret {
-            if let Some(v) = self.metadata.get(name).map(MetadataValue::as_str).filter(|v| !v.is_empty()) {
-                return Ok(Some(v.to_owned()));
-            }
+        if !spec.secret
+            && let Some(v) = self.metadata.get(name).map(MetadataValue::as_str).filter(|v| !v.is_empty())
+        {
+            return Ok(Some(v.to_owned()));
         }
         if spec.from_env {
             let key = format!("{name}FromEnv");
@@ -214,10 +214,10 @@ impl<'a> Params<'a> {
                 };
             }
         }
-        if spec.from_auth {
-            if let Some(v) = self.auth.and_then(|a| a.get(name)).filter(|v| !v.is_empty()) {
-                return Ok(Some(v.clone()));
-            }
+        if spec.from_auth
+            && let Some(v) = self.auth.and_then(|a| a.get(name)).filter(|v| !v.is_empty())
+        {
+            return Ok(Some(v.clone()));
         }
         if let Some(d) = spec.default {
             return Ok(Some(d.to_owned()));
@@ -351,7 +351,8 @@ mod tests {
 
     #[test]
     fn errors_name_trigger_parameter_and_expectation() {
-        let cases: &[(&[(&str, &str)], &str, &str)] = &[
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+        let cases: &[Case] = &[
             (
                 &[],
                 "queue",

@@ -142,22 +142,22 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
     }
     let mut seen = BTreeSet::new();
     for (i, t) in spec.triggers.iter().enumerate() {
-        if let Some(n) = t.name.as_deref().filter(|n| !n.is_empty()) {
-            if !seen.insert(n) {
-                e.push(ParseError::spec(
-                    format!("spec.triggers[{i}].name"),
-                    format!("duplicate trigger name {n:?}"),
-                ));
-            }
-        }
-    }
-    if let Some(v) = so.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PAUSED_REPLICAS)) {
-        if v.trim().parse::<u32>().is_err() {
+        if let Some(n) = t.name.as_deref().filter(|n| !n.is_empty())
+            && !seen.insert(n)
+        {
             e.push(ParseError::spec(
-                format!("metadata.annotations[{ANNOTATION_PAUSED_REPLICAS}]"),
-                format!("expected a non-negative integer, found {v:?}"),
+                format!("spec.triggers[{i}].name"),
+                format!("duplicate trigger name {n:?}"),
             ));
         }
+    }
+    if let Some(v) = so.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PAUSED_REPLICAS))
+        && v.trim().parse::<u32>().is_err()
+    {
+        e.push(ParseError::spec(
+            format!("metadata.annotations[{ANNOTATION_PAUSED_REPLICAS}]"),
+            format!("expected a non-negative integer, found {v:?}"),
+        ));
     }
     e
 }

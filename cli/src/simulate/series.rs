@@ -46,12 +46,10 @@ impl Series {
                         .ok_or_else(|| err(format!("value {v:?} is not a number")))?,
                 )
             };
-            if let Some((last, _)) = points.last() {
-                if time < *last {
-                    return Err(err(format!(
-                        "time {t:?} goes back in time; rows must be in ascending order"
-                    )));
-                }
+            if let Some((last, _)) = points.last()
+                && time < *last
+            {
+                return Err(err(format!("time {t:?} goes back in time; rows must be in ascending order")));
             }
             points.push((time, value));
         }

@@ -56,11 +56,11 @@ fn parse_config(p: &Params<'_>) -> Result<CronConfig, ParseError> {
     };
     let start = schedule("start")?;
     let end = schedule("end")?;
-    if squash(start.expression()) == squash(end.expression()) {
+    if start.same_fire_times(&end) {
         return Err(p.error(
             "end",
             ParseErrorKind::InvalidParameter,
-            "start and end must differ, or the window never opens",
+            "start and end fire at the same times, so the window never opens; they must differ",
         ));
     }
     let raw = p.required_text("desiredReplicas")?;
@@ -84,10 +84,6 @@ fn parse_config(p: &Params<'_>) -> Result<CronConfig, ParseError> {
         }
     };
     Ok(CronConfig { timezone, start, end, desired_replicas })
-}
-
-fn squash(e: &str) -> String {
-    e.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 impl CronConfig {

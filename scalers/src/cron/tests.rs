@@ -52,7 +52,16 @@ fn bad_input_is_one_clear_error() {
             "spec.triggers[0] (cron) metadata.timezone: unknown time zone \"Asia/Seul\"",
         ),
         ("start", "61 * * * *", "spec.triggers[0] (cron) metadata.start: "),
-        ("end", "00,15,30,45 * * * *", "spec.triggers[0] (cron) metadata.end: start and end must differ"),
+        (
+            "end",
+            "00,15,30,45 * * * *",
+            "spec.triggers[0] (cron) metadata.end: start and end fire at the same times",
+        ),
+        (
+            "end",
+            "0,15,30,45 * * * 0-7",
+            "spec.triggers[0] (cron) metadata.end: start and end fire at the same times",
+        ),
         (
             "desiredReplicas",
             "0",

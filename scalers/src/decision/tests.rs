@@ -28,7 +28,18 @@ const FAILING: PollOutcome = PollOutcome { active: false, any_error: true, fallb
 fn table() {
     let none = Guards::default();
     // (name, spec, last_active, now, current, poll, guards, want write, want event)
-    let cases: Vec<(&str, LoopSpec, Option<i64>, i64, i32, PollOutcome, Guards, Option<i32>, Option<&str>)> = vec![
+    type Case = (
+        &'static str,
+        LoopSpec,
+        Option<i64>,
+        i64,
+        i32,
+        PollOutcome,
+        Guards,
+        Option<i32>,
+        Option<&'static str>,
+    );
+    let cases: Vec<Case> = vec![
         ("activate from zero", spec(0, None), None, 100, 0, ACTIVE, none, Some(1), Some(EVENT_ACTIVATED)),
         ("activate to min", spec(3, None), None, 100, 0, ACTIVE, none, Some(3), Some(EVENT_ACTIVATED)),
         ("activate from idle", spec(2, Some(0)), None, 100, 0, ACTIVE, none, Some(2), Some(EVENT_ACTIVATED)),

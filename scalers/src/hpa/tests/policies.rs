@@ -43,13 +43,15 @@ fn scale_from_zero_when_min_is_zero() {
     assert_eq!((r.desired, r.reason.as_str()), (3, "DesiredWithinRange"));
 }
 
+/// (case, up rules, down rules, min, max, current, proposal, desired, reason)
+type LimitCase = (&'static str, ScalingRules, ScalingRules, i32, i32, i32, i32, i32, &'static str);
+
 #[test]
 fn policy_limits_in_one_sync() {
     use SelectPolicy::{Disabled, Max, Min};
     let dflt_up = ScalingRules::default_scale_up();
     let dflt_down = ScalingRules::default_scale_down();
-    // (case, up rules, down rules, min, max, current, proposal, desired, reason)
-    let cases: Vec<(&str, ScalingRules, ScalingRules, i32, i32, i32, i32, i32, &str)> = vec![
+    let cases: Vec<LimitCase> = vec![
         // periodStart 5: 5 + 4 = 9.
         (
             "up Pods 4",
