@@ -189,7 +189,7 @@ pub fn render_json(steps: &[Step], offset: FixedOffset) -> Result<String, CliErr
 
 /// The chart for `--svg`.
 pub fn chart(so: &Loaded, parsed: &ParsedScaledObject, steps: &[Step], offset: FixedOffset) -> Chart {
-    let kinds: Vec<String> = parsed.triggers.iter().map(|t| t.config.describe()).collect();
+    let kinds: Vec<&str> = parsed.triggers.iter().map(|t| t.type_.as_str()).collect();
     let metrics = parsed
         .triggers
         .iter()
@@ -200,7 +200,13 @@ pub fn chart(so: &Loaded, parsed: &ParsedScaledObject, steps: &[Step], offset: F
         })
         .collect();
     Chart {
-        title: format!("{} — {}", so.object.metadata.name.as_deref().unwrap_or_default(), kinds.join("; ")),
+        title: format!(
+            "{} — {} (min {}, max {})",
+            so.object.metadata.name.as_deref().unwrap_or_default(),
+            kinds.join(", "),
+            so.object.spec.min_replicas(),
+            so.object.spec.max_replicas()
+        ),
         times: steps.iter().map(|s| s.time.with_timezone(&offset)).collect(),
         replicas: steps.iter().map(|s| s.replicas).collect(),
         active: steps.iter().map(|s| s.active).collect(),
