@@ -4,16 +4,11 @@
 //! (`/livez`, `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT. The TLS endpoint
 //! (`--secure-addr`) is accepted but not served yet.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use anyhow::Context as _;
-use ebb_plumbing::admin::{AdminServer, Readiness};
+use ebb_plumbing::admin::Readiness;
 use ebb_plumbing::args::CommonArgs;
-use ebb_plumbing::build_info::{self, BuildInfo};
-use ebb_plumbing::logging;
+use ebb_plumbing::server::{self, Server};
 use ebb_plumbing::shutdown::Shutdown;
-use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
 
 /// Program name, used in logs and as the `name` label of `keda_build_info`.
 pub const NAME: &str = "ebb-webhook";
@@ -36,24 +31,15 @@ pub struct Args {
 
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    logging::init(args.common.log_format, &args.common.log_level)?;
-    let shutdown = Shutdown::on_signal().context("cannot install signal handlers")?;
+    let shutdown = server::start(&args.common)?;
     serve(args, shutdown).await
 }
 
 /// Runs the program until `shutdown` is requested; logging must already be set up.
 pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
-    tracing::info!(version = VERSION, "starting {NAME}");
-    let mut registry = Registry::default();
-    build_info::register(&mut registry, &BuildInfo::new(NAME, VERSION));
-    let readiness = Readiness::default();
-
-    let admin = AdminServer::bind(args.common.admin_addr, Arc::new(registry), readiness.clone()).await?;
+    let server = Server::new(NAME, VERSION);
     tracing::info!(secure_addr = %args.secure_addr, "secure endpoint not served yet");
-    readiness.set_ready();
-    admin.serve(shutdown.wait()).await?;
-
-    tracing::info!("{NAME} stopped");
+    server.serve_admin(args.common.admin_addr, &shutdown, Readiness::set_ready).await?;
     Ok(())
 }
 
@@ -81,7 +67,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(args.common.admin_addr.to_string(), "127.0.0.1:18080");
-        assert_eq!(args.common.log_format, logging::LogFormat::Json);
+        assert_eq!(args.common.log_format, ebb_plumbing::logging::LogFormat::Json);
         assert_eq!(args.common.log_level, "debug");
     }
 
