@@ -1,0 +1,173 @@
+//! Starting a control plane: a CA and serving certificate for 127.0.0.1, a front-proxy CA and
+//! client certificate for aggregation (published in kube-system/extension-apiserver-authentication
+//! as kube-apiserver publishes them), an admin token, the HTTPS listener (HTTP/1.1 and HTTP/2),
+//! the built-in controllers, and a kubeconfig for kubectl and kube-rs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::control::{ControlPlane, UserInfo, system_ctx};
+use crate::pki::{CertAuthority, Leaf};
+use crate::server::{AppState, router};
+
+/// Name the front-proxy client certificate carries (the allowed name for requestheader auth).
+pub const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+/// How to start a control plane.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Watch history kept for resumption.
+    pub history: usize,
+    /// Delay before Deployment/StatefulSet status follows spec.replicas.
+    pub ready_delay: Duration,
+    /// HPA controller sync period.
+    pub hpa_sync: Duration,
+    /// Run the built-in controllers.
+    pub controllers: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            history: 10_000,
+            ready_delay: Duration::from_millis(200),
+            hpa_sync: Duration::from_secs(15),
+            controllers: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot create certificates: {0}")]
+    Pki(#[from] crate::pki::PkiError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub cp: Arc<ControlPlane>,
+    pub addr: SocketAddr,
+    /// CA that signed the serving certificate (also used to issue certificates for tests).
+    pub ca: CertAuthority,
+    /// CA of the front-proxy client certificate.
+    pub front_proxy_ca: CertAuthority,
+    /// Bearer token of the `admin` user (group system:masters).
+    pub admin_token: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    /// Starts serving and returns once the listener is bound.
+    pub async fn start(cfg: Config) -> Result<Self, SandboxError> {
+        let ca = CertAuthority::new("ebb-sandbox-ca")?;
+        let serving =
+            ca.issue_server(&["localhost", "kubernetes", "kubernetes.default.svc"], &[cfg.addr.ip()])?;
+        let front_proxy_ca = CertAuthority::new("ebb-sandbox-front-proxy-ca")?;
+        let front_proxy = front_proxy_ca.issue_client(FRONT_PROXY_CLIENT, &[])?;
+        let cp = ControlPlane::new(cfg.history);
+        let admin_token = uuid::Uuid::new_v4().simple().to_string();
+        cp.auth.add_token(
+            &admin_token,
+            UserInfo {
+                username: "admin".into(),
+                groups: vec!["system:masters".into(), "system:authenticated".into()],
+            },
+        );
+        publish_authentication_config(&cp, &ca, &front_proxy_ca);
+
+        let listener = TcpListener::bind(cfg.addr)
+            .await
+            .map_err(|source| SandboxError::Listen { addr: cfg.addr, source })?;
+        let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: cfg.addr, source })?;
+        let tls = crate::pki::server_config(&serving, None)?;
+        let state =
+            AppState { cp: cp.clone(), address: addr.to_string(), front_proxy: Some(Arc::new(front_proxy)) };
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks =
+            vec![tokio::spawn(crate::serve::serve_tls(listener, tls, router(state), stopped.clone()))];
+        if cfg.controllers {
+            tasks.push(tokio::spawn(crate::controllers::deployments::run(
+                cp.clone(),
+                cfg.ready_delay,
+                stopped.clone(),
+            )));
+        }
+        Ok(Self { cp, addr, ca, front_proxy_ca, admin_token, stop, tasks })
+    }
+
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// A kubeconfig for the admin user.
+    pub fn kubeconfig(&self) -> String {
+        crate::kubeconfig::kubeconfig_yaml(
+            &self.url(),
+            self.ca.cert_pem(),
+            &self.admin_token,
+            "ebb-sandbox",
+            None,
+        )
+    }
+
+    /// Adds a bearer token for another user.
+    pub fn add_user(&self, token: &str, username: &str, groups: &[&str]) {
+        self.cp.auth.add_token(
+            token,
+            UserInfo { username: username.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() },
+        );
+    }
+
+    /// Maps a Service to a local address for admission webhooks and aggregated APIs.
+    pub fn map_service(&self, namespace: &str, name: &str, addr: SocketAddr) {
+        self.cp.admission.map_service(namespace, name, addr);
+    }
+
+    /// Issues a serving certificate for a Service (`name.namespace.svc`) signed by the sandbox CA.
+    pub fn service_cert(&self, namespace: &str, name: &str) -> Result<Leaf, SandboxError> {
+        let host = format!("{name}.{namespace}.svc");
+        Ok(self.ca.issue_server(&[&host, "localhost"], &[std::net::IpAddr::from([127, 0, 0, 1])])?)
+    }
+
+    /// Stops serving and the controllers.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// kube-system/extension-apiserver-authentication, as aggregated API servers read it.
+fn publish_authentication_config(cp: &ControlPlane, ca: &CertAuthority, front_proxy_ca: &CertAuthority) {
+    let Some(res) = cp.resource("", "v1", "configmaps") else { return };
+    let cm = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system"},
+        "data": {
+            "client-ca-file": ca.cert_pem(),
+            "requestheader-client-ca-file": front_proxy_ca.cert_pem(),
+            "requestheader-allowed-names": json!([FRONT_PROXY_CLIENT]).to_string(),
+            "requestheader-username-headers": json!(["X-Remote-User"]).to_string(),
+            "requestheader-group-headers": json!(["X-Remote-Group"]).to_string(),
+            "requestheader-extra-headers-prefix": json!(["X-Remote-Extra-"]).to_string(),
+        }
+    });
+    if let Err(e) = cp.create_sync(&res, "kube-system", cm, &system_ctx()) {
+        tracing::warn!("cannot publish extension-apiserver-authentication: {e}");
+    }
+}

@@ -1,0 +1,190 @@
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::*;
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+}
+
+#[test]
+fn label_selector_parse_and_match_table() {
+    let web = labels(&[("app", "web"), ("tier", "frontend"), ("n", "5")]);
+    let db = labels(&[("app", "db")]);
+    let none = labels(&[]);
+    // (selector, matches web, matches db, matches none)
+    let cases: &[(&str, bool, bool, bool)] = &[
+        ("", true, true, true),
+        ("app=web", true, false, false),
+        ("app==web", true, false, false),
+        ("app!=web", false, true, true),
+        ("app in (web,db)", true, true, false),
+        ("app in (db)", false, true, false),
+        ("app notin (db)", true, false, true),
+        ("tier", true, false, false),
+        ("!tier", false, true, true),
+        ("app=web,tier=frontend", true, false, false),
+        ("app=web,tier=backend", false, false, false),
+        ("  app = web ,  tier  ", true, false, false),
+        ("app,!tier", false, true, false),
+        ("n>4", true, false, false),
+        ("n<5", false, false, false),
+        ("tier=", false, false, false),
+        ("example.com/role notin (x, y)", true, true, true),
+    ];
+    for (sel, w, d, n) in cases {
+        let s = LabelSelector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+        assert_eq!(s.matches(&web), *w, "{sel:?} vs web");
+        assert_eq!(s.matches(&db), *d, "{sel:?} vs db");
+        assert_eq!(s.matches(&none), *n, "{sel:?} vs none");
+    }
+}
+
+#[test]
+fn empty_value_matches_empty_label() {
+    let s = LabelSelector::parse("a=").unwrap();
+    assert!(s.matches(&labels(&[("a", "")])));
+    assert!(!s.matches(&labels(&[("a", "x")])));
+    let s = LabelSelector::parse("a in (x,)").unwrap();
+    assert_eq!(s.requirements()[0].values, vec!["".to_string(), "x".to_string()]);
+}
+
+#[test]
+fn label_selector_parse_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("app=web,", "expected: identifier after ','"),
+        ("app in (web", "expected: ',' or ')'"),
+        ("app in web", "expected: '('"),
+        ("app in ()", "set of values must not be empty"),
+        ("app web", "expected: in, notin, =, ==, !=, gt, lt"),
+        ("=web", "expected: !, identifier, or 'end of string'"),
+        ("app=a b", "expected: ',' or 'end of string'"),
+        ("-bad=x", "must start and end with an alphanumeric"),
+        ("app=-x", "invalid label value"),
+        ("Example.COM/a=b", "prefix part must be a lowercase RFC 1123 subdomain"),
+        ("/a=b", "prefix part must be non-empty"),
+        ("a/=b", "name part must be non-empty"),
+        ("n>x", "must be an integer"),
+    ];
+    for (sel, want) in cases {
+        let e = LabelSelector::parse(sel).expect_err(sel);
+        assert!(e.0.contains(want), "{sel:?}: got {:?}, want it to contain {want:?}", e.0);
+    }
+    let long_value = format!("a={}", "v".repeat(64));
+    let e = LabelSelector::parse(&long_value).unwrap_err();
+    assert!(e.0.contains("no more than 63 characters"), "{}", e.0);
+    assert!(LabelSelector::parse(&format!("a={}", "v".repeat(63))).is_ok());
+    let long_key = format!("{}=x", "k".repeat(64));
+    assert!(LabelSelector::parse(&long_key).unwrap_err().0.contains("no more than 63"));
+    // parse errors inside a requirement carry kube's prefix
+    assert!(LabelSelector::parse("app in ()").unwrap_err().0.starts_with("unable to parse requirement: "));
+}
+
+#[test]
+fn display_is_canonical_and_sorted() {
+    let s = LabelSelector::parse("z=1,a in (y,x,x),!m,b").unwrap();
+    assert_eq!(s.to_string(), "a in (x,y),b,!m,z=1");
+}
+
+#[test]
+fn from_object_each_operator() {
+    let labels_web = labels(&[("app", "web"), ("tier", "frontend")]);
+    let cases = [
+        (json!(null), true),
+        (json!({}), true),
+        (json!({"matchLabels": {"app": "web"}}), true),
+        (json!({"matchLabels": {"app": "db"}}), false),
+        (json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web", "api"]}]}), true),
+        (json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["api"]}]}), false),
+        (json!({"matchExpressions": [{"key": "app", "operator": "NotIn", "values": ["web"]}]}), false),
+        (json!({"matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["prod"]}]}), true),
+        (json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}), true),
+        (json!({"matchExpressions": [{"key": "env", "operator": "Exists"}]}), false),
+        (json!({"matchExpressions": [{"key": "env", "operator": "DoesNotExist"}]}), true),
+        (json!({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}), false),
+        (
+            json!({"matchLabels": {"app": "web"},
+                   "matchExpressions": [{"key": "tier", "operator": "In", "values": ["backend"]}]}),
+            false,
+        ),
+    ];
+    for (obj, want) in cases {
+        let s = LabelSelector::from_object(&obj).unwrap_or_else(|e| panic!("{obj}: {e}"));
+        assert_eq!(s.matches(&labels_web), want, "{obj}");
+    }
+    let s = LabelSelector::from_object(&json!({"matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "env", "operator": "NotIn", "values": ["b", "a"]}]}))
+    .unwrap();
+    assert_eq!(s.to_string(), "app=web,env notin (a,b)");
+}
+
+#[test]
+fn from_object_errors() {
+    let cases = [
+        (
+            json!({"matchExpressions": [{"key": "a", "operator": "Gt", "values": ["1"]}]}),
+            "not a valid label selector operator",
+        ),
+        (json!({"matchExpressions": [{"key": "a", "operator": "In", "values": []}]}), "must not be empty"),
+        (
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+            "take no values",
+        ),
+        (json!({"matchLabels": {"bad key": "x"}}), "invalid label key"),
+        (json!({"matchLabels": {"a": 3}}), "must be a string"),
+        (json!("app=web"), "must be an object"),
+    ];
+    for (obj, want) in cases {
+        let e = LabelSelector::from_object(&obj).expect_err(&obj.to_string());
+        assert!(e.0.contains(want), "{obj}: {}", e.0);
+    }
+}
+
+#[test]
+fn matches_object_reads_metadata_labels() {
+    let obj = json!({"metadata": {"name": "x", "labels": {"app": "web"}}});
+    assert!(LabelSelector::parse("app=web").unwrap().matches_object(&obj));
+    assert!(!LabelSelector::parse("app=db").unwrap().matches_object(&obj));
+    assert!(LabelSelector::parse("!app").unwrap().matches_object(&json!({"metadata": {}})));
+}
+
+#[test]
+fn field_selector_name_namespace() {
+    let a = json!({"metadata": {"name": "web", "namespace": "default"}, "type": "Warning",
+        "involvedObject": {"name": "so-1", "kind": "ScaledObject"}, "spec": {"replicas": 3, "paused": false}});
+    let b = json!({"metadata": {"name": "db", "namespace": "kube-system"}});
+    let cases: &[(&str, bool, bool)] = &[
+        ("", true, true),
+        ("metadata.name=web", true, false),
+        ("metadata.name==web", true, false),
+        ("metadata.name!=web", false, true),
+        ("metadata.namespace=default", true, false),
+        ("metadata.namespace!=kube-system", true, false),
+        ("metadata.name=web,metadata.namespace=default", true, false),
+        ("metadata.name=web,metadata.namespace=other", false, false),
+        ("involvedObject.name=so-1,type=Warning", true, false),
+        ("involvedObject.kind=", false, true),
+        ("spec.replicas=3", true, false),
+        ("spec.paused=false", true, false),
+        ("type!=Normal", true, true),
+    ];
+    for (sel, wa, wb) in cases {
+        let s = FieldSelector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+        assert_eq!(s.matches(&a), *wa, "{sel:?} vs a");
+        assert_eq!(s.matches(&b), *wb, "{sel:?} vs b");
+    }
+}
+
+#[test]
+fn field_selector_fields_escapes_and_errors() {
+    let s = FieldSelector::parse("metadata.name=a\\,b,metadata.namespace!=x").unwrap();
+    assert_eq!(s.fields(), vec!["metadata.name", "metadata.namespace"]);
+    assert_eq!(s.required_value("metadata.name"), Some("a,b"));
+    assert_eq!(s.required_value("metadata.namespace"), None);
+    assert!(s.matches(&json!({"metadata": {"name": "a,b", "namespace": "y"}})));
+    for bad in ["metadata.name", "=x", "a=b=c", "a=x\\y"] {
+        let e = FieldSelector::parse(bad).expect_err(bad);
+        assert!(e.0.starts_with("invalid field selector"), "{bad}: {}", e.0);
+    }
+}
