@@ -389,8 +389,25 @@ impl ControlPlane {
     }
 
     /// The read-compute-admit-store loop shared by update and patch.
+    /// [`Self::write_object`], answering with the Scale view for `/scale` requests.
     #[allow(clippy::too_many_arguments)]
     async fn write(
+        &self,
+        res: &Resource,
+        ns: &str,
+        name: &str,
+        sub: Sub,
+        ctx: &WriteCtx,
+        precondition: Option<String>,
+        record_fields: bool,
+        compute: impl Fn(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let obj = self.write_object(res, ns, name, sub, ctx, precondition, record_fields, compute).await?;
+        if sub == Sub::Scale { to_scale(res, &obj) } else { Ok(obj) }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_object(
         &self,
         res: &Resource,
         ns: &str,
