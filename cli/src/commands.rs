@@ -28,6 +28,18 @@ pub enum Output {
 pub enum Command {
     /// Print ebb's CustomResourceDefinitions (YAML, ready for `kubectl apply -f -`).
     Crd,
+    /// Run the whole stack on a local control plane (kubectl works against it).
+    Sandbox {
+        /// Where to write the kubeconfig.
+        #[arg(long, default_value = "ebb-sandbox.kubeconfig")]
+        kubeconfig: String,
+        /// Port of the control plane on 127.0.0.1 (0 picks a free one).
+        #[arg(long, default_value_t = 6443)]
+        port: u16,
+        /// Do not apply the demo Deployment and ScaledObject.
+        #[arg(long)]
+        no_demo: bool,
+    },
     /// Query every trigger now and explain whether and how the target would scale.
     Check {
         /// ScaledObject manifest; more -f files may add TriggerAuthentications, Secrets,
@@ -101,6 +113,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             let yaml = ebb_api::crds::all_yaml()
                 .map_err(|e| CliError::Output(format!("cannot encode CRDs: {e}")))?;
             write_out(&yaml)
+        }
+        Command::Sandbox { kubeconfig, port, no_demo } => {
+            crate::sandbox_cmd::run(crate::sandbox_cmd::Options { kubeconfig, port, demo: !no_demo }).await
         }
         Command::Check { files, output, current_replicas, timeout } => {
             let m = load(&files)?;

@@ -6,5 +6,6 @@ pub mod commands;
 pub mod error;
 pub mod load;
 pub mod prepare;
+pub mod sandbox_cmd;
 pub mod simulate;
 pub mod svg;

@@ -50,6 +50,8 @@ impl Default for Config {
 pub enum SandboxError {
     #[error("cannot create certificates: {0}")]
     Pki(#[from] crate::pki::PkiError),
+    #[error("cannot build an HTTP client: {0}")]
+    Client(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -104,6 +106,19 @@ impl Sandbox {
                 cfg.ready_delay,
                 stopped.clone(),
             )));
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            let user = UserInfo {
+                username: "system:kube-controller-manager".into(),
+                groups: vec!["system:authenticated".into()],
+            };
+            cp.auth.add_token(&token, user);
+            let source = external_metrics_client(&format!("https://{addr}"), ca.cert_pem(), &token)?;
+            tasks.push(tokio::spawn(crate::controllers::hpa::run(
+                cp.clone(),
+                cfg.hpa_sync,
+                source,
+                stopped.clone(),
+            )));
         }
         Ok(Self { cp, addr, ca, front_proxy_ca, admin_token, stop, tasks })
     }
@@ -143,6 +158,18 @@ impl Sandbox {
         Ok(self.ca.issue_server(&[&host, "localhost"], &[std::net::IpAddr::from([127, 0, 0, 1])])?)
     }
 
+    /// Creates any object the control plane serves (as the system, bypassing admission), as
+    /// `kubectl create` would; an object that already exists is left as it is.
+    pub fn create(&self, obj: &serde_json::Value) -> Result<serde_json::Value, crate::status::ApiError> {
+        let api_version = obj.get("apiVersion").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let kind = obj.get("kind").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let res = self.cp.registry().by_kind(api_version, kind).cloned().ok_or_else(|| {
+            crate::status::ApiError::new(404, "NotFound", format!("no resource serves {api_version} {kind}"))
+        })?;
+        let ns = crate::meta::namespace(obj).unwrap_or("default").to_owned();
+        self.cp.create_sync(&res, &ns, obj.clone(), &system_ctx())
+    }
+
     /// Stops serving and the controllers.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
@@ -170,4 +197,53 @@ fn publish_authentication_config(cp: &ControlPlane, ca: &CertAuthority, front_pr
     if let Err(e) = cp.create_sync(&res, "kube-system", cm, &system_ctx()) {
         tracing::warn!("cannot publish extension-apiserver-authentication: {e}");
     }
+}
+
+/// The HPA controller's view of the external metrics API: a client of this control plane, so
+/// queries go through discovery of the APIService and the aggregation proxy like upstream.
+fn external_metrics_client(
+    url: &str,
+    ca_pem: &str,
+    token: &str,
+) -> Result<crate::controllers::hpa::MetricsSource, SandboxError> {
+    let tls = crate::pki::client_config(ca_pem.as_bytes(), None)?;
+    let client = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| SandboxError::Client(e.to_string()))?;
+    let url = url.to_owned();
+    let token = token.to_owned();
+    Ok(Arc::new(move |ns: String, metric: String, selector: String| {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        Box::pin(async move {
+            let path = format!("{url}/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}");
+            let resp = client
+                .get(&path)
+                .query(&[("labelSelector", selector.as_str())])
+                .bearer_auth(&token)
+                .send()
+                .await
+                .map_err(|e| format!("unable to get external metric {ns}/{metric}: {e}"))?;
+            let status = resp.status();
+            let body: serde_json::Value =
+                resp.json().await.map_err(|e| format!("unable to decode external metric {metric}: {e}"))?;
+            if !status.is_success() {
+                return Err(format!(
+                    "unable to get external metric {ns}/{metric}: {}",
+                    body["message"].as_str().unwrap_or_default()
+                ));
+            }
+            let items = body["items"].as_array().cloned().unwrap_or_default();
+            if items.is_empty() {
+                return Err(format!("no values for external metric {metric}"));
+            }
+            let mut sum = 0.0;
+            for i in items {
+                let v = i["value"].as_str().unwrap_or_default();
+                sum += ebb_api::quantity::parse(v).map_err(|e| e.to_string())?;
+            }
+            Ok(sum)
+        }) as futures::future::BoxFuture<'static, Result<f64, String>>
+    }))
 }

@@ -362,7 +362,8 @@ fn compare_leaf(
     prefix: &mut Vec<PathElement>,
     out: &mut Comparison,
 ) {
-    if old == new {
+    // Numbers compare by value: 1 and 1.0 are the same field value (YAML vs typed encoders).
+    if crate::patch::json::json_equal(old, new) {
         return;
     }
     let mut before = FieldSet::new();

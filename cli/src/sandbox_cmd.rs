@@ -1,0 +1,121 @@
+//! `ebb sandbox`: the whole stack on a local control plane. Starts the control plane, installs
+//! ebb's CRDs, writes a kubeconfig for kubectl and kube-rs, says `sandbox ready`, and unless
+//! `--no-demo` applies a demo — a Deployment and the seed cron ScaledObject with its schedule
+//! shifted to open within the next minute — then prints the replicas over time until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chrono::{Timelike, Utc};
+use ebb_sandbox::sandbox::{Config, Sandbox};
+use serde_json::{Value, json};
+
+use crate::error::CliError;
+
+/// Components of the stack not in this build yet; the sandbox says so instead of pretending.
+const MISSING: &[&str] = &[
+    "ebb-operator (scale loop, HPA reconcile): not in this build — ScaledObjects are stored but nothing scales them",
+    "ebb-metrics-apiserver (external.metrics.k8s.io): not in this build — no APIService is registered",
+    "ebb-webhook (admission): not in this build — no ValidatingWebhookConfiguration is installed",
+];
+
+/// Options of `ebb sandbox`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub kubeconfig: String,
+    pub port: u16,
+    pub demo: bool,
+}
+
+/// The cron ScaledObject of the seed, with windows of 5 minutes opening every 15 minutes,
+/// the first one at the start of the next minute (Asia/Seoul).
+pub fn shifted_cron(now: chrono::DateTime<Utc>) -> Value {
+    let seoul = now.with_timezone(&chrono_tz::Asia::Seoul);
+    let first = (seoul.minute() + 1) % 60;
+    let mut starts: Vec<u32> = (0..4).map(|i| (first + i * 15) % 60).collect();
+    starts.sort_unstable();
+    let ends: Vec<u32> = starts.iter().map(|m| (m + 5) % 60).collect();
+    let list = |v: &[u32]| v.iter().map(|m| format!("{m:02}")).collect::<Vec<_>>().join(",");
+    json!({
+        "apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "php-apache-cron-scaled", "namespace": "default"},
+        "spec": {"minReplicaCount": 0, "maxReplicaCount": 2, "pollingInterval": 30, "cooldownPeriod": 300,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "php-apache"},
+            "triggers": [{"type": "cron", "metadata": {"timezone": "Asia/Seoul",
+                "start": format!("{} * * * *", list(&starts)), "end": format!("{} * * * *", list(&ends)), "desiredReplicas": "1"}}]}
+    })
+}
+
+fn demo_deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "php-apache", "namespace": "default", "labels": {"app": "php-apache"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "php-apache"}},
+            "template": {"metadata": {"labels": {"app": "php-apache"}},
+                "spec": {"containers": [{"name": "php-apache", "image": "registry.k8s.io/hpa-example"}]}}}})
+}
+
+/// Runs until Ctrl-C.
+pub async fn run(opts: Options) -> Result<(), CliError> {
+    let cfg = Config { addr: SocketAddr::from(([127, 0, 0, 1], opts.port)), ..Config::default() };
+    let sb = Sandbox::start(cfg)
+        .await
+        .map_err(|e| CliError::Output(format!("cannot start the control plane: {e}")))?;
+    for (file, crd) in ebb_api::crds::all() {
+        let v = serde_json::to_value(&crd).map_err(|e| CliError::Output(format!("{file}: {e}")))?;
+        sb.create(&v).map_err(|e| CliError::Output(format!("cannot install {file}: {}", e.message)))?;
+    }
+    let kubeconfig = sb.kubeconfig();
+    ebb_sandbox::kubeconfig::write_kubeconfig(std::path::Path::new(&opts.kubeconfig), &kubeconfig)
+        .map_err(|e| CliError::Output(format!("{}: cannot write the kubeconfig: {e}", opts.kubeconfig)))?;
+    println!("# kubeconfig written to {} (export KUBECONFIG={0})", opts.kubeconfig);
+    println!("{kubeconfig}");
+    for m in MISSING {
+        println!("missing: {m}");
+    }
+    println!("control plane: {}", sb.url());
+    println!("sandbox ready");
+    if opts.demo {
+        for obj in [demo_deployment(), shifted_cron(Utc::now())] {
+            sb.create(&obj).map_err(|e| CliError::Output(format!("cannot apply the demo: {}", e.message)))?;
+        }
+        let so = shifted_cron(Utc::now());
+        println!(
+            "demo: Deployment php-apache and ScaledObject php-apache-cron-scaled (start {:?}, end {:?}, Asia/Seoul)",
+            so["spec"]["triggers"][0]["metadata"]["start"], so["spec"]["triggers"][0]["metadata"]["end"]
+        );
+        println!("{:<26} {:>8}", "TIME", "REPLICAS");
+        let res = sb.cp.resource("apps", "v1", "deployments");
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = tick.tick() => {
+                    let replicas = res.as_ref().and_then(|r| sb.cp.get(r, "default", "php-apache").ok())
+                        .and_then(|d| d.pointer("/spec/replicas").and_then(Value::as_i64)).unwrap_or(0);
+                    println!("{:<26} {replicas:>8}", Utc::now().with_timezone(&chrono_tz::Asia::Seoul).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+                }
+            }
+        }
+    } else {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    sb.stop().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn demo_window_opens_next_minute() {
+        // 10:07:30 KST → first window 10:08, then :23, :38, :53; each closes 5 minutes later.
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 1, 7, 30).unwrap();
+        let so = shifted_cron(now);
+        assert_eq!(so["spec"]["triggers"][0]["metadata"]["start"], "08,23,38,53 * * * *");
+        assert_eq!(so["spec"]["triggers"][0]["metadata"]["end"], "13,28,43,58 * * * *");
+        let late = Utc.with_ymd_and_hms(2026, 11, 23, 1, 59, 10).unwrap();
+        assert_eq!(shifted_cron(late)["spec"]["triggers"][0]["metadata"]["start"], "00,15,30,45 * * * *");
+    }
+}
