@@ -302,3 +302,4 @@ mod tests {
         assert!(!matches_rules(&hook, ns, Operation::Create, ""));
     }
 }
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String { e.to_string() }

@@ -32,7 +32,6 @@ pub async fn forward(
     let svc = apiservice.pointer("/spec/service").ok_or_else(|| unavailable("no service".into()))?;
     let ns = svc.get("namespace").and_then(Value::as_str).unwrap_or_default();
     let svc_name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
-    let port = svc.get("port").and_then(Value::as_u64).unwrap_or(443);
     let addr =
         state.cp.admission.service_addr(ns, svc_name).ok_or_else(|| {
             unavailable(format!("service \"{ns}/{svc_name}\" has no endpoints in the sandbox"))
@@ -61,10 +60,12 @@ pub async fn forward(
     }
     let client = builder.build().map_err(|e| unavailable(e.to_string()))?;
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("https://{host}:{port}{path_and_query}");
+    // The mapped address stands for the Service's endpoints whatever `spec.service.port` says;
+    // a port in the URL would replace the mapped one, so the URL carries none.
+    let url = format!("https://{host}{path_and_query}");
     let mut req = client.request(method.clone(), &url).body(body);
     for (k, v) in headers {
-        if k == header::AUTHORIZATION || k == header::HOST || k.as_str().starts_with("x-remote-") {
+        if !forwarded(k) {
             continue;
         }
         req = req.header(k, v);
@@ -73,7 +74,9 @@ pub async fn forward(
     for g in &user.groups {
         req = req.header("X-Remote-Group", g);
     }
-    let resp = req.send().await.map_err(|e| unavailable(format!("error trying to reach service: {e}")))?;
+    let resp = req.send().await.map_err(|e| {
+        unavailable(format!("error trying to reach service: {}", crate::admission::error_chain(&e)))
+    })?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut out = Response::builder().status(status);
     for (k, v) in resp.headers() {
@@ -81,6 +84,56 @@ pub async fn forward(
             out = out.header(k.as_str(), v.as_bytes());
         }
     }
-    let bytes = resp.bytes().await.map_err(|e| unavailable(format!("error reading the response: {e}")))?;
+    let bytes = resp.bytes().await.map_err(|e| {
+        unavailable(format!("error reading the response: {}", crate::admission::error_chain(&e)))
+    })?;
     out.body(Body::from(bytes)).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Whether a request header goes on to the backend: not the caller's credentials (the backend
+/// trusts the front-proxy certificate and X-Remote-* instead), not identity headers the caller
+/// set itself, and not hop-by-hop or framing headers.
+fn forwarded(name: &header::HeaderName) -> bool {
+    let n = name.as_str();
+    !(n.starts_with("x-remote-")
+        || n.starts_with("impersonate-")
+        || n.starts_with("proxy-")
+        || [
+            header::AUTHORIZATION,
+            header::HOST,
+            header::CONNECTION,
+            header::CONTENT_LENGTH,
+            header::TRANSFER_ENCODING,
+            header::TE,
+            header::UPGRADE,
+        ]
+        .contains(name)
+        || n == "keep-alive")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_end_to_end_headers_are_forwarded() {
+        let cases = [
+            ("accept", true),
+            ("content-type", true),
+            ("user-agent", true),
+            ("authorization", false),
+            ("x-remote-user", false),
+            ("x-remote-group", false),
+            ("x-remote-extra-scopes", false),
+            ("impersonate-user", false),
+            ("connection", false),
+            ("keep-alive", false),
+            ("transfer-encoding", false),
+            ("content-length", false),
+            ("host", false),
+        ];
+        for (name, want) in cases {
+            assert_eq!(forwarded(&header::HeaderName::from_static(name)), want, "{name}");
+        }
+    }
 }

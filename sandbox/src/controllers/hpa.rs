@@ -1,11 +1,16 @@
 //! The HorizontalPodAutoscaler controller, faithful to upstream for External metrics: every
 //! sync period it reads each HPA's target through `/scale`, asks the aggregated
-//! external.metrics.k8s.io API for each metric with the HPA's selector (as the front proxy,
-//! like kube-controller-manager through kube-aggregator), runs the shared replica calculator
-//! (tolerance, behavior, stabilization, rate limits — state kept per HPA), writes `/scale` when
-//! the count changes, and records status (currentReplicas, desiredReplicas, currentMetrics,
-//! lastScaleTime, conditions AbleToScale / ScalingActive / ScalingLimited). It does nothing
-//! to a target at 0 replicas while minReplicas > 0.
+//! external.metrics.k8s.io API for each metric with the HPA's selector (through this control
+//! plane's aggregation proxy, like kube-controller-manager through kube-aggregator), runs the
+//! shared replica calculator (tolerance, behavior, stabilization, rate limits — state kept per
+//! HPA), writes `/scale` when the count changes, and records status as upstream does:
+//! currentReplicas, desiredReplicas, currentMetrics, lastScaleTime, and the conditions
+//! AbleToScale (SucceededGetScale, ReadyForNewScale, Scale{Up,Down}Stabilized, SucceededRescale,
+//! FailedGetScale, FailedUpdateScale), ScalingActive (ValidMetricFound, ScalingDisabled,
+//! FailedGetExternalMetric) and ScalingLimited (the limiting reason, or DesiredWithinRange).
+//! A sync sets only the conditions it decided on; the others keep their recorded value. It
+//! does nothing to a target at 0 replicas while minReplicas > 0, and when metrics cannot be
+//! read it keeps the replica count, desiredReplicas and currentMetrics.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +50,8 @@ pub async fn run(
 ) {
     let mut state: BTreeMap<String, Tracked> = BTreeMap::new();
     let mut tick = tokio::time::interval(period);
+    // A slow sync (a metric backend timing out) delays the next one instead of bunching them.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => return,
@@ -73,6 +80,35 @@ fn condition(type_: &str, status: bool, reason: &str, message: &str) -> Value {
     json!({"type": type_, "status": if status { "True" } else { "False" }, "reason": reason, "message": message, "lastTransitionTime": now_rfc3339()})
 }
 
+/// What one sync records in an HPA's status. Conditions are set by type (the others keep what
+/// an earlier sync recorded); `None` fields keep their recorded value.
+#[derive(Debug, Default)]
+struct StatusUpdate {
+    current: Option<i32>,
+    desired: Option<i32>,
+    metrics: Option<Vec<Value>>,
+    last_scale: Option<String>,
+    conditions: Vec<Value>,
+}
+
+impl StatusUpdate {
+    fn set(&mut self, type_: &str, status: bool, reason: &str, message: &str) {
+        self.conditions.retain(|c| c["type"] != type_);
+        self.conditions.push(condition(type_, status, reason, message));
+    }
+}
+
+/// The message of a ScalingLimited condition with this reason.
+fn limit_message(why: &str) -> &'static str {
+    match why {
+        reason::TOO_MANY_REPLICAS => "the desired replica count is more than the maximum replica count",
+        reason::TOO_FEW_REPLICAS => "the desired replica count is less than the minimum replica count",
+        reason::SCALE_UP_LIMIT => "the desired replica count is increasing faster than the maximum scale rate",
+        reason::SCALE_DOWN_LIMIT => "the desired replica count is decreasing faster than the maximum scale rate",
+        _ => "the desired count is within the acceptable range",
+    }
+}
+
 async fn sync_one(
     cp: &Arc<ControlPlane>,
     metrics: &MetricsSource,
@@ -89,33 +125,27 @@ async fn sync_one(
     let api_version = target.get("apiVersion").and_then(Value::as_str).unwrap_or("apps/v1");
     let kind = target.get("kind").and_then(Value::as_str).unwrap_or_default();
     let tname = target.get("name").and_then(Value::as_str).unwrap_or_default();
-    let res = cp
+    let scale = cp
         .registry()
         .by_kind(api_version, kind)
         .cloned()
-        .ok_or_else(|| format!("unknown target kind {api_version} {kind}"))?;
-    let scale = match cp.get_sub(&res, &ns, tname, Sub::Scale) {
-        Ok(s) => s,
+        .ok_or_else(|| format!("no matches for kind {kind:?} in version {api_version:?}"))
+        .and_then(|res| {
+            let scale = cp.get_sub(&res, &ns, tname, Sub::Scale).map_err(|e| e.message)?;
+            Ok((res, scale))
+        });
+    let (res, scale) = match scale {
+        Ok(found) => found,
         Err(e) => {
-            write_status(
-                cp,
-                &ns,
-                &name,
-                None,
-                None,
-                &[],
-                vec![condition(
-                    "AbleToScale",
-                    false,
-                    "FailedGetScale",
-                    &format!(
-                        "the HPA controller was unable to get the target's current scale: {}",
-                        e.message
-                    ),
-                )],
-            )
-            .await;
-            return Err(e.message);
+            let mut update = StatusUpdate::default();
+            update.set(
+                "AbleToScale",
+                false,
+                "FailedGetScale",
+                &format!("the HPA controller was unable to get the target's current scale: {e}"),
+            );
+            write_status(cp, &ns, &name, update).await;
+            return Err(e);
         }
     };
     let current = scale.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0) as i32;
@@ -131,9 +161,17 @@ async fn sync_one(
         state.insert(uid.clone(), Tracked { spec_fingerprint: fingerprint, calc });
     }
     let tracked = state.get_mut(&uid).ok_or("HPA state missing")?;
+    let mut update = StatusUpdate { current: Some(current), ..Default::default() };
+    update.set(
+        "AbleToScale",
+        true,
+        "SucceededGetScale",
+        "the HPA controller was able to get the target's current scale",
+    );
 
     let mut samples = Vec::new();
     let mut current_metrics = Vec::new();
+    let mut first_error = None;
     if current != 0 || min == 0 {
         for m in spec.get("metrics").and_then(Value::as_array).into_iter().flatten() {
             if m.get("type").and_then(Value::as_str) != Some("External") {
@@ -147,7 +185,11 @@ async fn sync_one(
                 t.get(k)
                     .and_then(|v| v.as_str().map(str::to_owned).or_else(|| v.as_f64().map(|f| f.to_string())))
             };
-            let value = metrics(ns.clone(), mname.clone(), selector).await;
+            let value = metrics(ns.clone(), mname.clone(), selector.clone()).await;
+            if let Err(e) = &value {
+                first_error
+                    .get_or_insert_with(|| format!("unable to get external metric {ns}/{mname}/{selector}: {e}"));
+            }
             let v = value.as_ref().ok().copied();
             match (t.get("type").and_then(Value::as_str), q("averageValue"), q("value")) {
                 (Some("Value"), _, Some(tv)) => {
@@ -169,122 +211,130 @@ async fn sync_one(
             }
         }
     }
+    let with_behavior = tracked.calc.behavior().is_some();
     let rec: Recommendation = tracked.calc.sync(Utc::now(), current, current, &samples);
-    let mut conditions = vec![];
-    let mut last_scale = None;
     if rec.reason == reason::SCALING_DISABLED {
-        conditions.push(condition(
-            "AbleToScale",
-            true,
-            "SucceededGetScale",
-            "the HPA controller was able to get the target's current scale",
-        ));
-        conditions.push(condition(
+        update.desired = Some(0);
+        update.metrics = Some(Vec::new());
+        update.set(
             "ScalingActive",
             false,
             "ScalingDisabled",
             "scaling is disabled since the replica count of the target is zero",
-        ));
-    } else if rec.reason == reason::FAILED_GET_EXTERNAL_METRIC && rec.proposal.is_none() {
-        conditions.push(condition(
-            "AbleToScale",
-            true,
-            "SucceededGetScale",
-            "the HPA controller was able to get the target's current scale",
-        ));
-        conditions.push(condition(
+        );
+    } else if rec.reason == reason::FAILED_GET_EXTERNAL_METRIC {
+        // Nothing is decided: desiredReplicas and currentMetrics keep their recorded values.
+        let why = first_error.unwrap_or_else(|| format!("no usable metric among {} External", samples.len()));
+        update.set(
             "ScalingActive",
             false,
             "FailedGetExternalMetric",
-            "the HPA was unable to compute the replica count: unable to get external metric",
-        ));
+            &format!("the HPA was unable to compute the replica count: {why}"),
+        );
     } else {
+        update.desired = Some(rec.desired);
+        update.metrics = Some(current_metrics);
+        // Without a proposal the count was only brought within [min, max]: the metric
+        // conditions are left as they were.
+        if let (Some(proposal), Some(stabilized)) = (rec.proposal, rec.stabilized) {
+            update.set(
+                "ScalingActive",
+                true,
+                "ValidMetricFound",
+                &format!(
+                    "the HPA was able to successfully calculate a replica count from external metric {}",
+                    rec.metric.as_deref().unwrap_or_default()
+                ),
+            );
+            if stabilized != proposal {
+                if with_behavior && proposal >= current {
+                    update.set(
+                        "AbleToScale",
+                        true,
+                        reason::SCALE_UP_STABILIZED,
+                        "recent recommendations were lower than current one, applying the lowest recent recommendation",
+                    );
+                } else {
+                    update.set(
+                        "AbleToScale",
+                        true,
+                        reason::SCALE_DOWN_STABILIZED,
+                        "recent recommendations were higher than current one, applying the highest recent recommendation",
+                    );
+                }
+            } else {
+                update.set("AbleToScale", true, "ReadyForNewScale", "recommended size matches current size");
+            }
+            let limited = rec.desired != stabilized;
+            let why = if limited { rec.reason.as_str() } else { reason::DESIRED_WITHIN_RANGE };
+            update.set("ScalingLimited", limited, why, limit_message(why));
+        }
         if rec.desired != current {
             let patch = json!({"spec": {"replicas": rec.desired}});
             let ctx = WriteCtx { field_manager: MANAGER.into(), ..system_ctx() };
-            cp.patch(&res, &ns, tname, crate::control::PatchType::Merge, patch, Sub::Scale, &ctx)
-                .await
-                .map_err(|e| e.message)?;
-            last_scale = Some(now_rfc3339());
-            conditions.push(condition(
+            let written =
+                cp.patch(&res, &ns, tname, crate::control::PatchType::Merge, patch, Sub::Scale, &ctx).await;
+            if let Err(e) = written {
+                update.desired = None;
+                update.set(
+                    "AbleToScale",
+                    false,
+                    "FailedUpdateScale",
+                    &format!("the HPA controller was unable to update the target scale: {}", e.message),
+                );
+                write_status(cp, &ns, &name, update).await;
+                return Err(e.message);
+            }
+            update.last_scale = Some(now_rfc3339());
+            update.set(
                 "AbleToScale",
                 true,
                 "SucceededRescale",
                 &format!("the HPA controller was able to update the target scale to {}", rec.desired),
-            ));
-        } else {
-            conditions.push(condition(
-                "AbleToScale",
-                true,
-                "ReadyForNewScale",
-                "recommended size matches current size",
-            ));
+            );
         }
-        conditions.push(condition(
-            "ScalingActive",
-            true,
-            "ValidMetricFound",
-            "the HPA was able to successfully calculate a replica count",
-        ));
-        let limited = matches!(
-            rec.reason.as_str(),
-            reason::TOO_MANY_REPLICAS
-                | reason::TOO_FEW_REPLICAS
-                | reason::SCALE_UP_LIMIT
-                | reason::SCALE_DOWN_LIMIT
-        );
-        conditions.push(condition(
-            "ScalingLimited",
-            limited,
-            &rec.reason,
-            if limited {
-                "the desired replica count was limited"
-            } else {
-                "the desired count is within the acceptable range"
-            },
-        ));
     }
-    write_status(cp, &ns, &name, Some((current, rec.desired)), last_scale, &current_metrics, conditions)
-        .await;
+    write_status(cp, &ns, &name, update).await;
     Ok(())
 }
 
-async fn write_status(
-    cp: &Arc<ControlPlane>,
-    ns: &str,
-    name: &str,
-    counts: Option<(i32, i32)>,
-    last_scale: Option<String>,
-    current_metrics: &[Value],
-    conditions: Vec<Value>,
-) {
+async fn write_status(cp: &Arc<ControlPlane>, ns: &str, name: &str, update: StatusUpdate) {
     let Some(res) = cp.resource("autoscaling", "v2", "horizontalpodautoscalers") else { return };
     let Ok(mut obj) = cp.get(&res, ns, name) else { return };
-    let old = obj.get("status").cloned().unwrap_or_else(|| json!({}));
-    // Keep lastTransitionTime of conditions whose status did not change.
-    let conditions: Vec<Value> = conditions
-        .into_iter()
-        .map(|mut c| {
-            if let Some(prev) = old
-                .get("conditions")
-                .and_then(Value::as_array)
-                .and_then(|cs| cs.iter().find(|p| p["type"] == c["type"]))
-                && prev["status"] == c["status"]
-            {
-                c["lastTransitionTime"] = prev["lastTransitionTime"].clone();
+    let mut status = obj.get("status").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut conditions = status.get("conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+    for mut c in update.conditions {
+        match conditions.iter_mut().find(|p| p["type"] == c["type"]) {
+            Some(prev) => {
+                // The transition time moves only when the status does.
+                if prev["status"] == c["status"] {
+                    c["lastTransitionTime"] = prev["lastTransitionTime"].clone();
+                }
+                *prev = c;
             }
-            c
-        })
-        .collect();
-    let mut status = json!({"conditions": conditions, "currentMetrics": current_metrics});
-    if let Some((cur, desired)) = counts {
-        status["currentReplicas"] = json!(cur);
-        status["desiredReplicas"] = json!(desired);
+            None => conditions.push(c),
+        }
     }
-    if let Some(t) =
-        last_scale.or_else(|| old.get("lastScaleTime").and_then(Value::as_str).map(str::to_owned))
-    {
-        status["lastScaleTime"] = json!(t)
+    status["conditions"] = json!(conditions);
+    if let Some(m) = update.metrics {
+        match status.as_object_mut() {
+            Some(st) if m.is_empty() => {
+                st.remove("currentMetrics");
+            }
+            _ => status["currentMetrics"] = json!(m),
+        }
+    }
+    if let Some(cur) = update.current {
+        status["currentReplicas"] = json!(cur);
+    }
+    match update.desired {
+        Some(desired) => status["desiredReplicas"] = json!(desired),
+        // A required field of the status, 0 until a count is decided.
+        None if status.get("desiredReplicas").is_none() => status["desiredReplicas"] = json!(0),
+        None => {}
+    }
+    if let Some(t) = update.last_scale {
+        status["lastScaleTime"] = json!(t);
     }
     obj["status"] = status;
     let ctx = WriteCtx { field_manager: MANAGER.into(), ..system_ctx() };
