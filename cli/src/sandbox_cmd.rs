@@ -12,12 +12,61 @@ use serde_json::{Value, json};
 
 use crate::error::CliError;
 
-/// Components of the stack not in this build yet; the sandbox says so instead of pretending.
-const MISSING: &[&str] = &[
-    "ebb-operator (scale loop, HPA reconcile): not in this build — ScaledObjects are stored but nothing scales them",
-    "ebb-metrics-apiserver (external.metrics.k8s.io): not in this build — no APIService is registered",
-    "ebb-webhook (admission): not in this build — no ValidatingWebhookConfiguration is installed",
+/// The three programs, with what each cannot do yet in this build; the sandbox says so
+/// instead of pretending.
+const PROGRAMS: &[(&str, &str)] = &[
+    (
+        "ebb-operator",
+        "the scale loop and HPA reconcile are not in this build: ScaledObjects are stored but nothing scales them",
+    ),
+    ("ebb-metrics-apiserver", "external.metrics.k8s.io is not served yet: no APIService is registered"),
+    ("ebb-webhook", "admission is not served yet: no ValidatingWebhookConfiguration is installed"),
 ];
+
+/// A program started beside the control plane; killed when dropped.
+#[derive(Debug)]
+struct Program {
+    _child: tokio::process::Child,
+}
+
+fn free_port() -> Result<u16, CliError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| CliError::Output(format!("cannot find a free port: {e}")))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| CliError::Output(format!("cannot find a free port: {e}")))
+}
+
+/// Starts `name` from the directory of this executable and waits for its /livez.
+async fn start_program(
+    name: &str,
+    kubeconfig: &str,
+    logs: &std::path::Path,
+) -> Result<(Program, String), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let path = exe.parent().map(|d| d.join(name)).filter(|p| p.exists()).ok_or_else(|| {
+        format!("{name} is not built next to {} (run `cargo build --workspace`)", exe.display())
+    })?;
+    let port = free_port().map_err(|e| e.to_string())?;
+    let log = std::fs::File::create(logs.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    let child = tokio::process::Command::new(&path)
+        .env("EBB_ADMIN_ADDR", format!("127.0.0.1:{port}"))
+        .env("EBB_SECURE_ADDR", "127.0.0.1:0")
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(log)
+        .stderr(log2)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    let url = format!("http://127.0.0.1:{port}/livez");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+            return Ok((Program { _child: child }, format!("http://127.0.0.1:{port}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("{name} did not answer {url} within 10 s; see its log"))
+}
 
 /// Options of `ebb sandbox`.
 #[derive(Debug, Clone)]
@@ -54,7 +103,23 @@ fn demo_deployment() -> Value {
                 "spec": {"containers": [{"name": "php-apache", "image": "registry.k8s.io/hpa-example"}]}}}})
 }
 
-/// Runs until Ctrl-C.
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Runs until Ctrl-C or SIGTERM.
 pub async fn run(opts: Options) -> Result<(), CliError> {
     let cfg = Config { addr: SocketAddr::from(([127, 0, 0, 1], opts.port)), ..Config::default() };
     let sb = Sandbox::start(cfg)
@@ -69,8 +134,18 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
         .map_err(|e| CliError::Output(format!("{}: cannot write the kubeconfig: {e}", opts.kubeconfig)))?;
     println!("# kubeconfig written to {} (export KUBECONFIG={0})", opts.kubeconfig);
     println!("{kubeconfig}");
-    for m in MISSING {
-        println!("missing: {m}");
+    let logs = std::path::PathBuf::from("ebb-sandbox-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| CliError::Output(format!("{}: {e}", logs.display())))?;
+    let mut programs = Vec::new();
+    for (name, missing) in PROGRAMS {
+        match start_program(name, &opts.kubeconfig, &logs).await {
+            Ok((p, admin)) => {
+                println!("{name}: running, admin {admin} (log {}/{name}.log)", logs.display());
+                programs.push(p);
+            }
+            Err(e) => println!("{name}: not running: {e}"),
+        }
+        println!("missing: {name}: {missing}");
     }
     println!("control plane: {}", sb.url());
     println!("sandbox ready");
@@ -88,7 +163,7 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
+                _ = stop_signal() => break,
                 _ = tick.tick() => {
                     let replicas = res.as_ref().and_then(|r| sb.cp.get(r, "default", "php-apache").ok())
                         .and_then(|d| d.pointer("/spec/replicas").and_then(Value::as_i64)).unwrap_or(0);
@@ -97,8 +172,9 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
             }
         }
     } else {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
     }
+    drop(programs);
     sb.stop().await;
     Ok(())
 }

@@ -177,3 +177,46 @@ fn crd_prints_the_committed_crds() {
     }
     assert_eq!(text, want.join("---\n"));
 }
+
+#[test]
+fn sandbox_comes_up_and_serves_kubectl() {
+    use std::io::{BufRead, BufReader};
+    let dir = std::env::temp_dir().join(format!("ebb-sandbox-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("kubeconfig");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(["sandbox", "--no-demo", "--port", "0", "--kubeconfig", kc.to_str().unwrap()])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        let done = line == "sandbox ready";
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(lines.last().map(String::as_str), Some("sandbox ready"), "{lines:?}");
+    assert!(lines.iter().any(|l| l.starts_with("missing: ebb-operator")), "says what is missing: {lines:?}");
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", &kc)
+        .args(["get", "crd", "-o", "name"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let crds = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        crds.contains("scaledobjects.keda.sh"),
+        "CRDs installed: {crds} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -24,9 +24,13 @@ fn rss_kib(field: &str) -> u64 {
 }
 
 async fn run(n: usize) -> (f64, f64) {
-    let sb = ebb_sandbox::sandbox::Sandbox::start(ebb_sandbox::sandbox::Config { controllers: false, history: n + 100, ..Default::default() })
-        .await
-        .unwrap();
+    let sb = ebb_sandbox::sandbox::Sandbox::start(ebb_sandbox::sandbox::Config {
+        controllers: false,
+        history: n + 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
@@ -77,7 +81,11 @@ async fn main() {
     let (mut c, mut w) = (Vec::new(), Vec::new());
     for r in 0..runs {
         let (create, watch) = run(n).await;
-        println!("run {}: {n} objects: created {create:.0}/s, watched {watch:.0}/s, RSS now {} MiB", r + 1, rss_kib("VmRSS:") / 1024);
+        println!(
+            "run {}: {n} objects: created {create:.0}/s, watched {watch:.0}/s, RSS now {} MiB",
+            r + 1,
+            rss_kib("VmRSS:") / 1024
+        );
         c.push(create);
         w.push(watch);
     }

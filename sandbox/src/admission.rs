@@ -1,9 +1,10 @@
 //! Validating admission: every create, update and delete of a resource matched by a
 //! ValidatingWebhookConfiguration rule is sent as an admission.k8s.io/v1 AdmissionReview over
 //! TLS (verifying the webhook's caBundle) to its service or URL, honouring matchPolicy-free
-//! rule matching (operations, apiGroups, apiVersions, resources incl. `*` and `x/status`,
-//! scope), namespaceSelector, objectSelector, timeoutSeconds and failurePolicy, and a denial
-//! is answered as kube-apiserver words it. Services resolve to loopback ports through a
+//! rule matching (operations, apiGroups, apiVersions, resources incl. `*`, `x/sub`, `*/sub`,
+//! `x/*`, scope), namespaceSelector, objectSelector (new or old object), sideEffects for
+//! dry-run requests, timeoutSeconds, the response uid check and failurePolicy; a denial is
+//! answered as kube-apiserver words it. Services resolve to loopback addresses through a
 //! mapping given to the control plane.
 
 use std::collections::BTreeMap;
@@ -84,35 +85,24 @@ impl Admission {
             let cfg_name = meta::name(&cfg).unwrap_or_default().to_owned();
             for hook in cfg.get("webhooks").and_then(Value::as_array).into_iter().flatten() {
                 if !matches_rules(hook, res, op, subresource)
-                    || !self.matches_selectors(cp, hook, res, ns, new.or(old))?
+                    || !self.matches_selectors(cp, hook, res, ns, new, old)?
                 {
                     continue;
                 }
-                let review = review_request(res, op, subresource, ns, name, new, old, user, dry_run);
                 let hook_name = hook.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                if dry_run && !supports_dry_run(hook) {
+                    return Err(ApiError::bad_request(format!(
+                        "admission webhook {hook_name:?} does not support dry run"
+                    )));
+                }
+                let review = review_request(res, op, subresource, ns, name, new, old, user, dry_run);
                 let fail_open = hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore");
                 match self.call(hook, &review).await {
                     Ok(resp) => {
                         let allowed =
                             resp.pointer("/response/allowed").and_then(Value::as_bool).unwrap_or(false);
                         if !allowed {
-                            let status =
-                                resp.pointer("/response/status").cloned().unwrap_or_else(|| json!({}));
-                            let code = status
-                                .get("code")
-                                .and_then(Value::as_u64)
-                                .and_then(|c| u16::try_from(c).ok())
-                                .unwrap_or(403);
-                            let msg = status.get("message").and_then(Value::as_str).unwrap_or_default();
-                            let text = if msg.is_empty() {
-                                format!(
-                                    "admission webhook {hook_name:?} denied the request without explanation"
-                                )
-                            } else {
-                                format!("admission webhook {hook_name:?} denied the request: {msg}")
-                            };
-                            let reason = if code == 403 { "Forbidden" } else { "Invalid" };
-                            return Err(ApiError::new(code, reason, text));
+                            return Err(denial(&hook_name, resp.pointer("/response/status")));
                         }
                     }
                     Err(e) if fail_open => {
@@ -120,7 +110,7 @@ impl Admission {
                     }
                     Err(e) => {
                         return Err(ApiError::internal(format!(
-                            "Internal error occurred: failed calling webhook {hook_name:?}: {e}"
+                            "Internal error occurred: failed calling webhook {hook_name:?}: failed to call webhook: {e}"
                         )));
                     }
                 }
@@ -129,27 +119,40 @@ impl Admission {
         Ok(())
     }
 
+    /// objectSelector matches the new or the old object; namespaceSelector matches the labels
+    /// of the request's namespace (of the object itself for a Namespace) and is not consulted
+    /// for other cluster-scoped resources.
     fn matches_selectors(
         &self,
         cp: &ControlPlane,
         hook: &Value,
         res: &Resource,
         ns: &str,
-        obj: Option<&Value>,
+        new: Option<&Value>,
+        old: Option<&Value>,
     ) -> Result<bool, ApiError> {
         if let Some(sel) = hook.get("objectSelector") {
             let s = LabelSelector::from_object(sel)
                 .map_err(|e| ApiError::internal(format!("invalid objectSelector: {e}")))?;
-            if !s.matches(&obj.map(meta::labels).unwrap_or_default()) {
+            if !s.is_empty() && ![new, old].into_iter().flatten().any(|o| s.matches(&meta::labels(o))) {
                 return Ok(false);
             }
         }
-        if let (Some(sel), true) = (hook.get("namespaceSelector"), res.namespaced) {
+        let is_namespace = res.group.is_empty() && res.plural == "namespaces";
+        if let (Some(sel), true) = (hook.get("namespaceSelector"), res.namespaced || is_namespace) {
             let s = LabelSelector::from_object(sel)
                 .map_err(|e| ApiError::internal(format!("invalid namespaceSelector: {e}")))?;
-            let key = (String::new(), "namespaces".to_owned(), String::new(), ns.to_owned());
-            let mut labels = cp.store.get(&key).map(|n| meta::labels(&n)).unwrap_or_default();
-            labels.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| ns.to_owned());
+            if s.is_empty() {
+                return Ok(true);
+            }
+            let mut labels = if is_namespace {
+                new.or(old).map(meta::labels).unwrap_or_default()
+            } else {
+                let key = (String::new(), "namespaces".to_owned(), String::new(), ns.to_owned());
+                cp.store.get(&key).map(|n| meta::labels(&n)).unwrap_or_default()
+            };
+            let ns_name = if is_namespace { new.or(old).and_then(meta::name).unwrap_or(ns) } else { ns };
+            labels.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| ns_name.to_owned());
             if !s.matches(&labels) {
                 return Ok(false);
             }
@@ -175,13 +178,14 @@ impl Admission {
             let ns = svc.get("namespace").and_then(Value::as_str).unwrap_or_default();
             let name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
             let path = svc.get("path").and_then(Value::as_str).unwrap_or("/");
-            let port = svc.get("port").and_then(Value::as_u64).unwrap_or(443);
             let addr = self
                 .service_addr(ns, name)
                 .ok_or_else(|| format!("service \"{ns}/{name}\" has no endpoints in the sandbox"))?;
             let host = format!("{name}.{ns}.svc");
             builder = builder.resolve(&host, addr);
-            format!("https://{host}:{port}{path}")
+            // The mapped address stands for the Service's endpoints whatever `port` says; a port
+            // in the URL would replace the mapped one, so the URL carries none.
+            format!("https://{host}{path}")
         } else {
             cc.get("url").and_then(Value::as_str).ok_or("clientConfig needs service or url")?.to_owned()
         };
@@ -190,20 +194,99 @@ impl Admission {
             if e.is_timeout() {
                 format!("Post {url:?}: context deadline exceeded")
             } else {
-                format!("Post {url:?}: {e}")
+                format!("Post {url:?}: {}", error_chain(&e))
             }
         })?;
         if !resp.status().is_success() {
             return Err(format!("Post {url:?}: unexpected status {}", resp.status()));
         }
-        let v: Value =
-            resp.json().await.map_err(|e| format!("cannot decode the AdmissionReview response: {e}"))?;
-        let uid = review.pointer("/request/uid");
-        if v.pointer("/response/uid") != uid {
-            return Err("the AdmissionReview response uid does not match the request".into());
+        let v: Value = resp
+            .json()
+            .await
+            .map_err(|e| format!("cannot decode the AdmissionReview response: {}", error_chain(&e)))?;
+        if v.get("response").is_none_or(Value::is_null) {
+            return Err("webhook response was absent".into());
+        }
+        let uid = review.pointer("/request/uid").and_then(Value::as_str).unwrap_or_default();
+        let got = v.pointer("/response/uid").and_then(Value::as_str).unwrap_or_default();
+        if got != uid {
+            return Err(format!("expected response.uid={uid:?}, got {got:?}"));
         }
         Ok(v)
     }
+}
+
+/// An error with its causes, `outer: inner: innermost` (reqwest's own text names only the
+/// outermost layer, leaving out what TLS or the connection said).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a webhook may be called for a dry-run request: its sideEffects must be `None` or
+/// `NoneOnDryRun`.
+fn supports_dry_run(hook: &Value) -> bool {
+    matches!(hook.get("sideEffects").and_then(Value::as_str), Some("None" | "NoneOnDryRun"))
+}
+
+/// The error a denial turns into: the webhook's status with its code (raised to 400 when it is
+/// not an error code), its reason, and a message naming the webhook.
+fn denial(hook_name: &str, status: Option<&Value>) -> ApiError {
+    let empty = json!({});
+    let status = status.filter(|s| s.is_object()).unwrap_or(&empty);
+    let code = status
+        .get("code")
+        .and_then(Value::as_u64)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| *c >= 400)
+        .unwrap_or(400);
+    let reason = status.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let msg = status.get("message").and_then(Value::as_str).unwrap_or_default();
+    let denied_by = format!("admission webhook {hook_name:?} denied the request");
+    let text = if !msg.is_empty() {
+        format!("{denied_by}: {msg}")
+    } else if !reason.is_empty() {
+        format!("{denied_by}: {reason}")
+    } else {
+        format!("{denied_by} without explanation")
+    };
+    ApiError::new(code, status_reason(reason), text)
+}
+
+/// The `metav1.StatusReason` values, so a webhook's reason can be passed on (an unknown one is
+/// dropped).
+fn status_reason(reason: &str) -> &'static str {
+    const REASONS: [&str; 19] = [
+        "Unauthorized",
+        "Forbidden",
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Gone",
+        "Invalid",
+        "ServerTimeout",
+        "StoreReadError",
+        "Timeout",
+        "TooManyRequests",
+        "BadRequest",
+        "MethodNotAllowed",
+        "NotAcceptable",
+        "RequestEntityTooLarge",
+        "UnsupportedMediaType",
+        "InternalError",
+        "Expired",
+        "ServiceUnavailable",
+    ];
+    REASONS.into_iter().find(|r| *r == reason).unwrap_or("")
 }
 
 /// Whether one of the webhook's rules covers this request.
@@ -215,8 +298,6 @@ fn matches_rules(hook: &Value, res: &Resource, op: Operation, subresource: &str)
             .filter_map(|x| x.as_str().map(str::to_owned))
             .collect()
     };
-    let resource =
-        if subresource.is_empty() { res.plural.clone() } else { format!("{}/{subresource}", res.plural) };
     hook.get("rules").and_then(Value::as_array).into_iter().flatten().any(|rule| {
         let ops = list(rule.get("operations"));
         let groups = list(rule.get("apiGroups"));
@@ -224,13 +305,12 @@ fn matches_rules(hook: &Value, res: &Resource, op: Operation, subresource: &str)
         let resources = list(rule.get("resources"));
         let scope = rule.get("scope").and_then(Value::as_str).unwrap_or("*");
         let any = |xs: &[String], x: &str| xs.iter().any(|e| e == "*" || e == x);
+        // `x` covers the resource x only, `x/y` its subresource y; `*` stands for any on
+        // either side of the slash (so `*` alone means every resource but no subresource).
         let res_ok = resources.iter().any(|r| {
-            r == "*"
-                || *r == resource
-                || (r == "*/*")
-                || (subresource.is_empty() && r == &res.plural)
-                || r.strip_suffix("/*") == Some(res.plural.as_str())
-        }) && (subresource.is_empty() || resources.iter().any(|r| r.contains('/')));
+            let (r_res, r_sub) = r.split_once('/').unwrap_or((r.as_str(), ""));
+            (r_res == "*" || r_res == res.plural) && (r_sub == "*" || r_sub == subresource)
+        });
         let scope_ok = match scope {
             "Namespaced" => res.namespaced,
             "Cluster" => !res.namespaced,
@@ -300,6 +380,94 @@ mod tests {
         assert!(matches_rules(&star, deploy, Operation::Delete, ""));
         let ns = reg.get("", "v1", "namespaces").unwrap();
         assert!(!matches_rules(&hook, ns, Operation::Create, ""));
+        // `*` alone covers no subresource; `*/x`, `x/*` and `*/*` do.
+        let rule = |r: &str| json!({"rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": [r]}]});
+        let cases = [
+            ("*", "", true),
+            ("*", "status", false),
+            ("*/*", "", true),
+            ("*/*", "scale", true),
+            ("*/scale", "scale", true),
+            ("*/scale", "status", false),
+            ("*/scale", "", false),
+            ("deployments/*", "status", true),
+            ("deployments/status", "status", true),
+            ("deployments/status", "", false),
+            ("statefulsets/*", "status", false),
+        ];
+        for (r, sub, want) in cases {
+            assert_eq!(matches_rules(&rule(r), deploy, Operation::Update, sub), want, "{r} vs {sub:?}");
+        }
+    }
+
+    #[test]
+    fn denials_carry_the_webhooks_status() {
+        let cases = [
+            (
+                json!({"code": 403, "message": "no"}),
+                403,
+                "",
+                "admission webhook \"w.x\" denied the request: no",
+            ),
+            (
+                json!({"code": 422, "reason": "Invalid", "message": "bad"}),
+                422,
+                "Invalid",
+                "admission webhook \"w.x\" denied the request: bad",
+            ),
+            (
+                json!({"reason": "Forbidden"}),
+                400,
+                "Forbidden",
+                "admission webhook \"w.x\" denied the request: Forbidden",
+            ),
+            (
+                json!({"code": 200}),
+                400,
+                "",
+                "admission webhook \"w.x\" denied the request without explanation",
+            ),
+            (
+                json!({"reason": "Whatever"}),
+                400,
+                "",
+                "admission webhook \"w.x\" denied the request: Whatever",
+            ),
+        ];
+        for (status, code, reason, message) in cases {
+            let e = denial("w.x", Some(&status));
+            assert_eq!((e.code, e.reason, e.message.as_str()), (code, reason, message), "{status}");
+        }
+        assert_eq!(denial("w.x", None).code, 400);
+    }
+
+    #[test]
+    fn dry_run_needs_side_effect_free_webhooks() {
+        for (side_effects, ok) in [
+            (json!("None"), true),
+            (json!("NoneOnDryRun"), true),
+            (json!("Some"), false),
+            (json!(null), false),
+        ] {
+            assert_eq!(supports_dry_run(&json!({"sideEffects": side_effects})), ok, "{side_effects}");
+        }
+    }
+
+    #[test]
+    fn error_chains_name_every_cause() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("invalid peer certificate: UnknownIssuer"));
+        assert_eq!(error_chain(&e), "error sending request: invalid peer certificate: UnknownIssuer");
     }
 }
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String { e.to_string() }

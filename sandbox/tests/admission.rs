@@ -139,8 +139,12 @@ fn api_error<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> Box<kube::core::S
 #[tokio::test]
 async fn webhook_allows_denies_and_sees_the_request() {
     let f = setup().await;
-    register(&f.client, "deny-labelled", vec![webhook("deny.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))])
-        .await;
+    register(
+        &f.client,
+        "deny-labelled",
+        vec![webhook("deny.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))],
+    )
+    .await;
     let cms: Api<ConfigMap> = Api::namespaced(f.client.clone(), "default");
 
     let created = cms.create(&PostParams::default(), &cm("ok", &[("app", "x")])).await.unwrap();
@@ -201,7 +205,8 @@ async fn webhook_allows_denies_and_sees_the_request() {
 async fn dry_run_reaches_side_effect_free_webhooks_and_stores_nothing() {
     let f = setup().await;
     let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
-    register(&f.client, "dry", vec![webhook("dry.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))]).await;
+    register(&f.client, "dry", vec![webhook("dry.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))])
+        .await;
     let cms: Api<ConfigMap> = Api::namespaced(f.client.clone(), "default");
     let dry = PostParams { dry_run: true, ..Default::default() };
 
@@ -309,8 +314,12 @@ async fn object_and_namespace_selectors_filter_requests() {
 #[tokio::test]
 async fn failure_policy_decides_when_the_webhook_is_down() {
     let f = setup().await;
-    register(&f.client, "strict", vec![webhook("strict.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))])
-        .await;
+    register(
+        &f.client,
+        "strict",
+        vec![webhook("strict.ebb.test", "/validate", f.sb.ca.cert_pem(), json!({}))],
+    )
+    .await;
     let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(f.client.clone());
     let cms: Api<ConfigMap> = Api::namespaced(f.client.clone(), "default");
     cms.create(&PostParams::default(), &cm("while-up", &[])).await.unwrap();
@@ -370,8 +379,12 @@ async fn timeout_seconds_bounds_the_call() {
 async fn ca_bundle_is_verified() {
     let f = setup().await;
     let other = CertAuthority::new("not-the-sandbox-ca").unwrap();
-    register(&f.client, "untrusted", vec![webhook("untrusted.ebb.test", "/validate", other.cert_pem(), json!({}))])
-        .await;
+    register(
+        &f.client,
+        "untrusted",
+        vec![webhook("untrusted.ebb.test", "/validate", other.cert_pem(), json!({}))],
+    )
+    .await;
     let cms: Api<ConfigMap> = Api::namespaced(f.client.clone(), "default");
     let e = api_error(cms.create(&PostParams::default(), &cm("c", &[])).await);
     assert_eq!(e.code, 500);

@@ -261,3 +261,52 @@ async fn server_side_apply_tracks_field_owners() {
     assert!(d.metadata.labels.unwrap_or_default().is_empty(), "labels owned only by the applier are removed");
     sb.stop().await;
 }
+
+#[tokio::test]
+async fn injected_faults() {
+    use ebb_sandbox::faults::{FaultAction, FaultRule};
+    let (sb, client) =
+        common::start(ebb_sandbox::sandbox::Config { controllers: false, ..Default::default() }).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    sb.cp.faults.add(FaultRule {
+        method: Some("GET".into()),
+        path: "/configmaps".into(),
+        action: FaultAction::Fail(500),
+        remaining: Some(1),
+    });
+    let e = cms.list(&ListParams::default()).await.unwrap_err();
+    assert!(matches!(e, kube::Error::Api(ref e) if e.code == 500), "{e:?}");
+    assert!(cms.list(&ListParams::default()).await.is_ok(), "the rule ran out");
+    // 429 carries Retry-After, which kube-rs honours by retrying.
+    sb.cp.faults.add(FaultRule {
+        method: Some("GET".into()),
+        path: "/configmaps".into(),
+        action: FaultAction::Fail(429),
+        remaining: Some(2),
+    });
+    assert!(cms.list(&ListParams::default()).await.is_ok(), "kube-rs retries throttled requests");
+    assert!(sb.cp.faults.take("GET", "/configmaps").is_empty(), "both throttled answers were consumed");
+
+    sb.cp.faults.add(FaultRule {
+        method: None,
+        path: "/configmaps".into(),
+        action: FaultAction::Delay(Duration::from_millis(300)),
+        remaining: Some(1),
+    });
+    let t = std::time::Instant::now();
+    cms.list(&ListParams::default()).await.unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(300));
+
+    sb.cp.faults.add(FaultRule {
+        method: Some("GET".into()),
+        path: "/configmaps".into(),
+        action: FaultAction::DropWatch,
+        remaining: Some(1),
+    });
+    let mut stream = cms.watch(&WatchParams::default().timeout(30), "0").await.unwrap().boxed();
+    let next = tokio::time::timeout(Duration::from_secs(2), stream.try_next())
+        .await
+        .expect("a dropped watch ends at once");
+    assert!(matches!(next, Ok(None)), "{next:?}");
+    sb.stop().await;
+}

@@ -16,7 +16,11 @@ fn kubectl(kubeconfig: &std::path::Path, args: &[&str]) -> (bool, String, String
         .stdin(std::process::Stdio::null())
         .output()
         .expect("kubectl must be installed (scripts/test installs it)");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +35,13 @@ async fn kubectl_drives_the_control_plane() {
 
     let run = |args: Vec<String>| {
         let kc = kc.clone();
-        async move { tokio::task::spawn_blocking(move || kubectl(&kc, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap() }
+        async move {
+            tokio::task::spawn_blocking(move || {
+                kubectl(&kc, &args.iter().map(String::as_str).collect::<Vec<_>>())
+            })
+            .await
+            .unwrap()
+        }
     };
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
 
@@ -39,7 +49,8 @@ async fn kubectl_drives_the_control_plane() {
     assert!(ok, "{err}");
     assert!(out.contains("\"kind\":\"APIGroupList\"") && out.contains("autoscaling"), "{out}");
 
-    let (ok, out, err) = run(s(&["apply", "--server-side", "--validate=false", "-f", crds.to_str().unwrap()])).await;
+    let (ok, out, err) =
+        run(s(&["apply", "--server-side", "--validate=false", "-f", crds.to_str().unwrap()])).await;
     assert!(ok, "{err}");
     assert_eq!(out.matches("serverside-applied").count(), 3, "{out}");
 
@@ -61,7 +72,11 @@ async fn kubectl_drives_the_control_plane() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"], "{wide}");
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"],
+        "{wide}"
+    );
     let row: Vec<&str> = wide.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!((row[0], row[1], row[5], row[7]), ("web", "3/3", "x", "app=web"), "{wide}");
 
@@ -72,7 +87,20 @@ async fn kubectl_drives_the_control_plane() {
     let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "SCALETARGETKIND", "SCALETARGETNAME", "MIN", "MAX", "READY", "ACTIVE", "FALLBACK", "PAUSED", "TRIGGERS", "AUTHENTICATIONS", "AGE"]
+        [
+            "NAME",
+            "SCALETARGETKIND",
+            "SCALETARGETNAME",
+            "MIN",
+            "MAX",
+            "READY",
+            "ACTIVE",
+            "FALLBACK",
+            "PAUSED",
+            "TRIGGERS",
+            "AUTHENTICATIONS",
+            "AGE"
+        ]
     );
     assert!(out.lines().nth(1).unwrap().starts_with("php-apache-cron-scaled"), "{out}");
 

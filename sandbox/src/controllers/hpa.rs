@@ -103,8 +103,12 @@ fn limit_message(why: &str) -> &'static str {
     match why {
         reason::TOO_MANY_REPLICAS => "the desired replica count is more than the maximum replica count",
         reason::TOO_FEW_REPLICAS => "the desired replica count is less than the minimum replica count",
-        reason::SCALE_UP_LIMIT => "the desired replica count is increasing faster than the maximum scale rate",
-        reason::SCALE_DOWN_LIMIT => "the desired replica count is decreasing faster than the maximum scale rate",
+        reason::SCALE_UP_LIMIT => {
+            "the desired replica count is increasing faster than the maximum scale rate"
+        }
+        reason::SCALE_DOWN_LIMIT => {
+            "the desired replica count is decreasing faster than the maximum scale rate"
+        }
         _ => "the desired count is within the acceptable range",
     }
 }
@@ -187,8 +191,9 @@ async fn sync_one(
             };
             let value = metrics(ns.clone(), mname.clone(), selector.clone()).await;
             if let Err(e) = &value {
-                first_error
-                    .get_or_insert_with(|| format!("unable to get external metric {ns}/{mname}/{selector}: {e}"));
+                first_error.get_or_insert_with(|| {
+                    format!("unable to get external metric {ns}/{mname}/{selector}: {e}")
+                });
             }
             let v = value.as_ref().ok().copied();
             match (t.get("type").and_then(Value::as_str), q("averageValue"), q("value")) {

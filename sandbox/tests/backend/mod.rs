@@ -174,7 +174,9 @@ pub fn metrics_router(m: Metrics) -> Router {
             }),
         )
         .route("/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}", axum::routing::get(metric))
-        .fallback(|| async { status(StatusCode::NOT_FOUND, "the server could not find the requested resource") })
+        .fallback(|uri: Uri| async move {
+            status(StatusCode::NOT_FOUND, &format!("the metrics server has nothing at {}", uri.path()))
+        })
         .with_state(m)
 }
 
