@@ -2,7 +2,7 @@
 //! the protobuf `create deployment`, `scale`, server-side printing with `-o wide`, custom
 //! resources with their printer columns, and the admission-free delete path.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
