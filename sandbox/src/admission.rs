@@ -3,9 +3,10 @@
 //! TLS (verifying the webhook's caBundle) to its service or URL, honouring matchPolicy-free
 //! rule matching (operations, apiGroups, apiVersions, resources incl. `*`, `x/sub`, `*/sub`,
 //! `x/*`, scope), namespaceSelector, objectSelector (new or old object), sideEffects for
-//! dry-run requests, timeoutSeconds, the response uid check and failurePolicy; a denial is
-//! answered as kube-apiserver words it. Services resolve to loopback addresses through a
-//! mapping given to the control plane.
+//! dry-run requests, timeoutSeconds, the response uid check and failurePolicy; `/scale`
+//! requests are reviewed with autoscaling/v1 Scale objects, and a denial is answered as
+//! kube-apiserver words it. Services resolve to loopback addresses through a mapping given to
+//! the control plane.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -81,6 +82,17 @@ impl Admission {
         if configs.is_empty() {
             return Ok(());
         }
+        // Requests on /scale are reviewed with autoscaling/v1 Scale objects.
+        let view = |o: Option<&Value>| -> Option<Value> {
+            let o = o?;
+            if subresource == "scale" && res.scale.is_some() {
+                crate::control::to_scale(res, o).ok()
+            } else {
+                Some(o.clone())
+            }
+        };
+        let (new_view, old_view) = (view(new), view(old));
+        let (new, old) = (new_view.as_ref(), old_view.as_ref());
         for (_, cfg) in configs {
             let cfg_name = meta::name(&cfg).unwrap_or_default().to_owned();
             for hook in cfg.get("webhooks").and_then(Value::as_array).into_iter().flatten() {
@@ -336,7 +348,11 @@ fn review_request(
     user: &UserInfo,
     dry_run: bool,
 ) -> Value {
-    let gvk = json!({"group": res.group, "version": res.version, "kind": res.kind});
+    let gvk = if subresource == "scale" && res.scale.is_some() {
+        json!({"group": "autoscaling", "version": "v1", "kind": "Scale"})
+    } else {
+        json!({"group": res.group, "version": res.version, "kind": res.kind})
+    };
     let gvr = json!({"group": res.group, "version": res.version, "resource": res.plural});
     let options = match op {
         Operation::Create => json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),

@@ -19,6 +19,7 @@ use base64::Engine;
 use ebb_sandbox::pki::CertAuthority;
 use ebb_sandbox::sandbox::{Config, Sandbox};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
@@ -123,7 +124,9 @@ async fn register(client: &kube::Client, name: &str, webhooks: Vec<Value>) -> Va
     api.create(&PostParams::default(), &cfg).await.unwrap()
 }
 
-fn cm(name: &str, labels: &[(&str, &str)]) -> ConfigMap {
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+fn cm(name: &str, labels: Labels) -> ConfigMap {
     let labels: BTreeMap<_, _> = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"k": "v"}})).unwrap()
 }
@@ -278,7 +281,7 @@ async fn object_and_namespace_selectors_filter_requests() {
     let pp = PostParams::default();
 
     // (namespace, object labels, sent to the webhook)
-    let cases: [(&Api<ConfigMap>, &str, &[(&str, &str)], usize); 6] = [
+    let cases: [(&Api<ConfigMap>, &str, Labels, usize); 6] = [
         (&in_a, "checked", &[("checked", "yes")], 1),
         (&in_a, "unchecked", &[("checked", "no")], 0),
         (&in_a, "unlabelled", &[], 0),
@@ -405,5 +408,38 @@ async fn service_port_is_the_services_not_the_listeners() {
     let cms: Api<ConfigMap> = Api::namespaced(f.client.clone(), "default");
     cms.create(&PostParams::default(), &cm("c", &[])).await.unwrap();
     assert_eq!(f.hook.count(), 1);
+    f.sb.stop().await;
+}
+
+#[tokio::test]
+async fn scale_requests_are_reviewed_as_scale_objects() {
+    let f = setup().await;
+    let rules = json!({"rules": [{"operations": ["UPDATE"], "apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments/scale"]}]});
+    register(&f.client, "scale", vec![webhook("scale.ebb.test", "/validate", f.sb.ca.cert_pem(), rules)])
+        .await;
+    let deps: Api<Deployment> = Api::namespaced(f.client.clone(), "default");
+    let d = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "main", "image": "x"}]}}}
+    }))
+    .unwrap();
+    deps.create(&PostParams::default(), &d).await.unwrap();
+    let replicas = |n: i32| Patch::Merge(json!({"spec": {"replicas": n}}));
+    deps.patch("web", &PatchParams::default(), &replicas(2)).await.unwrap();
+    assert_eq!(f.hook.count(), 0, "neither the create nor a main-resource update is covered");
+
+    deps.patch_scale("web", &PatchParams::default(), &replicas(3)).await.unwrap();
+    let reviews = f.hook.reviews();
+    assert_eq!(reviews.len(), 1);
+    let req = &reviews[0]["request"];
+    assert_eq!(req["kind"], json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}));
+    assert_eq!(req["resource"], json!({"group": "apps", "version": "v1", "resource": "deployments"}));
+    assert_eq!(req["subResource"], "scale");
+    assert_eq!(req["operation"], "UPDATE");
+    assert_eq!(req["object"]["kind"], "Scale");
+    assert_eq!(req["object"]["spec"]["replicas"], 3);
+    assert_eq!(req["oldObject"]["spec"]["replicas"], 2);
+    assert_eq!(req["object"]["metadata"]["name"], "web");
     f.sb.stop().await;
 }
