@@ -6,6 +6,7 @@
 
 pub mod constants;
 pub mod crds;
+pub mod internal;
 pub mod metadata;
 pub mod metric_name;
 pub mod quantity;

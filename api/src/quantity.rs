@@ -17,7 +17,11 @@ pub fn sanitize(v: f64) -> f64 {
 
 /// Milli-units of a sanitized value, rounded up as the HPA rounds quantities.
 pub fn to_milli(v: f64) -> i64 {
-    let m = (sanitize(v) * 1000.0).ceil();
+    let x = sanitize(v) * 1000.0;
+    // A product that lands a hair above a whole milli (2.007 × 1000 = 2007.0000000000002) is
+    // that milli, not the next one.
+    let r = x.round();
+    let m = if (x - r).abs() <= 1e-9 * r.abs().max(1.0) { r } else { x.ceil() };
     if m >= i64::MAX as f64 { i64::MAX } else { m as i64 }
 }
 
@@ -93,6 +97,9 @@ mod tests {
             (1.0, "1"),
             (1.5, "1500m"),
             (0.0004, "1m"),
+            (2.007, "2007m"),
+            (0.001 * 9.0, "9m"),
+            (1.0001, "1001m"),
             (2000.0, "2k"),
             (2500.0, "2500"),
             (3_000_000.0, "3M"),

@@ -1,12 +1,38 @@
 //! `ebb-operator`: reconciles ScaledObjects into HorizontalPodAutoscalers and runs the scale
 //! loop. This module owns the program's flags ([`Args`]) and its lifecycle ([`run`]): logging,
-//! signal handling, the `prometheus_client` registry with `keda_build_info`, and the admin
-//! server (`/livez`, `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT.
+//! signals, the Kubernetes client, the ScaledObject controller (with its reflector-backed
+//! readiness), the release of loops of deleted objects, and the admin server (`/livez`,
+//! `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT.
 
-use ebb_plumbing::admin::Readiness;
+pub mod auth;
+pub mod context;
+pub mod error;
+pub mod fallback;
+pub mod hpa;
+pub mod internal;
+pub mod internal_client;
+pub mod leader;
+pub mod metrics;
+pub mod reconcile;
+pub mod scaleloop;
+pub mod status;
+pub mod target;
+pub mod values;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ebb_api::ScaledObject;
 use ebb_plumbing::args::CommonArgs;
 use ebb_plumbing::server::{self, Server};
 use ebb_plumbing::shutdown::Shutdown;
+use futures::StreamExt;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, reflector, watcher};
+use kube::{Api, Client};
+
+use crate::context::{Config, Ctx};
 
 /// Program name, used in logs and as the `name` label of `keda_build_info`.
 pub const NAME: &str = "ebb-operator";
@@ -21,19 +47,235 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Only watch ScaledObjects in this namespace (default: all namespaces).
+    #[arg(long, env = "WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Only watch ScaledObjects matching this label selector.
+    #[arg(long, env = "EBB_LABEL_SELECTOR")]
+    pub label_selector: Option<String>,
+    /// Bound on each trigger query.
+    #[arg(long, env = "EBB_SCALER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub scaler_timeout: Duration,
+    /// Namespace the operator runs in (its Lease; ClusterTriggerAuthentication secrets).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "keda")]
+    pub operator_namespace: String,
+    /// Elect a leader among replicas with a coordination.k8s.io Lease; only the leader scales.
+    #[arg(long, env = "EBB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "EBB_LEASE_NAME", default_value = "ebb-operator")]
+    pub lease_name: String,
+    #[arg(long, env = "EBB_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    #[arg(long, env = "EBB_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Duration,
+    #[arg(long, env = "EBB_RETRY_PERIOD", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub retry_period: Duration,
+    /// Address of the internal metrics service (mTLS) the metrics API server queries.
+    #[arg(long, env = "EBB_INTERNAL_ADDR", default_value = "0.0.0.0:9666")]
+    pub internal_addr: std::net::SocketAddr,
+    /// Serving certificate of the internal service; without the three files it is disabled.
+    #[arg(long, env = "EBB_INTERNAL_CERT_FILE")]
+    pub internal_cert_file: Option<std::path::PathBuf>,
+    #[arg(long, env = "EBB_INTERNAL_KEY_FILE")]
+    pub internal_key_file: Option<std::path::PathBuf>,
+    /// CA that client certificates of the internal service must chain to.
+    #[arg(long, env = "EBB_INTERNAL_CLIENT_CA_FILE")]
+    pub internal_client_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = server::start(&args.common)?;
-    serve(args, shutdown).await
+    let client = Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
+    serve(args, client, shutdown).await
 }
 
-/// Runs the program until `shutdown` is requested; logging must already be set up.
-pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
-    let server = Server::new(NAME, VERSION);
-    server.serve_admin(args.common.admin_addr, &shutdown, Readiness::set_ready).await?;
+/// Runs the program with `client` until `shutdown` is requested; logging must already be set up.
+pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mut server = Server::new(NAME, VERSION);
+    let metrics = metrics::Metrics::register(&mut server.registry);
+    let readiness = server.readiness.clone();
+    readiness.set_not_ready("waiting for the first ScaledObject list");
+
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{NAME}-{}", std::process::id()));
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        config: Config {
+            scaler_timeout: args.scaler_timeout,
+            operator_namespace: args.operator_namespace.clone(),
+        },
+        metrics,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter { controller: NAME.into(), instance: Some(instance) },
+        ),
+        resolver: target::Resolver::default(),
+        objects: Default::default(),
+    });
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
+    let mut tasks = Vec::new();
+    if args.leader_elect {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        let identity = std::env::var("HOSTNAME")
+            .map(|h| format!("{h}_{}", std::process::id()))
+            .unwrap_or_else(|_| format!("{NAME}-{}-{nanos:x}", std::process::id()));
+        let cfg = leader::LeaderConfig {
+            lease_duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+            ..leader::LeaderConfig::new(args.operator_namespace.clone(), args.lease_name.clone(), identity)
+        };
+        tasks.push(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, shutdown.wait())));
+    }
+    if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
+        args.internal_cert_file.clone(),
+        args.internal_key_file.clone(),
+        args.internal_client_ca_file.clone(),
+    ) {
+        let cfg =
+            internal::InternalServerConfig { addr: args.internal_addr, cert_file, key_file, client_ca_file };
+        let server = internal::InternalServer::bind(cfg).await?;
+        let source = Arc::new(values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() });
+        let stop = shutdown.wait();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = server.serve(source, stop).await {
+                tracing::error!("internal metrics service failed: {e}");
+            }
+        }));
+    } else {
+        tracing::warn!(
+            "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
+        );
+    }
+    let scaling =
+        run_while_leader(args.clone(), client.clone(), ctx.clone(), leader_rx, readiness, shutdown.clone());
+    let admin = server.serve_admin(args.common.admin_addr, &shutdown, |_| {});
+    // The admin server failing (e.g. its port is taken) ends the program at once.
+    let result = tokio::select! {
+        r = admin => r,
+        () = scaling => Ok(()),
+    };
+    for t in tasks {
+        t.abort();
+    }
+    result?;
     Ok(())
+}
+
+/// Runs the controller whenever this replica leads; on losing leadership every loop stops.
+async fn run_while_leader(
+    args: Args,
+    client: Client,
+    ctx: Arc<Ctx>,
+    mut leader: tokio::sync::watch::Receiver<bool>,
+    readiness: ebb_plumbing::admin::Readiness,
+    shutdown: Shutdown,
+) {
+    loop {
+        if !*leader.borrow() {
+            readiness.set_ready();
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                r = leader.changed() => if r.is_err() { return },
+            }
+            continue;
+        }
+        tracing::info!("leading: starting the ScaledObject controller");
+        readiness.set_not_ready("leading: waiting for the first ScaledObject list");
+        let (sos, hpas): (Api<ScaledObject>, Api<HorizontalPodAutoscaler>) = match &args.watch_namespace {
+            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+        let mut wc = watcher::Config::default();
+        if let Some(sel) = &args.label_selector {
+            wc = wc.labels(sel);
+        }
+        let hpa_wc = watcher::Config::default().labels(&format!(
+            "{}={}",
+            ebb_api::constants::LABEL_MANAGED_BY,
+            ebb_api::constants::MANAGED_BY
+        ));
+        let controller = Controller::new(sos, wc);
+        let reader = controller.store();
+        let mut lost = leader.clone();
+        let stop = {
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown.wait() => {}
+                    _ = lost.wait_for(|l| !*l) => {}
+                }
+            }
+        };
+        let run = controller
+            .owns(hpas, hpa_wc)
+            .graceful_shutdown_on(stop)
+            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .for_each(|_| async {});
+        let ready_reader = reader.clone();
+        let ready = readiness.clone();
+        let ready_task = tokio::spawn(async move {
+            // The store's readiness wakes only its most recent waiter (the controller's own
+            // runner also waits on it), so poll it again until it is ready.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(200), ready_reader.wait_until_ready()).await
+                {
+                    Ok(Ok(())) => break ready.set_ready(),
+                    Ok(Err(_)) => break,
+                    Err(_) => continue,
+                }
+            }
+        });
+        let cleanup = tokio::spawn(release_deleted(ctx.clone(), reader));
+        run.await;
+        ready_task.abort();
+        cleanup.abort();
+        // Not leading any more (or shutting down): release every loop and its connections.
+        let all: Vec<_> =
+            ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+        for (_, state) in all {
+            *state.scale_loop.lock().await = None;
+        }
+        if shutdown.is_requested() {
+            return;
+        }
+        tracing::warn!("leadership lost: scale loops stopped");
+    }
+}
+
+/// Stops loops (and drops their connections) of ScaledObjects that no longer exist.
+async fn release_deleted(ctx: Arc<Ctx>, reader: reflector::Store<ScaledObject>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let live: std::collections::HashSet<(String, String)> = reader
+            .state()
+            .iter()
+            .map(|so| {
+                (
+                    so.metadata.namespace.clone().unwrap_or_default(),
+                    so.metadata.name.clone().unwrap_or_default(),
+                )
+            })
+            .collect();
+        let gone: Vec<(String, String)> = {
+            let map = ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.keys().filter(|k| !live.contains(*k)).cloned().collect()
+        };
+        for (ns, name) in gone {
+            if let Some(state) = ctx.forget(&ns, &name) {
+                *state.scale_loop.lock().await = None;
+                ctx.metrics.forget(&ns, &name);
+                tracing::info!(namespace = ns, name, "ScaledObject deleted: scale loop stopped");
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -57,10 +299,12 @@ mod tests {
             "json",
             "--log-level",
             "debug",
+            "--scaler-timeout",
+            "5s",
         ])
         .unwrap();
         assert_eq!(args.common.admin_addr.to_string(), "127.0.0.1:18080");
         assert_eq!(args.common.log_format, ebb_plumbing::logging::LogFormat::Json);
-        assert_eq!(args.common.log_level, "debug");
+        assert_eq!(args.scaler_timeout, Duration::from_secs(5));
     }
 }

@@ -1,0 +1,97 @@
+//! TriggerAuthentication / ClusterTriggerAuthentication resolution against the API server: the
+//! referenced authentication is read, the Secrets and ConfigMaps it names are fetched (from the
+//! ScaledObject's namespace, or the operator's namespace for cluster-scoped ones) and the shared
+//! resolver in ebb-scalers turns them into scaler parameters. Values are never logged.
+
+use std::collections::BTreeMap;
+
+use ebb_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication, TriggerAuthenticationSpec};
+use ebb_scalers::auth::{AuthSources, Lookup, resolve};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::{Api, Client};
+
+use crate::error::Error;
+
+/// Everything one authentication needs, fetched up front so resolution itself is pure.
+struct Fetched {
+    secrets: BTreeMap<String, Option<Secret>>,
+    config_maps: BTreeMap<String, Option<ConfigMap>>,
+    env: BTreeMap<String, String>,
+}
+
+impl AuthSources for Fetched {
+    fn secret(&self, name: &str, key: &str) -> Lookup {
+        match self.secrets.get(name).and_then(Option::as_ref) {
+            None => Lookup::NoObject,
+            Some(s) => match s.data.as_ref().and_then(|d| d.get(key)) {
+                Some(b) => Lookup::Found(String::from_utf8_lossy(&b.0).into_owned()),
+                None => Lookup::NoKey,
+            },
+        }
+    }
+    fn config_map(&self, name: &str, key: &str) -> Lookup {
+        match self.config_maps.get(name).and_then(Option::as_ref) {
+            None => Lookup::NoObject,
+            Some(c) => {
+                c.data.as_ref().and_then(|d| d.get(key)).map_or(Lookup::NoKey, |v| Lookup::Found(v.clone()))
+            }
+        }
+    }
+    fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
+        self.env.get(name).cloned()
+    }
+}
+
+/// Resolved parameters per trigger index, for the triggers that reference an authentication.
+pub async fn resolve_all(
+    client: &Client,
+    so: &ScaledObject,
+    env: &BTreeMap<String, String>,
+    operator_namespace: &str,
+) -> Result<BTreeMap<usize, BTreeMap<String, String>>, Error> {
+    let ns = so.metadata.namespace.as_deref().unwrap_or("default");
+    let mut out = BTreeMap::new();
+    for (i, t) in so.spec.triggers.iter().enumerate() {
+        let Some(r) = &t.authentication_ref else { continue };
+        let (spec, secret_ns): (TriggerAuthenticationSpec, &str) = match r.kind() {
+            "ClusterTriggerAuthentication" => {
+                let api: Api<ClusterTriggerAuthentication> = Api::all(client.clone());
+                let cta = api.get_opt(&r.name).await.map_err(Error::Kube)?.ok_or_else(|| {
+                    Error::Auth(format!(
+                        "spec.triggers[{i}].authenticationRef: ClusterTriggerAuthentication {:?} not found",
+                        r.name
+                    ))
+                })?;
+                (cta.spec.auth, operator_namespace)
+            }
+            _ => {
+                let api: Api<TriggerAuthentication> = Api::namespaced(client.clone(), ns);
+                let ta = api.get_opt(&r.name).await.map_err(Error::Kube)?.ok_or_else(|| {
+                    Error::Auth(format!(
+                        "spec.triggers[{i}].authenticationRef: TriggerAuthentication {ns}/{:?} not found",
+                        r.name
+                    ))
+                })?;
+                (ta.spec, ns)
+            }
+        };
+        let mut fetched =
+            Fetched { secrets: BTreeMap::new(), config_maps: BTreeMap::new(), env: env.clone() };
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_ns);
+        for s in &spec.secret_target_ref {
+            if !fetched.secrets.contains_key(&s.name) {
+                fetched.secrets.insert(s.name.clone(), secrets.get_opt(&s.name).await.map_err(Error::Kube)?);
+            }
+        }
+        let cms: Api<ConfigMap> = Api::namespaced(client.clone(), secret_ns);
+        for c in &spec.config_map_target_ref {
+            if !fetched.config_maps.contains_key(&c.name) {
+                fetched.config_maps.insert(c.name.clone(), cms.get_opt(&c.name).await.map_err(Error::Kube)?);
+            }
+        }
+        let params = resolve(&spec, &fetched)
+            .map_err(|e| Error::Auth(format!("spec.triggers[{i}].authenticationRef ({}): {e}", r.name)))?;
+        out.insert(i, params);
+    }
+    Ok(out)
+}

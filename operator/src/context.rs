@@ -1,0 +1,95 @@
+//! Shared state of the operator: the API client, configuration, metrics, the event recorder, the
+//! target resolver, and per-ScaledObject state (the in-memory status model every status write is
+//! made from, and the running scale loop). Status is written by server-side apply with one field
+//! manager from one model, so the reconcile and the loop never undo each other's fields.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ebb_api::constants::FIELD_MANAGER_STATUS;
+use ebb_api::{ScaledObject, ScaledObjectStatus};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource};
+use tokio::sync::Mutex;
+
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::scaleloop::LoopHandle;
+use crate::target::Resolver;
+
+/// Operator settings derived from flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Bound on each trigger query.
+    pub scaler_timeout: Duration,
+    /// Namespace of the operator (where ClusterTriggerAuthentication secrets live).
+    pub operator_namespace: String,
+}
+
+/// State kept per ScaledObject.
+#[derive(Debug, Default)]
+pub struct ObjectState {
+    /// The status as last written (or read at start); every write sends it whole.
+    pub status: Mutex<Option<ScaledObjectStatus>>,
+    /// The running scale loop, if any.
+    pub scale_loop: Mutex<Option<LoopHandle>>,
+    /// Consecutive reconcile failures, for the error policy's backoff.
+    pub failures: std::sync::atomic::AtomicU32,
+}
+
+/// Everything reconcile and the loops share.
+pub struct Ctx {
+    pub client: Client,
+    pub config: Config,
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    pub resolver: Resolver,
+    pub objects: std::sync::Mutex<HashMap<(String, String), Arc<ObjectState>>>,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Ctx {
+    /// The state of one object, created on first use.
+    pub fn object(&self, ns: &str, name: &str) -> Arc<ObjectState> {
+        let mut map = self.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.entry((ns.to_owned(), name.to_owned())).or_default().clone()
+    }
+
+    /// Drops the state of a deleted object (its loop is stopped by the caller).
+    pub fn forget(&self, ns: &str, name: &str) -> Option<Arc<ObjectState>> {
+        self.objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&(ns.to_owned(), name.to_owned()))
+    }
+
+    /// Writes the whole status by server-side apply (field manager ebb-operator/status, force).
+    pub async fn write_status(&self, ns: &str, name: &str, status: &ScaledObjectStatus) -> Result<(), Error> {
+        let api: Api<ScaledObject> = Api::namespaced(self.client.clone(), ns);
+        let patch = crate::status::status_patch(name, ns, status);
+        let pp = PatchParams::apply(FIELD_MANAGER_STATUS).force();
+        api.patch_status(name, &pp, &Patch::Apply(&patch)).await.map_err(Error::Kube)?;
+        Ok(())
+    }
+
+    /// Records an event on the ScaledObject; failures are logged, never fatal.
+    pub async fn event(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.to_owned(),
+            note: Some(note),
+            action: reason.to_owned(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &so.object_ref(&())).await {
+            tracing::warn!(reason, "cannot record event: {e}");
+        }
+    }
+}

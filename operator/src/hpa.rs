@@ -1,0 +1,243 @@
+//! The HorizontalPodAutoscaler ebb applies for a ScaledObject (pure): name, labels, owner
+//! reference, scale target, replica bounds, one External metric per trigger and the behavior,
+//! shaped as KEDA shapes it so dashboards, selectors and tooling written for KEDA keep working.
+//! The result is applied by server-side apply (field manager `ebb-operator/hpa`, force).
+//!
+//! Where ebb differs from KEDA:
+//! - ebb's own labels (`app.kubernetes.io/*`, `scaledobject.keda.sh/name`) win over labels of the
+//!   same key on the ScaledObject (KEDA lets the ScaledObject's win), so selectors on them stay
+//!   reliable;
+//! - the ScaledObject's annotations are not copied onto the HPA.
+
+use std::collections::BTreeMap;
+
+use ebb_api::constants::{
+    ANNOTATION_PAUSED_REPLICAS, ANNOTATION_PAUSED_SCALE_IN, ANNOTATION_PAUSED_SCALE_OUT, API_VERSION,
+    LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_VERSION, MANAGED_BY, MAX_NAME_LENGTH,
+    SCALED_OBJECT_NAME_LABEL,
+};
+use ebb_api::{MetricTargetType, ScaledObject, quantity};
+use ebb_scalers::ParsedScaledObject;
+use k8s_openapi::Resource;
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, ExternalMetricSource, HPAScalingRules, HorizontalPodAutoscaler,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec, MetricTarget,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+
+/// Value of `app.kubernetes.io/version` on the HPA.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Kind of the owner reference.
+const SCALED_OBJECT_KIND: &str = "ScaledObject";
+
+/// `selectPolicy` that stops the HPA from scaling in one direction.
+const DISABLED_POLICY: &str = "Disabled";
+
+/// Why no HPA can be built for a ScaledObject.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HpaError {
+    #[error("the ScaledObject has no name")]
+    MissingName,
+    #[error("ScaledObject {0:?} has no uid yet: the HPA needs it for its owner reference")]
+    MissingUid(String),
+    #[error("trigger {metric:?}: metricType {metric_type} cannot be used for an external metric")]
+    UnsupportedMetricType { metric: String, metric_type: &'static str },
+}
+
+/// The desired `autoscaling/v2` HPA for `so`, whose triggers `parsed` holds (in trigger order).
+///
+/// - name `so.hpa_name()` (default `keda-hpa-<so>`), namespace of the ScaledObject;
+/// - labels: the ScaledObject's labels, then `app.kubernetes.io/name` (the HPA name, cut to 63
+///   characters), `app.kubernetes.io/version`, `app.kubernetes.io/part-of` (the ScaledObject),
+///   `app.kubernetes.io/managed-by: ebb-operator` and `scaledobject.keda.sh/name`;
+/// - one controller owner reference to the ScaledObject (an error when it has no uid);
+/// - `minReplicas` = `minReplicaCount` when above 0, else 1; `maxReplicas` = `maxReplicaCount`
+///   (default 100); with `autoscaling.keda.sh/paused-replicas: N` both are N (at least 1);
+/// - one External metric per trigger, selected by `scaledobject.keda.sh/name: <so>`, with an
+///   `AverageValue` or `Value` target of the trigger's target quantity;
+/// - `behavior` copied from `advanced.horizontalPodAutoscalerConfig.behavior` (absent when unset),
+///   with `selectPolicy: Disabled` on scale-down under `autoscaling.keda.sh/paused-scale-in` and on
+///   scale-up under `autoscaling.keda.sh/paused-scale-out`.
+pub fn desired_hpa(
+    so: &ScaledObject,
+    parsed: &ParsedScaledObject,
+) -> Result<HorizontalPodAutoscaler, HpaError> {
+    let so_name = so.metadata.name.clone().filter(|n| !n.is_empty()).ok_or(HpaError::MissingName)?;
+    let uid = so
+        .metadata
+        .uid
+        .clone()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| HpaError::MissingUid(so_name.clone()))?;
+    let hpa_name = so.hpa_name();
+
+    let mut labels: BTreeMap<String, String> = so.metadata.labels.clone().unwrap_or_default();
+    labels.insert(LABEL_NAME.into(), label_value(&hpa_name));
+    labels.insert(LABEL_VERSION.into(), VERSION.into());
+    labels.insert(LABEL_PART_OF.into(), so_name.clone());
+    labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
+    labels.insert(SCALED_OBJECT_NAME_LABEL.into(), so_name.clone());
+
+    let owner = OwnerReference {
+        api_version: API_VERSION.into(),
+        kind: SCALED_OBJECT_KIND.into(),
+        name: so_name.clone(),
+        uid,
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+
+    let metrics = parsed
+        .triggers
+        .iter()
+        .map(|t| external_metric(&so_name, &t.metric_name, t.metric_type, t.target()))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (min_replicas, max_replicas) = match paused_replicas(so) {
+        Some(n) => (n.max(1), n.max(1)),
+        None => (hpa_min_replicas(so), so.spec.max_replicas()),
+    };
+
+    let target = &so.spec.scale_target_ref;
+    Ok(HorizontalPodAutoscaler {
+        metadata: ObjectMeta {
+            name: Some(hpa_name),
+            namespace: so.metadata.namespace.clone(),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some(target.api_version().to_owned()),
+                kind: target.kind().to_owned(),
+                name: target.name.clone(),
+            },
+            min_replicas: Some(min_replicas),
+            max_replicas,
+            metrics: Some(metrics),
+            behavior: behavior(so),
+        }),
+        status: None,
+    })
+}
+
+/// The HPA as a server-side apply body: the object with `apiVersion` and `kind` set.
+pub fn hpa_as_apply_patch(hpa: &HorizontalPodAutoscaler) -> serde_json::Value {
+    let mut v = serde_json::to_value(hpa).unwrap_or_else(|_| serde_json::json!({}));
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("apiVersion".into(), HorizontalPodAutoscaler::API_VERSION.into());
+        obj.insert("kind".into(), HorizontalPodAutoscaler::KIND.into());
+        obj.remove("status");
+    }
+    v
+}
+
+/// `minReplicas` of the HPA: `minReplicaCount` when above 0, else 1 (the HPA cannot hold 0;
+/// ebb itself scales between 0, or `idleReplicaCount`, and the minimum).
+pub fn hpa_min_replicas(so: &ScaledObject) -> i32 {
+    so.spec.min_replica_count.filter(|m| *m > 0).unwrap_or(1)
+}
+
+/// Milli-units of a target or metric quantity. Products and quotients of decimal fractions
+/// land a hair above the intended milli count in binary floating point (2.007 × 1000 =
+/// 2007.0000000000002); those are taken as the intended count instead of being rounded up.
+pub fn target_milli(v: f64) -> i64 {
+    let x = quantity::sanitize(v) * 1000.0;
+    let r = x.round();
+    let m = if (x - r).abs() <= 1e-9 * r.max(1.0) { r } else { x.ceil() };
+    if m >= i64::MAX as f64 { i64::MAX } else { m as i64 }
+}
+
+/// A quantity string for a target, exact to the milli.
+pub fn target_quantity(v: f64) -> Quantity {
+    Quantity(quantity::format_milli(target_milli(v)))
+}
+
+/// Whether an annotation holding a boolean is set: absent → false; a value that does not read as a
+/// boolean (`1 t T TRUE true True 0 f F FALSE false False`) counts as true, as in KEDA.
+pub fn bool_annotation(so: &ScaledObject, key: &str) -> bool {
+    match so.metadata.annotations.as_ref().and_then(|a| a.get(key)) {
+        None => false,
+        Some(v) => !matches!(v.as_str(), "0" | "f" | "F" | "FALSE" | "false" | "False"),
+    }
+}
+
+/// `autoscaling.keda.sh/paused-replicas` as a count, when present and a non-negative integer.
+fn paused_replicas(so: &ScaledObject) -> Option<i32> {
+    let v = so.metadata.annotations.as_ref()?.get(ANNOTATION_PAUSED_REPLICAS)?;
+    v.trim().parse::<i32>().ok().filter(|n| *n >= 0)
+}
+
+/// Label values are at most 63 characters and end with a letter or digit.
+fn label_value(s: &str) -> String {
+    if s.len() <= MAX_NAME_LENGTH {
+        return s.to_owned();
+    }
+    let mut cut = MAX_NAME_LENGTH;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s[..cut].trim_end_matches(|c: char| !c.is_alphanumeric()).to_owned()
+}
+
+fn external_metric(
+    so_name: &str,
+    metric: &str,
+    metric_type: MetricTargetType,
+    target: f64,
+) -> Result<MetricSpec, HpaError> {
+    let q = target_quantity(target);
+    let target = match metric_type {
+        MetricTargetType::AverageValue => MetricTarget {
+            type_: metric_type.as_str().into(),
+            average_value: Some(q),
+            ..MetricTarget::default()
+        },
+        MetricTargetType::Value => {
+            MetricTarget { type_: metric_type.as_str().into(), value: Some(q), ..MetricTarget::default() }
+        }
+        MetricTargetType::Utilization => {
+            return Err(HpaError::UnsupportedMetricType {
+                metric: metric.to_owned(),
+                metric_type: metric_type.as_str(),
+            });
+        }
+    };
+    Ok(MetricSpec {
+        type_: "External".into(),
+        external: Some(ExternalMetricSource {
+            metric: MetricIdentifier {
+                name: metric.to_owned(),
+                selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        SCALED_OBJECT_NAME_LABEL.to_owned(),
+                        so_name.to_owned(),
+                    )])),
+                    match_expressions: None,
+                }),
+            },
+            target,
+        }),
+        ..MetricSpec::default()
+    })
+}
+
+fn behavior(so: &ScaledObject) -> Option<HorizontalPodAutoscalerBehavior> {
+    let mut b = so.spec.hpa_behavior().cloned();
+    let disable = |rules: &mut Option<HPAScalingRules>| {
+        rules.get_or_insert_with(HPAScalingRules::default).select_policy = Some(DISABLED_POLICY.into());
+    };
+    if bool_annotation(so, ANNOTATION_PAUSED_SCALE_IN) {
+        disable(&mut b.get_or_insert_with(HorizontalPodAutoscalerBehavior::default).scale_down);
+    }
+    if bool_annotation(so, ANNOTATION_PAUSED_SCALE_OUT) {
+        disable(&mut b.get_or_insert_with(HorizontalPodAutoscalerBehavior::default).scale_up);
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests;

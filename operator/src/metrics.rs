@@ -1,0 +1,331 @@
+//! The operator's Prometheus metrics, under the names and label sets KEDA's operator exports so
+//! that KEDA's Grafana dashboard and alert rules work unchanged: per-trigger value, poll latency,
+//! activity and error count; per-ScaledObject error count and paused flag; scale-loop lateness;
+//! and the registration gauges (ScaledObjects per namespace, triggers per type).
+//!
+//! Label values are only names, indexes and types taken from the ScaledObject — never trigger
+//! metadata, so no secret can reach a label. [`Metrics::forget`] drops every series of a deleted
+//! ScaledObject so nothing stale is exported.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Value of the `type` label on per-trigger and scale-loop series (KEDA also has `scaledjob`).
+const SCALED_OBJECT_TYPE: &str = "scaledobject";
+/// Value of the `type` label on `keda_resource_registered_total` for ScaledObjects.
+const SCALED_OBJECT_RESOURCE: &str = "scaled_object";
+/// Namespace label used when an object's namespace is empty.
+const DEFAULT_NAMESPACE: &str = "default";
+
+/// Labels of the per-trigger series: `namespace, metric, scaledObject, scaler, triggerIndex,
+/// type`. `scaler` carries the trigger type, `type` the kind of scaled resource.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScalerLabels {
+    namespace: String,
+    metric: String,
+    scaledObject: String,
+    scaler: String,
+    triggerIndex: String,
+    r#type: String,
+}
+
+/// Labels of the per-ScaledObject series.
+#[allow(non_snake_case)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ObjectLabels {
+    namespace: String,
+    scaledObject: String,
+}
+
+/// Labels of `keda_internal_scale_loop_latency_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoopLabels {
+    namespace: String,
+    r#type: String,
+    resource: String,
+}
+
+/// Labels of `keda_resource_registered_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResourceLabels {
+    r#type: String,
+    namespace: String,
+}
+
+/// Labels of `keda_trigger_registered_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TriggerLabels {
+    r#type: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Series bookkeeping that the metric families cannot answer themselves.
+#[derive(Debug, Default)]
+struct State {
+    /// Per ScaledObject `(namespace, name)`: the label set last used for each trigger index.
+    triggers: HashMap<(String, String), BTreeMap<usize, ScalerLabels>>,
+    /// ScaledObjects registered per namespace.
+    objects: HashMap<String, i64>,
+    /// Triggers registered per trigger type.
+    trigger_types: HashMap<String, i64>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    scaler_value: Family<ScalerLabels, FloatGauge>,
+    scaler_latency: Family<ScalerLabels, FloatGauge>,
+    scaler_active: Family<ScalerLabels, Gauge>,
+    scaler_errors: Family<ScalerLabels, Counter>,
+    object_errors: Family<ObjectLabels, Counter>,
+    object_paused: Family<ObjectLabels, Gauge>,
+    loop_latency: Family<LoopLabels, FloatGauge>,
+    resources: Family<ResourceLabels, Gauge>,
+    trigger_types: Family<TriggerLabels, Gauge>,
+    state: Mutex<State>,
+}
+
+/// Handle on the operator's metrics; cheap to clone, all clones share the same series.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl Metrics {
+    /// Creates the metric families and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let inner = Inner {
+            scaler_value: Family::default(),
+            scaler_latency: Family::default(),
+            scaler_active: Family::default(),
+            scaler_errors: Family::default(),
+            object_errors: Family::default(),
+            object_paused: Family::default(),
+            loop_latency: Family::default(),
+            resources: Family::default(),
+            trigger_types: Family::default(),
+            state: Mutex::new(State::default()),
+        };
+        registry.register(
+            "keda_scaler_metrics_value",
+            "The current value of each trigger's metric, as the HPA uses it to compute the target average",
+            inner.scaler_value.clone(),
+        );
+        registry.register(
+            "keda_scaler_metrics_latency_seconds",
+            "The latency of the last poll of each trigger's metric, in seconds",
+            inner.scaler_latency.clone(),
+        );
+        registry.register(
+            "keda_scaler_active",
+            "Whether a trigger is active (1) or not (0)",
+            inner.scaler_active.clone(),
+        );
+        // Counters: the encoder appends `_total` to the sample name.
+        registry.register(
+            "keda_scaler_detail_errors",
+            "The number of errors polling each trigger",
+            inner.scaler_errors.clone(),
+        );
+        registry.register(
+            "keda_scaled_object_errors",
+            "The number of errors for each ScaledObject",
+            inner.object_errors.clone(),
+        );
+        registry.register(
+            "keda_scaled_object_paused",
+            "Whether a ScaledObject is paused (1) or not (0)",
+            inner.object_paused.clone(),
+        );
+        registry.register(
+            "keda_internal_scale_loop_latency_seconds",
+            "How late the scale loop ran compared with its schedule, in seconds",
+            inner.loop_latency.clone(),
+        );
+        registry.register(
+            "keda_resource_registered_total",
+            "The number of custom resources per namespace and resource type handled by the operator",
+            inner.resources.clone(),
+        );
+        registry.register(
+            "keda_trigger_registered_total",
+            "The number of triggers per trigger type handled by the operator",
+            inner.trigger_types.clone(),
+        );
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Records one poll of trigger `trigger_index` of ScaledObject `ns/so`. `value: None` means
+    /// the poll failed: the trigger's and the object's error counters go up and the value
+    /// series is dropped (no stale value); otherwise the value is set and both error counters
+    /// are created at 0 so `rate()` works from the start.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_poll(
+        &self,
+        ns: &str,
+        so: &str,
+        trigger_index: usize,
+        trigger_type: &str,
+        metric: &str,
+        value: Option<f64>,
+        active: bool,
+        latency: Duration,
+    ) {
+        let labels = ScalerLabels {
+            namespace: namespace_label(ns),
+            metric: metric.to_string(),
+            scaledObject: so.to_string(),
+            scaler: trigger_type.to_string(),
+            triggerIndex: trigger_index.to_string(),
+            r#type: SCALED_OBJECT_TYPE.to_string(),
+        };
+        let object = object_labels(ns, so);
+        {
+            let mut state = self.state();
+            let known = state.triggers.entry((labels.namespace.clone(), so.to_string())).or_default();
+            if let Some(previous) = known.insert(trigger_index, labels.clone())
+                && previous != labels
+            {
+                // The trigger at this index changed (type or metric name): drop the old series.
+                self.remove_scaler_series(&previous);
+            }
+        }
+        let i = &self.inner;
+        i.scaler_latency.get_or_create(&labels).set(latency.as_secs_f64());
+        i.scaler_active.get_or_create(&labels).set(i64::from(active));
+        match value {
+            Some(v) => {
+                i.scaler_value.get_or_create(&labels).set(v);
+                i.scaler_errors.get_or_create(&labels).inc_by(0);
+                i.object_errors.get_or_create(&object).inc_by(0);
+            }
+            None => {
+                i.scaler_value.remove(&labels);
+                i.scaler_errors.get_or_create(&labels).inc();
+                i.object_errors.get_or_create(&object).inc();
+            }
+        }
+    }
+
+    /// Records how late the scale loop of `ns/so` ran compared with its schedule.
+    pub fn record_loop_lateness(&self, ns: &str, so: &str, late: Duration) {
+        let labels = loop_labels(ns, so);
+        self.inner.loop_latency.get_or_create(&labels).set(late.as_secs_f64());
+    }
+
+    /// Sets whether `ns/so` is paused.
+    pub fn set_paused(&self, ns: &str, so: &str, paused: bool) {
+        self.inner.object_paused.get_or_create(&object_labels(ns, so)).set(i64::from(paused));
+    }
+
+    /// Counts an error handling `ns/so` outside a trigger poll (reconcile, scale update, …).
+    pub fn object_error(&self, ns: &str, so: &str) {
+        self.inner.object_errors.get_or_create(&object_labels(ns, so)).inc();
+    }
+
+    /// Registration gauges: a ScaledObject with these trigger types was added in `ns`.
+    pub fn object_added(&self, ns: &str, trigger_types: &[&str]) {
+        self.update_registration(ns, trigger_types, 1);
+    }
+
+    /// Registration gauges: a ScaledObject with these trigger types was removed from `ns`.
+    pub fn object_removed(&self, ns: &str, trigger_types: &[&str]) {
+        self.update_registration(ns, trigger_types, -1);
+    }
+
+    /// Drops the per-trigger series of `ns/so` whose trigger index is `count` or more (the
+    /// object now has `count` triggers).
+    pub fn retain_triggers(&self, ns: &str, so: &str, count: usize) {
+        let mut state = self.state();
+        if let Some(known) = state.triggers.get_mut(&(namespace_label(ns), so.to_string())) {
+            for (_, labels) in known.split_off(&count) {
+                self.remove_scaler_series(&labels);
+            }
+        }
+    }
+
+    /// Drops every series of a deleted ScaledObject (registration gauges are left to
+    /// [`Metrics::object_removed`]).
+    pub fn forget(&self, ns: &str, so: &str) {
+        let known = self.state().triggers.remove(&(namespace_label(ns), so.to_string()));
+        for labels in known.into_iter().flat_map(BTreeMap::into_values) {
+            self.remove_scaler_series(&labels);
+        }
+        let object = object_labels(ns, so);
+        self.inner.object_errors.remove(&object);
+        self.inner.object_paused.remove(&object);
+        self.inner.loop_latency.remove(&loop_labels(ns, so));
+    }
+
+    fn update_registration(&self, ns: &str, trigger_types: &[&str], delta: i64) {
+        let mut state = self.state();
+        let ns = namespace_label(ns);
+        let resource = ResourceLabels { r#type: SCALED_OBJECT_RESOURCE.to_string(), namespace: ns.clone() };
+        set_count(&mut state.objects, ns, delta, &self.inner.resources, &resource);
+        for ty in trigger_types.iter().filter(|t| !t.is_empty()) {
+            let labels = TriggerLabels { r#type: (*ty).to_string() };
+            set_count(&mut state.trigger_types, (*ty).to_string(), delta, &self.inner.trigger_types, &labels);
+        }
+    }
+
+    fn remove_scaler_series(&self, labels: &ScalerLabels) {
+        let i = &self.inner;
+        i.scaler_value.remove(labels);
+        i.scaler_latency.remove(labels);
+        i.scaler_active.remove(labels);
+        i.scaler_errors.remove(labels);
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Applies `delta` to the count under `key` (never below 0) and mirrors it into the gauge; a
+/// count of 0 removes the series.
+fn set_count<L>(
+    counts: &mut HashMap<String, i64>,
+    key: String,
+    delta: i64,
+    family: &Family<L, Gauge>,
+    labels: &L,
+) where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug,
+{
+    let count = counts.entry(key.clone()).or_default();
+    *count = (*count + delta).max(0);
+    if *count == 0 {
+        counts.remove(&key);
+        family.remove(labels);
+    } else {
+        family.get_or_create(labels).set(*count);
+    }
+}
+
+fn namespace_label(ns: &str) -> String {
+    if ns.is_empty() { DEFAULT_NAMESPACE.to_string() } else { ns.to_string() }
+}
+
+fn object_labels(ns: &str, so: &str) -> ObjectLabels {
+    ObjectLabels { namespace: namespace_label(ns), scaledObject: so.to_string() }
+}
+
+fn loop_labels(ns: &str, so: &str) -> LoopLabels {
+    LoopLabels {
+        namespace: namespace_label(ns),
+        r#type: SCALED_OBJECT_TYPE.to_string(),
+        resource: so.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! The scale target of a ScaledObject: resolving `scaleTargetRef` (apiVersion/kind/name) to an
+//! API resource through discovery (cached per kind), reading and writing its `/scale`
+//! subresource, and reading the environment of its container for `…FromEnv` parameters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use ebb_api::{GroupVersionKindResource, ScaleTarget};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::discovery::{ApiCapabilities, Scope};
+use kube::{Client, discovery};
+
+use crate::error::Error;
+
+/// A resolved target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: ApiResource,
+    pub gvkr: GroupVersionKindResource,
+    pub name: String,
+}
+
+impl Target {
+    /// `apps/v1.Deployment`, as KEDA writes `status.scaleTargetKind`.
+    pub fn kind_string(&self) -> String {
+        format!("{}.{}", self.resource.api_version, self.resource.kind)
+    }
+}
+
+/// Discovery results per (apiVersion, kind).
+#[derive(Debug, Default)]
+pub struct Resolver {
+    cache: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+}
+
+impl Resolver {
+    /// Finds the API resource serving the target's kind.
+    pub async fn resolve(&self, client: &Client, r: &ScaleTarget) -> Result<Target, Error> {
+        let key = (r.api_version().to_owned(), r.kind().to_owned());
+        let cached = self
+            .cache
+            .lock()
+            .map_err(|_| Error::Internal("resolver lock poisoned".into()))?
+            .get(&key)
+            .cloned();
+        let (ar, caps) = match cached {
+            Some(c) => c,
+            None => {
+                let (group, version) = match key.0.split_once('/') {
+                    Some((g, v)) => (g.to_owned(), v.to_owned()),
+                    None => (String::new(), key.0.clone()),
+                };
+                let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &key.1);
+                let found = discovery::pinned_kind(client, &gvk).await.map_err(|e| {
+                    Error::TargetNotFound(format!("{} {}: not served by the API server: {e}", key.0, key.1))
+                })?;
+                self.cache
+                    .lock()
+                    .map_err(|_| Error::Internal("resolver lock poisoned".into()))?
+                    .insert(key.clone(), found.clone());
+                found
+            }
+        };
+        if caps.scope != Scope::Namespaced {
+            return Err(Error::TargetNotFound(format!("{} {} is not namespaced", key.0, key.1)));
+        }
+        // Discovery lists subresources by their plural (`scale`, or `<plural>/scale`).
+        if !caps.subresources.iter().any(|(sr, _)| sr.plural == "scale" || sr.plural.ends_with("/scale")) {
+            return Err(Error::NoScale(format!("{} {} has no /scale subresource", key.0, key.1)));
+        }
+        let gvkr = GroupVersionKindResource {
+            group: ar.group.clone(),
+            version: ar.version.clone(),
+            kind: ar.kind.clone(),
+            resource: ar.plural.clone(),
+        };
+        Ok(Target { resource: ar, gvkr, name: r.name.clone() })
+    }
+}
+
+fn api(client: &Client, t: &Target, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &t.resource)
+}
+
+/// The target's Scale (spec.replicas = desired, status.replicas = current).
+pub async fn get_scale(client: &Client, t: &Target, ns: &str) -> Result<Scale, Error> {
+    api(client, t, ns).get_scale(&t.name).await.map_err(|e| match e {
+        kube::Error::Api(ref a) if a.code == 404 => {
+            Error::TargetNotFound(format!("{} {}/{} not found", t.kind_string(), ns, t.name))
+        }
+        other => Error::Kube(other),
+    })
+}
+
+/// Writes spec.replicas through /scale (field manager ebb-operator/scale).
+pub async fn set_replicas(client: &Client, t: &Target, ns: &str, replicas: i32) -> Result<(), Error> {
+    let pp = PatchParams {
+        field_manager: Some(ebb_api::constants::FIELD_MANAGER_SCALE.into()),
+        ..Default::default()
+    };
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    api(client, t, ns).patch_scale(&t.name, &pp, &Patch::Merge(&patch)).await.map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// Literal `env` values of the target's container (`envSourceContainerName`, else the first).
+pub async fn container_env(
+    client: &Client,
+    t: &Target,
+    ns: &str,
+    container: Option<&str>,
+) -> BTreeMap<String, String> {
+    let Ok(obj) = api(client, t, ns).get(&t.name).await else { return BTreeMap::new() };
+    let containers = obj
+        .data
+        .pointer("/spec/template/spec/containers")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let chosen = match container {
+        Some(n) => containers.iter().find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(n)),
+        None => containers.first(),
+    };
+    chosen
+        .and_then(|c| c.get("env"))
+        .and_then(serde_json::Value::as_array)
+        .map(|env| {
+            env.iter()
+                .filter_map(|e| {
+                    Some((e.get("name")?.as_str()?.to_owned(), e.get("value")?.as_str()?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,94 @@
+//! What the internal endpoint serves: the value of one metric of one ScaledObject — from the
+//! last poll when the trigger sets `useCachedMetrics`, else measured live with the scaler
+//! timeout; under fallback (failureThreshold reached) the value that makes the HPA land on the
+//! fallback replicas. A live query never counts toward fallback (failures are counted once per
+//! poll, by the loop). Only the leader answers.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
+use ebb_scalers::measure_with_timeout;
+use tokio::sync::watch;
+
+use crate::context::Ctx;
+use crate::internal::ValueSource;
+
+/// Values from the running scale loops.
+#[derive(Debug)]
+pub struct LoopValues {
+    pub ctx: Arc<Ctx>,
+    pub leader: watch::Receiver<bool>,
+}
+
+#[async_trait::async_trait]
+impl ValueSource for LoopValues {
+    async fn value(&self, ns: &str, so: &str, metric: &str) -> Result<MetricValue, ValueError> {
+        let state = {
+            let map = self.ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.get(&(ns.to_owned(), so.to_owned())).cloned()
+        };
+        let state = state.ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
+        let shared = state
+            .scale_loop
+            .lock()
+            .await
+            .as_ref()
+            .map(|l| l.shared.clone())
+            .ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
+        let Some((trigger, scaler)) = shared.triggers.iter().find(|(t, _)| t.metric_name == metric) else {
+            let known: Vec<String> = shared.triggers.iter().map(|(t, _)| t.metric_name.clone()).collect();
+            return Err(ValueError::unknown_metric(ns, so, metric, &known));
+        };
+        let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
+        let health = state.status.lock().await.as_ref().map(|s| s.health.clone()).unwrap_or_default();
+        if let Some(fb) = shared
+            .so
+            .spec
+            .fallback
+            .as_ref()
+            .filter(|_| crate::fallback::active(&shared.so.spec, &health, metric))
+        {
+            let v = crate::fallback::value(fb, trigger.metric_type, trigger.target(), current);
+            return Ok(MetricValue {
+                metric_name: metric.to_owned(),
+                value: v,
+                timestamp: Utc::now(),
+                source: ValueOrigin::Cache,
+            });
+        }
+        if trigger.use_cached_metrics {
+            let cached =
+                shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(metric).cloned();
+            return match cached {
+                Some(c) => match (c.value, c.error) {
+                    (Some(v), _) => Ok(MetricValue {
+                        metric_name: metric.to_owned(),
+                        value: v,
+                        timestamp: c.at,
+                        source: ValueOrigin::Cache,
+                    }),
+                    (None, e) => Err(ValueError::Scaler(e.unwrap_or_else(|| "no value".into()))),
+                },
+                None => Err(ValueError::Scaler(format!("{metric} has not been polled yet"))),
+            };
+        }
+        let timeout = self.ctx.config.scaler_timeout;
+        match measure_with_timeout(scaler, Utc::now(), timeout).await {
+            Ok(m) => Ok(MetricValue {
+                metric_name: metric.to_owned(),
+                value: m.value,
+                timestamp: Utc::now(),
+                source: ValueOrigin::Live,
+            }),
+            Err(ebb_scalers::ScalerError::Timeout(d)) => {
+                Err(ValueError::Timeout(format!("{metric}: no answer within {d:?}")))
+            }
+            Err(e) => Err(ValueError::Scaler(format!("{metric}: {e}"))),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+}
