@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backend;
 mod common;
 
 use std::path::PathBuf;
@@ -103,6 +104,24 @@ async fn kubectl_drives_the_control_plane() {
         ]
     );
     assert!(out.lines().nth(1).unwrap().starts_with("php-apache-cron-scaled"), "{out}");
+
+    // An aggregated API, the way the metrics APIService is reached: registered, then proxied.
+    let metrics = backend::Metrics::default();
+    let cert = sb.service_cert("keda", "ebb-metrics-apiserver").unwrap();
+    let server =
+        backend::serve(&cert, Some(sb.front_proxy_ca.cert_pem()), backend::metrics_router(metrics)).await;
+    sb.map_service("keda", "ebb-metrics-apiserver", server.addr);
+    backend::register_external_metrics(&_client, sb.ca.cert_pem()).await;
+    let (ok, out, err) = run(s(&["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"])).await;
+    assert!(ok, "{err}");
+    println!("kubectl get --raw /apis/external.metrics.k8s.io/v1beta1\n{out}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["groupVersion"], "external.metrics.k8s.io/v1beta1");
+    assert_eq!(list["resources"][0]["name"], "externalmetrics");
+    assert_eq!(list["resources"][0]["kind"], "ExternalMetricValueList");
+    let (ok, out, _) = run(s(&["get", "apiservice", "v1beta1.external.metrics.k8s.io"])).await;
+    assert!(ok && out.contains("keda/ebb-metrics-apiserver"), "{out}");
+    println!("kubectl get apiservice v1beta1.external.metrics.k8s.io\n{out}");
 
     let (ok, out, err) = run(s(&["delete", "deployment", "web"])).await;
     assert!(ok, "{err}");
