@@ -115,15 +115,19 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         resolver: target::Resolver::default(),
         objects: Default::default(),
     });
+    // Dropping `serve` (its task aborted) stops every loop and task it started, as a crash would.
+    let _loops = StopLoops(ctx.clone());
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
     let mut tasks = Vec::new();
+    let mut election = None;
     if args.leader_elect {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .subsec_nanos();
+        // Unique even for several instances in one process sharing a HOSTNAME.
         let identity = std::env::var("HOSTNAME")
-            .map(|h| format!("{h}_{}", std::process::id()))
+            .map(|h| format!("{h}_{}_{nanos:x}", std::process::id()))
             .unwrap_or_else(|_| format!("{NAME}-{}-{nanos:x}", std::process::id()));
         let cfg = leader::LeaderConfig {
             lease_duration: args.lease_duration,
@@ -131,7 +135,8 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
             retry_period: args.retry_period,
             ..leader::LeaderConfig::new(args.operator_namespace.clone(), args.lease_name.clone(), identity)
         };
-        tasks.push(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, shutdown.wait())));
+        election =
+            Some(AbortOnDrop(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, shutdown.wait()))));
     }
     if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
         args.internal_cert_file.clone(),
@@ -143,11 +148,11 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         let server = internal::InternalServer::bind(cfg).await?;
         let source = Arc::new(values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() });
         let stop = shutdown.wait();
-        tasks.push(tokio::spawn(async move {
+        tasks.push(AbortOnDrop(tokio::spawn(async move {
             if let Err(e) = server.serve(source, stop).await {
                 tracing::error!("internal metrics service failed: {e}");
             }
-        }));
+        })));
     } else {
         tracing::warn!(
             "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
@@ -161,8 +166,13 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         r = admin => r,
         () = scaling => Ok(()),
     };
-    for t in tasks {
-        t.abort();
+    drop(tasks);
+    // On shutdown the election releases the Lease (bounded by the renew deadline) so a follower
+    // takes over at once; let it finish.
+    if let Some(mut e) = election.take()
+        && shutdown.is_requested()
+    {
+        let _ = tokio::time::timeout(args.renew_deadline + Duration::from_secs(1), &mut e.0).await;
     }
     result?;
     Ok(())
@@ -220,7 +230,7 @@ async fn run_while_leader(
             .for_each(|_| async {});
         let ready_reader = reader.clone();
         let ready = readiness.clone();
-        let ready_task = tokio::spawn(async move {
+        let ready_task = AbortOnDrop(tokio::spawn(async move {
             // The store's readiness wakes only its most recent waiter (the controller's own
             // runner also waits on it), so poll it again until it is ready.
             loop {
@@ -231,11 +241,10 @@ async fn run_while_leader(
                     Err(_) => continue,
                 }
             }
-        });
-        let cleanup = tokio::spawn(release_deleted(ctx.clone(), reader));
+        }));
+        let cleanup = AbortOnDrop(tokio::spawn(release_deleted(ctx.clone(), reader)));
         run.await;
-        ready_task.abort();
-        cleanup.abort();
+        drop((ready_task, cleanup));
         // Not leading any more (or shutting down): release every loop and its connections.
         let all: Vec<_> =
             ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
@@ -246,6 +255,33 @@ async fn run_while_leader(
             return;
         }
         tracing::warn!("leadership lost: scale loops stopped");
+    }
+}
+
+/// A spawned task, aborted when the guard is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Stops every scale loop when dropped. A loop's task holds the context that holds the loop,
+/// so without this the loops of a dropped `serve` would keep scaling.
+struct StopLoops(Arc<Ctx>);
+
+impl Drop for StopLoops {
+    fn drop(&mut self) {
+        let all: Vec<_> =
+            self.0.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+        for (_, state) in all {
+            let stopped = state.scale_loop.try_lock().map(|mut l| drop(l.take())).is_ok();
+            // Held for a moment by a task being aborted: stop the loop right after it.
+            if !stopped && let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { drop(state.scale_loop.lock().await.take()) });
+            }
+        }
     }
 }
 

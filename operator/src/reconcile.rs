@@ -82,6 +82,8 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     let checked = check(&ctx, &so, &ns).await;
     let (t, parsed) = match checked {
         Ok(v) => v,
+        // A failing API call says nothing about the object: keep its loop and status, retry.
+        Err(e @ Error::Kube(_)) => return Err(e),
         Err(e) => {
             *state.scale_loop.lock().await = None;
             status::check_failed(&mut model.conditions, &e.to_string(), now());

@@ -1,0 +1,163 @@
+//! End to end on the local control plane: two operator instances elect a leader on the Lease
+//! `default/ebb-operator` with short timings; only the leader reconciles and scales. When the
+//! leader crashes (its task aborted, no release of the Lease) the follower takes over within
+//! the lease duration plus a retry period and a margin, reconciles a ScaledObject created after
+//! the crash and keeps scaling the earlier one, and the recorded `/scale` writes show no
+//! flip-flops (a stale loop of the crashed leader would undo the new leader's scale-in).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::json;
+use support::*;
+
+const LEASE: [&str; 6] = ["--lease-duration", "2s", "--renew-deadline", "1200ms", "--retry-period", "200ms"];
+
+/// Per Deployment, each spec.replicas value seen (in order, consecutive duplicates folded) with
+/// the field manager owning `spec.replicas` at that point.
+type Record = Arc<Mutex<BTreeMap<String, Vec<(i32, String)>>>>;
+
+fn replicas_owner(d: &Deployment) -> String {
+    d.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.fields_v1.as_ref().is_some_and(|f| f.0.pointer("/f:spec/f:replicas").is_some()))
+        .filter_map(|m| m.manager.clone())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn record_replicas(client: &kube::Client) -> (Record, tokio::task::JoinHandle<()>) {
+    let record: Record = Arc::default();
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let r = record.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(deps, watcher::Config::default()).applied_objects().boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(d) = ev else { continue };
+            let name = d.metadata.name.clone().unwrap_or_default();
+            let n = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            let mut map = r.lock().unwrap();
+            let seen = map.entry(name).or_default();
+            if seen.last().is_none_or(|(last, _)| *last != n) {
+                seen.push((n, replicas_owner(&d)));
+            }
+        }
+    });
+    (record, task)
+}
+
+async fn holder(leases: &Api<Lease>) -> Option<String> {
+    leases
+        .get_opt("ebb-operator")
+        .await
+        .unwrap()
+        .and_then(|l| l.spec)
+        .and_then(|s| s.holder_identity)
+        .filter(|h| !h.is_empty())
+}
+
+async fn hpa_exists(client: &kube::Client, name: &str) -> bool {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    hpas.get_opt(&format!("keda-hpa-{name}")).await.unwrap().is_some()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_takes_over_after_the_leader_crashes() {
+    let (sb, client) = start_sandbox().await;
+    create_deployment(&client, "dep-a", 0).await;
+    create_deployment(&client, "dep-b", 0).await;
+    let (record, watch_task) = record_replicas(&client);
+    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+
+    let mut op1 = start_operator(&client, &LEASE).await;
+    wait_for("a leader", Duration::from_secs(10), async || holder(&leases).await.is_some()).await;
+    let first = holder(&leases).await.unwrap();
+    let op2 = start_operator(&client, &LEASE).await;
+    let lease = leases.get("ebb-operator").await.unwrap().spec.unwrap();
+    assert_eq!(lease.lease_duration_seconds, Some(2));
+    let transitions = lease.lease_transitions.unwrap_or(0);
+    // Ten retry periods of the second instance: the first keeps the Lease.
+    holds_for("the first instance's lead", Duration::from_secs(2), async || {
+        holder(&leases).await.as_deref() == Some(first.as_str())
+    })
+    .await;
+
+    create_so(&client, &scaled_object("so-a", "dep-a", json!([open_window(2)]), json!({}))).await;
+    wait_for("activation of dep-a", Duration::from_secs(10), async || replicas(&client, "dep-a").await == 1)
+        .await;
+    assert!(hpa_exists(&client, "so-a").await);
+    // Exactly one instance reconciles: only the leader has the object's series.
+    let (m1, m2) = (op1.metrics().await.unwrap(), op2.metrics().await.unwrap());
+    assert_eq!(series(&m1, "keda_scaled_object_paused", "so-a"), Some(0.0), "leader:\n{m1}");
+    assert_eq!(series(&m2, "keda_scaled_object_paused", "so-a"), None, "follower:\n{m2}");
+
+    // Crash the leader: no graceful shutdown, no release of the Lease.
+    op1.task.abort();
+    let crashed = Instant::now();
+    assert!((&mut op1.task).await.unwrap_err().is_cancelled());
+    assert_eq!(holder(&leases).await.as_deref(), Some(first.as_str()), "a crash releases nothing");
+    assert!(op1.metrics().await.is_err(), "the crashed instance's admin server is gone");
+    create_so(&client, &scaled_object("so-b", "dep-b", json!([open_window(2)]), json!({}))).await;
+
+    // Lease 2 s + retry 200 ms + 3 s margin.
+    let limit = Duration::from_millis(5_200).saturating_sub(crashed.elapsed());
+    wait_for("the follower to take over", limit, async || holder(&leases).await.is_some_and(|h| h != first))
+        .await;
+    let took_over = crashed.elapsed();
+    let second = holder(&leases).await.unwrap();
+    assert_ne!(second, first, "identities of the two instances differ");
+    let lease = leases.get("ebb-operator").await.unwrap().spec.unwrap();
+    assert_eq!(lease.lease_transitions.unwrap_or(0), transitions + 1);
+    assert!(
+        took_over >= Duration::from_millis(1_000),
+        "took over after {took_over:?}: before the crashed leader's lease could expire"
+    );
+    wait_for("the HPA of so-b", Duration::from_secs(10), async || hpa_exists(&client, "so-b").await).await;
+    wait_for("activation of dep-b", Duration::from_secs(10), async || replicas(&client, "dep-b").await == 1)
+        .await;
+    let m2 = op2.metrics().await.unwrap();
+    assert_eq!(series(&m2, "keda_scaled_object_paused", "so-a"), Some(0.0), "new leader:\n{m2}");
+    assert_eq!(series(&m2, "keda_scaled_object_paused", "so-b"), Some(0.0), "new leader:\n{m2}");
+
+    // The new leader scales so-a in once its window is closed; a loop of the crashed leader
+    // still running with the open window would scale it straight back out.
+    patch_so(&client, "so-a", json!({"spec": {"triggers": [closed_window()]}})).await;
+    wait_for("dep-a scaled in by the new leader", Duration::from_secs(10), async || {
+        replicas(&client, "dep-a").await == 0
+    })
+    .await;
+    holds_for("dep-a at 0 and dep-b at 1", Duration::from_secs(4), async || {
+        replicas(&client, "dep-a").await == 0 && replicas(&client, "dep-b").await == 1
+    })
+    .await;
+
+    let seen = record.lock().unwrap().clone();
+    let values = |d: &str| seen.get(d).map(|v| v.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    assert_eq!(values("dep-a"), Some(vec![0, 1, 0]), "{seen:?}");
+    assert_eq!(values("dep-b"), Some(vec![0, 1]), "{seen:?}");
+    for (d, changes) in &seen {
+        for (n, owner) in changes.iter().skip(1) {
+            assert_eq!(owner, "ebb-operator/scale", "{d} → {n} written by the scale loop: {seen:?}");
+        }
+    }
+
+    // A graceful stop releases the Lease.
+    op2.stop().await;
+    assert_eq!(holder(&leases).await, None, "released on shutdown");
+    watch_task.abort();
+    sb.stop().await;
+    eprintln!("takeover after {took_over:?}");
+}
