@@ -37,6 +37,9 @@ pub struct ObjectState {
     pub scale_loop: Mutex<Option<LoopHandle>>,
     /// Consecutive reconcile failures, for the error policy's backoff.
     pub failures: std::sync::atomic::AtomicU32,
+    /// Loop fingerprint and time of the last complete reconcile (status writes by the loop
+    /// trigger reconciles; those that change nothing return early).
+    pub reconciled: std::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
 
 /// Everything reconcile and the loops share.

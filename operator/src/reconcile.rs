@@ -40,6 +40,18 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     if so.metadata.deletion_timestamp.is_some() {
         return finalize(&ctx, &api, &so).await;
     }
+    // Fast path: nothing this object's reconcile depends on changed since the last one (the
+    // event came from the loop's own status write), so only the periodic resync remains.
+    let fp = scaleloop::fingerprint(&so);
+    let recent = state.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    if let Some((last, at)) = recent
+        && last == fp
+        && at.elapsed() < RESYNC
+        && metadata_in_place(&so)
+        && state.scale_loop.lock().await.as_ref().is_some_and(|l| l.fingerprint == fp)
+    {
+        return Ok(Action::requeue(RESYNC.saturating_sub(at.elapsed())));
+    }
     ensure_metadata(&api, &so).await?;
 
     let mut model = state.status.lock().await.clone().or_else(|| so.status.clone()).unwrap_or_default();
@@ -129,7 +141,6 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
 
     // Loop: restart only when this object's spec or scaling annotations changed.
     let mut guard = state.scale_loop.lock().await;
-    let fp = scaleloop::fingerprint(&so);
     if guard.as_ref().is_none_or(|l| l.fingerprint != fp) {
         *guard = None;
         let types: Vec<&str> = parsed.triggers.iter().map(|t| t.type_.as_str()).collect();
@@ -151,6 +162,8 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
         }
     }
     state.failures.store(0, Ordering::Relaxed);
+    *state.reconciled.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((fp, std::time::Instant::now()));
     Ok(Action::requeue(RESYNC))
 }
 
@@ -195,6 +208,14 @@ async fn delete_hpa(ctx: &Ctx, ns: &str, name: &str) -> Result<(), Error> {
         Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
         Err(e) => Err(Error::Kube(e)),
     }
+}
+
+/// Whether the label and finalizer are as [`ensure_metadata`] leaves them.
+fn metadata_in_place(so: &ScaledObject) -> bool {
+    let name = so.metadata.name.clone().unwrap_or_default();
+    let labelled = so.metadata.labels.as_ref().and_then(|l| l.get(SCALED_OBJECT_NAME_LABEL)) == Some(&name);
+    let has_finalizer = so.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == FINALIZER));
+    labelled && has_finalizer == so.spec.restore_to_original_replica_count()
 }
 
 /// The label selecting the object's metrics, and the finalizer only when restore is asked for.

@@ -714,12 +714,18 @@ fn merge_for_write(
         Sub::Status => {
             // Only status changes through /status.
             let status = new.get("status").cloned();
+            // An apply to /status has computed its own field ownership; keep it.
+            let applied_fields =
+                if record_fields { None } else { new.pointer("/metadata/managedFields").cloned() };
             new = cur.clone();
             if let Some(o) = new.as_object_mut() {
                 match status {
                     Some(s) => o.insert("status".into(), s),
                     None => o.remove("status"),
                 };
+            }
+            if let (Some(mf), Some(m)) = (applied_fields, meta::metadata_mut(&mut new)) {
+                m.insert("managedFields".into(), mf);
             }
         }
         Sub::Main | Sub::Scale => {
