@@ -17,7 +17,7 @@ use crate::error::CliError;
 const PROGRAMS: &[(&str, &str)] = &[
     (
         "ebb-operator",
-        "the scale loop and HPA reconcile are not in this build: ScaledObjects are stored but nothing scales them",
+        "fallback end to end, API QPS flags and benchmarks are in progress; the sandbox does not configure its internal metrics endpoint",
     ),
     ("ebb-metrics-apiserver", "external.metrics.k8s.io is not served yet: no APIService is registered"),
     ("ebb-webhook", "admission is not served yet: no ValidatingWebhookConfiguration is installed"),
@@ -129,6 +129,8 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
         let v = serde_json::to_value(&crd).map_err(|e| CliError::Output(format!("{file}: {e}")))?;
         sb.create(&v).map_err(|e| CliError::Output(format!("cannot install {file}: {}", e.message)))?;
     }
+    sb.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "keda"}}))
+        .map_err(|e| CliError::Output(format!("cannot create namespace keda: {}", e.message)))?;
     let kubeconfig = sb.kubeconfig();
     ebb_sandbox::kubeconfig::write_kubeconfig(std::path::Path::new(&opts.kubeconfig), &kubeconfig)
         .map_err(|e| CliError::Output(format!("{}: cannot write the kubeconfig: {e}", opts.kubeconfig)))?;
@@ -154,9 +156,11 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
             sb.create(&obj).map_err(|e| CliError::Output(format!("cannot apply the demo: {}", e.message)))?;
         }
         let so = shifted_cron(Utc::now());
+        let md = &so["spec"]["triggers"][0]["metadata"];
         println!(
             "demo: Deployment php-apache and ScaledObject php-apache-cron-scaled (start {:?}, end {:?}, Asia/Seoul)",
-            so["spec"]["triggers"][0]["metadata"]["start"], so["spec"]["triggers"][0]["metadata"]["end"]
+            md["start"].as_str().unwrap_or_default(),
+            md["end"].as_str().unwrap_or_default()
         );
         println!("{:<26} {:>8}", "TIME", "REPLICAS");
         let res = sb.cp.resource("apps", "v1", "deployments");
