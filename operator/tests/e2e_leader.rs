@@ -128,6 +128,11 @@ async fn follower_takes_over_after_the_leader_crashes() {
     wait_for("the HPA of so-b", Duration::from_secs(10), async || hpa_exists(&client, "so-b").await).await;
     wait_for("activation of dep-b", Duration::from_secs(10), async || replicas(&client, "dep-b").await == 1)
         .await;
+    // so-a is reconciled by the new leader too (its first reconcile may follow so-b's).
+    wait_for("the new leader to reconcile so-a", Duration::from_secs(10), async || {
+        op2.metrics().await.is_ok_and(|m| series(&m, "keda_scaled_object_paused", "so-a") == Some(0.0))
+    })
+    .await;
     let m2 = op2.metrics().await.unwrap();
     assert_eq!(series(&m2, "keda_scaled_object_paused", "so-a"), Some(0.0), "new leader:\n{m2}");
     assert_eq!(series(&m2, "keda_scaled_object_paused", "so-b"), Some(0.0), "new leader:\n{m2}");
