@@ -329,9 +329,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// What identifies one version of a file: modification time, size and inode (a file replaced
 /// by renaming, as the kubelet does for Secret volumes, gets a new inode).
-type Stamp = Option<(SystemTime, u64, u64)>;
+pub(crate) type Stamp = Option<(SystemTime, u64, u64)>;
 
-fn stamp(path: &Path) -> Stamp {
+pub(crate) fn stamp(path: &Path) -> Stamp {
     let meta = std::fs::metadata(path).ok()?;
     Some((meta.modified().ok()?, meta.len(), inode(&meta)))
 }

@@ -10,9 +10,10 @@
 //! certificates and CA bundles take effect without a restart; if the new files do not load, the
 //! previous configuration stays in use and the failure is logged.
 
+use crate::internal::{Stamp, stamp};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use ebb_api::internal::{self as wire, MetricValue, ValueError};
 use rustls::pki_types::pem::PemObject;
@@ -82,25 +83,6 @@ struct TlsFiles {
     cert_file: PathBuf,
     key_file: PathBuf,
     stamps: [Stamp; 3],
-}
-
-/// What identifies one version of a file: modification time, size and inode (a file replaced
-/// by renaming, as the kubelet does for Secret volumes, gets a new inode).
-type Stamp = Option<(SystemTime, u64, u64)>;
-
-fn stamp(path: &Path) -> Stamp {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len(), inode(&meta)))
-}
-
-#[cfg(unix)]
-fn inode(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &std::fs::Metadata) -> u64 {
-    0
 }
 
 impl TlsFiles {
