@@ -10,7 +10,6 @@ pub mod error;
 pub mod fallback;
 pub mod hpa;
 pub mod internal;
-pub mod internal_client;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;

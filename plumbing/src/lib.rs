@@ -1,7 +1,8 @@
 //! Shared process plumbing for ebb's servers (`ebb-operator`, `ebb-metrics-apiserver`,
 //! `ebb-webhook`): the flags every server has, logging setup, the admin HTTP server
 //! (`/livez`, `/readyz`, `/metrics`), the `keda_build_info` metric and shutdown on
-//! SIGTERM/SIGINT.
+//! SIGTERM/SIGINT, TLS serving with certificate reload, and (feature `internal-client`) the
+//! client of the operator's internal metrics service.
 //!
 //! A server's `run` calls [`server::start`] (logging, signals), builds a [`server::Server`]
 //! (registry with `keda_build_info`, readiness) and serves its admin port until shutdown,
@@ -10,8 +11,11 @@
 pub mod admin;
 pub mod args;
 pub mod build_info;
+#[cfg(feature = "internal-client")]
+pub mod internal_client;
 pub mod logging;
 pub mod server;
 pub mod shutdown;
 #[cfg(feature = "test-support")]
 pub mod testing;
+pub mod tls;

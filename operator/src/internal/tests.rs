@@ -4,13 +4,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use ebb_api::internal::ValueOrigin;
 use ebb_sandbox::pki::{self, CertAuthority, Leaf};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::internal_client::{InternalClient, tls_config};
+use ebb_plumbing::internal_client::{InternalClient, tls_config};
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -459,12 +460,12 @@ async fn client_rejects_non_https_urls_and_bad_pem() {
         tls_config(ca.cert_pem().as_bytes(), leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
     for url in ["http://127.0.0.1:9666", "not a url", "https://"] {
         let err = InternalClient::new(url, tls.clone(), CLIENT_TIMEOUT).unwrap_err();
-        assert!(matches!(err, crate::internal_client::ClientError::InvalidUrl { .. }), "{url}: {err}");
+        assert!(matches!(err, ebb_plumbing::internal_client::ClientError::InvalidUrl { .. }), "{url}: {err}");
     }
     let err = tls_config(b"", leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap_err();
-    assert!(matches!(err, crate::internal_client::ClientError::NoCertificate("CA bundle")), "{err}");
+    assert!(matches!(err, ebb_plumbing::internal_client::ClientError::NoCertificate("CA bundle")), "{err}");
     let err = tls_config(ca.cert_pem().as_bytes(), leaf.cert_pem.as_bytes(), b"").unwrap_err();
-    assert!(matches!(err, crate::internal_client::ClientError::NoPrivateKey), "{err}");
+    assert!(matches!(err, ebb_plumbing::internal_client::ClientError::NoPrivateKey), "{err}");
     let client = InternalClient::new("https://127.0.0.1:9666/", tls, CLIENT_TIMEOUT).unwrap();
     assert_eq!(client.base_url(), "https://127.0.0.1:9666");
 }

@@ -10,7 +10,7 @@
 //! certificates and CA bundles take effect without a restart; if the new files do not load, the
 //! previous configuration stays in use and the failure is logged.
 
-use crate::internal::{Stamp, stamp};
+use crate::tls::{Stamp, stamp};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,0 +1,337 @@
+//! TLS for ebb's servers: PEM loading with errors that name the file, file stamps for reload
+//! detection, a server configuration that reloads its certificate, key and client CA from disk
+//! when they change (no restart), and an HTTPS server (HTTP/2 and HTTP/1.1 through ALPN) that
+//! serves an axum router and hands each request the peer's client certificate chain.
+//!
+//! # Reload
+//!
+//! Before each new connection the files' modification times, sizes and inodes are compared with
+//! those last loaded; when one changed, all are read again and the new configuration serves the
+//! following handshakes (established connections keep theirs). A set of files that does not load
+//! (say, a certificate already replaced whose key is not yet) is logged once and the previous
+//! configuration stays in use until the files change again.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Extension;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long open connections get to finish their requests after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Pause after a failed `accept` (for example, out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why TLS material could not be loaded or a TLS server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A certificate, key or CA file could not be read.
+    #[error("reading {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// A file's PEM content could not be decoded.
+    #[error("decoding PEM in {path}: {source}")]
+    Pem { path: PathBuf, source: rustls::pki_types::pem::Error },
+    /// A certificate file or CA bundle holds no certificate.
+    #[error("{0} holds no certificate")]
+    NoCertificate(PathBuf),
+    /// The key file holds no private key.
+    #[error("{0} holds no private key")]
+    NoPrivateKey(PathBuf),
+    /// rustls refused the certificate, the key (for example, one not matching the certificate)
+    /// or a CA certificate.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built from the CA bundle.
+    #[error("client certificate verifier: {0}")]
+    ClientVerifier(#[from] rustls::server::VerifierBuilderError),
+    /// The listen address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// What identifies one version of a file: modification time, size and inode (a file replaced by
+/// renaming, as the kubelet does for Secret volumes, gets a new inode). `None` when unreadable.
+pub type Stamp = Option<(SystemTime, u64, u64)>;
+
+/// The current [`Stamp`] of `path`.
+pub fn stamp(path: &Path) -> Stamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len(), inode(&meta)))
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source })
+}
+
+/// Every certificate in a PEM file (at least one).
+pub fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| TlsError::Pem { path: path.to_owned(), source })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate(path.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// The first private key in a PEM file (PKCS#8, PKCS#1 or SEC1).
+pub fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let pem = read(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|err| match err {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoPrivateKey(path.to_owned()),
+        source => TlsError::Pem { path: path.to_owned(), source },
+    })
+}
+
+/// A root store holding every certificate of a PEM bundle.
+pub fn roots(path: &Path) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for cert in certs(path)? {
+        store.add(cert)?;
+    }
+    Ok(store)
+}
+
+/// Whether and how a server asks for client certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No client certificates are asked for.
+    None,
+    /// A client certificate chaining to the CA bundle is required; others are refused in the
+    /// handshake (mutual TLS).
+    Required(PathBuf),
+    /// A client certificate is asked for and, when sent, must chain to the CA bundle; clients
+    /// may also connect without one (and authenticate otherwise, e.g. with a bearer token).
+    Optional(PathBuf),
+}
+
+/// The files a TLS server is configured from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerFiles {
+    /// Serving certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Private key of the serving certificate.
+    pub key_file: PathBuf,
+    /// Client certificate policy.
+    pub client_auth: ClientAuth,
+}
+
+impl ServerFiles {
+    fn paths(&self) -> Vec<&Path> {
+        let mut paths = vec![self.cert_file.as_path(), self.key_file.as_path()];
+        if let ClientAuth::Required(ca) | ClientAuth::Optional(ca) = &self.client_auth {
+            paths.push(ca);
+        }
+        paths
+    }
+
+    /// A TLS acceptor from the files' current contents: TLS 1.2 and 1.3 with the ring provider,
+    /// ALPN `h2` then `http/1.1`.
+    pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain = certs(&self.cert_file)?;
+        let key = private_key(&self.key_file)?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        let builder = match &self.client_auth {
+            ClientAuth::None => builder.with_no_client_auth(),
+            ClientAuth::Required(ca) => builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider).build()?,
+            ),
+            ClientAuth::Optional(ca) => builder.with_client_cert_verifier(
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
+                    .allow_unauthenticated()
+                    .build()?,
+            ),
+        };
+        let mut config = builder.with_single_cert(chain, key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// A TLS acceptor kept in step with its files.
+pub struct ReloadingAcceptor {
+    files: ServerFiles,
+    stamps: Vec<Stamp>,
+    acceptor: TlsAcceptor,
+    name: &'static str,
+}
+
+impl std::fmt::Debug for ReloadingAcceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingAcceptor").field("files", &self.files).field("name", &self.name).finish()
+    }
+}
+
+impl ReloadingAcceptor {
+    /// Loads the files now (failing fast on bad ones). `name` is the server's name in logs.
+    pub fn load(files: ServerFiles, name: &'static str) -> Result<Self, TlsError> {
+        let stamps = files.paths().into_iter().map(stamp).collect();
+        let acceptor = files.acceptor()?;
+        Ok(Self { files, stamps, acceptor, name })
+    }
+
+    /// The acceptor for the next connection, reloading the files first if any changed.
+    pub fn current(&mut self) -> TlsAcceptor {
+        let stamps: Vec<Stamp> = self.files.paths().into_iter().map(stamp).collect();
+        if stamps != self.stamps {
+            // Remembered even when loading fails, so that a broken set of files is reported once
+            // and retried when it changes again, not on every connection.
+            self.stamps = stamps;
+            match self.files.acceptor() {
+                Ok(acceptor) => {
+                    self.acceptor = acceptor;
+                    let cert = self.files.cert_file.display();
+                    tracing::info!(%cert, "{}: TLS files reloaded", self.name);
+                }
+                Err(err) => {
+                    tracing::warn!("{}: keeping the previous TLS configuration: {err}", self.name);
+                }
+            }
+        }
+        self.acceptor.clone()
+    }
+}
+
+/// The client certificate chain a connection presented (leaf first; empty when none), put into
+/// every request's extensions by [`HttpsServer`].
+#[derive(Clone, Debug, Default)]
+pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
+
+/// A bound, not yet serving, HTTPS server.
+#[derive(Debug)]
+pub struct HttpsServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: ReloadingAcceptor,
+}
+
+impl HttpsServer {
+    /// Loads the TLS files (failing fast on bad ones) and binds `addr`.
+    pub async fn bind(addr: SocketAddr, files: ServerFiles, name: &'static str) -> Result<Self, TlsError> {
+        let tls = ReloadingAcceptor::load(files, name)?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| TlsError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| TlsError::Bind { addr, source })?;
+        Ok(Self { listener, local_addr, tls })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `app` until `shutdown` completes, then lets open connections finish their requests
+    /// (for at most a few seconds) and returns. Each request carries [`PeerCertificates`].
+    pub async fn serve(self, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let Self { listener, local_addr, mut tls } = self;
+        let name = tls.name;
+        tracing::info!(addr = %local_addr, "{name} listening (TLS)");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let acceptor = tls.current();
+                        connections.spawn(connection(name, tcp, peer, acceptor, app.clone(), stop_rx.clone()));
+                    }
+                    Err(err) => {
+                        tracing::warn!("{name}: accept failed: {err}");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        // Ignoring the send error is right: it only fails when no connection is left to tell.
+        let _ = stop_tx.send(true);
+        let drained =
+            tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} })
+                .await;
+        if drained.is_err() {
+            tracing::warn!("{name}: closing {} connection(s) still open", connections.len());
+            connections.abort_all();
+        }
+        tracing::info!(addr = %local_addr, "{name} stopped");
+    }
+}
+
+/// Handshakes one connection and serves it until it closes or shutdown is requested.
+async fn connection(
+    name: &'static str,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, "{name}: peer closed during the TLS handshake");
+            return;
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(%peer, "{name}: TLS handshake refused: {err}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{name}: TLS handshake timed out");
+            return;
+        }
+    };
+    let chain = stream.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
+    let app = app.layer(Extension(PeerCertificates(Arc::new(chain))));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, "{name}: connection ended: {err}");
+            }
+        }
+        () = stopped(&mut stop) => {
+            conn.as_mut().graceful_shutdown();
+            // Errors while draining are not worth reporting: the server is going away.
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Completes once shutdown is requested (or the server is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stop.wait_for(|stop| *stop).await;
+}
