@@ -16,6 +16,7 @@ pub mod reconcile;
 pub mod scaleloop;
 pub mod status;
 pub mod target;
+pub mod throttle;
 pub mod values;
 
 use std::sync::Arc;
@@ -81,15 +82,35 @@ pub struct Args {
     /// CA that client certificates of the internal service must chain to.
     #[arg(long, env = "EBB_INTERNAL_CLIENT_CA_FILE")]
     pub internal_client_ca_file: Option<std::path::PathBuf>,
+    /// Kubernetes API requests per second, sustained (0 disables client-side throttling).
+    #[arg(long, env = "EBB_KUBE_API_QPS", default_value_t = DEFAULT_QPS)]
+    pub kube_api_qps: f64,
+    /// Kubernetes API requests that may be sent at once above the sustained rate.
+    #[arg(long, env = "EBB_KUBE_API_BURST", default_value_t = DEFAULT_BURST)]
+    pub kube_api_burst: u32,
 }
+
+/// Default `--kube-api-qps`: high enough that 1,000 new ScaledObjects (about four requests each)
+/// are reconciled in seconds, low enough not to flood an API server's priority levels.
+pub const DEFAULT_QPS: f64 = 500.0;
+/// Default `--kube-api-burst`.
+pub const DEFAULT_BURST: u32 = 1000;
 
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = server::start(&args.common)?;
-    let client = Client::try_default()
+    let client = client(&args)
         .await
         .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
     serve(args, client, shutdown).await
+}
+
+/// A Kubernetes client from KUBECONFIG or the in-cluster configuration, throttled to
+/// `--kube-api-qps` / `--kube-api-burst`.
+pub async fn client(args: &Args) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let throttle = throttle::Throttle::new(args.kube_api_qps, args.kube_api_burst);
+    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&throttle).build())
 }
 
 /// Runs the program with `client` until `shutdown` is requested; logging must already be set up.

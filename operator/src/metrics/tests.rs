@@ -6,8 +6,16 @@ fn setup() -> (Registry, Metrics) {
     (registry, metrics)
 }
 
-/// The sample lines of the text exposition, sorted.
+/// The sample lines of the text exposition, sorted, without the lateness histogram (checked on
+/// its own).
 fn samples(registry: &Registry) -> Vec<String> {
+    let mut lines: Vec<String> =
+        all_samples(registry).into_iter().filter(|l| !l.starts_with("ebb_scale_loop_lateness")).collect();
+    lines.sort();
+    lines
+}
+
+fn all_samples(registry: &Registry) -> Vec<String> {
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
     let mut lines: Vec<String> = out.lines().filter(|l| !l.starts_with('#')).map(str::to_string).collect();
@@ -208,4 +216,22 @@ fn label_values_are_escaped() {
         samples(&registry),
         vec![r#"keda_scaled_object_paused{namespace="shop",scaledObject="we\"b"} 1"#]
     );
+}
+
+#[test]
+fn lateness_histogram_counts_every_tick_in_fine_buckets() {
+    let (registry, m) = setup();
+    for ms in [0.05, 0.9, 3.0, 40.0] {
+        m.record_loop_lateness("shop", "web", Duration::from_secs_f64(ms / 1000.0));
+    }
+    let s = all_samples(&registry);
+    let bucket = |le: &str| {
+        let line = format!("ebb_scale_loop_lateness_seconds_bucket{{le=\"{le}\"}} ");
+        s.iter().find_map(|l| l.strip_prefix(&line)).map(str::to_string)
+    };
+    assert_eq!(bucket("0.0001").as_deref(), Some("1"));
+    assert_eq!(bucket("0.0009313225746154785").as_deref(), Some("2"));
+    assert_eq!(bucket("0.003552713678800501").as_deref(), Some("3"));
+    assert_eq!(bucket("0.04135903062765139").as_deref(), Some("4"));
+    assert!(s.contains(&"ebb_scale_loop_lateness_seconds_count 4".to_string()), "{s:?}");
 }
