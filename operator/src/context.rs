@@ -49,6 +49,8 @@ pub struct Ctx {
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub resolver: Resolver,
+    /// Current replica counts of Deployments and StatefulSets, fed by watches.
+    pub replicas: Arc<crate::replicas::ReplicaCache>,
     pub objects: std::sync::Mutex<HashMap<(String, String), Arc<ObjectState>>>,
 }
 

@@ -13,6 +13,7 @@ pub mod internal;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
+pub mod replicas;
 pub mod scaleloop;
 pub mod status;
 pub mod target;
@@ -133,6 +134,7 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
             Reporter { controller: NAME.into(), instance: Some(instance) },
         ),
         resolver: target::Resolver::default(),
+        replicas: Default::default(),
         objects: Default::default(),
     });
     // Dropping `serve` (its task aborted) stops every loop and task it started, as a crash would.
@@ -263,8 +265,10 @@ async fn run_while_leader(
             }
         }));
         let cleanup = AbortOnDrop(tokio::spawn(release_deleted(ctx.clone(), reader)));
+        let counts =
+            AbortOnDrop(tokio::spawn(ctx.replicas.clone().run(client.clone(), args.watch_namespace.clone())));
         run.await;
-        drop((ready_task, cleanup));
+        drop((ready_task, cleanup, counts));
         // Not leading any more (or shutting down): release every loop and its connections.
         let all: Vec<_> =
             ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();

@@ -121,7 +121,11 @@ impl Metrics {
             object_paused: Family::default(),
             loop_latency: Family::default(),
             // 100 µs to about 9 s in steps of 25 %, so percentiles read from it are close.
-            lateness: Histogram::new(exponential_buckets(LATENESS_FIRST_BUCKET, LATENESS_FACTOR, LATENESS_BUCKETS)),
+            lateness: Histogram::new(exponential_buckets(
+                LATENESS_FIRST_BUCKET,
+                LATENESS_FACTOR,
+                LATENESS_BUCKETS,
+            )),
             resources: Family::default(),
             trigger_types: Family::default(),
             state: Mutex::new(State::default()),

@@ -71,6 +71,7 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
         if let Some(n) = paused_replicas {
             let t = ctx.resolver.resolve(&ctx.client, &so.spec.scale_target_ref).await?;
             target::set_replicas(&ctx.client, &t, &ns, n).await?;
+            ctx.replicas.set(&t, &ns, n);
         }
         let was_paused = model.conditions.iter().any(|c| c.type_ == status::PAUSED && c.status == "True");
         status::set_paused(&mut model.conditions, true, now());

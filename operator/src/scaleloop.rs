@@ -200,13 +200,17 @@ pub async fn poll(
     outcome.fallback_active =
         results.iter().any(|(t, _, _)| crate::fallback::active(&so.spec, &status.health, &t.metric_name));
 
-    let current = match target::get_scale(&ctx.client, target, &ns).await {
-        Ok(s) => s.spec.and_then(|s| s.replicas).unwrap_or(0),
-        Err(e) => {
-            tracing::warn!(namespace = ns, name, "cannot read the target's scale: {e}");
-            ctx.metrics.object_error(&ns, &name);
-            return;
-        }
+    let cached = ctx.replicas.get(target, &ns);
+    let current = match cached {
+        Some(n) => n,
+        None => match target::get_scale(&ctx.client, target, &ns).await {
+            Ok(s) => s.spec.and_then(|s| s.replicas).unwrap_or(0),
+            Err(e) => {
+                tracing::warn!(namespace = ns, name, "cannot read the target's scale: {e}");
+                ctx.metrics.object_error(&ns, &name);
+                return;
+            }
+        },
     };
     shared.current_replicas.store(current, std::sync::atomic::Ordering::Relaxed);
     let created = so.metadata.creation_timestamp.as_ref().map(crate::error::time::from_k8s).unwrap_or(now);
@@ -220,6 +224,7 @@ pub async fn poll(
     if let Some(replicas) = d.write {
         match target::set_replicas(&ctx.client, target, &ns, replicas).await {
             Ok(()) => {
+                ctx.replicas.set(target, &ns, replicas);
                 if let Some(ev) = d.event {
                     ctx.event(
                         so,

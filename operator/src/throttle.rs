@@ -47,7 +47,8 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(qps: f64, burst: u32) -> Self {
-        let bucket = (qps.is_finite() && qps > 0.0).then(|| Arc::new(Mutex::new(Bucket::new(qps, burst, Instant::now()))));
+        let bucket = (qps.is_finite() && qps > 0.0)
+            .then(|| Arc::new(Mutex::new(Bucket::new(qps, burst, Instant::now()))));
         Self { bucket }
     }
 }
@@ -147,7 +148,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn zero_qps_disables_throttling() {
-        let mut svc = Throttle::new(0.0, 0).layer(tower::service_fn(|_: ()| async { Ok::<_, Infallible>(()) }));
+        let mut svc =
+            Throttle::new(0.0, 0).layer(tower::service_fn(|_: ()| async { Ok::<_, Infallible>(()) }));
         let start = Instant::now();
         for _ in 0..1000 {
             svc.ready().await.unwrap().call(()).await.unwrap();

@@ -1,0 +1,409 @@
+//! Benchmarks of the operator, run as its release binary (a child process, so its RSS is its
+//! own) against the local control plane (in this process):
+//!
+//! - `idle [RUNS]`: time from process start to `/readyz` 200 with no ScaledObjects, and RSS
+//!   after 5 s idle.
+//! - `hpas [N] [RUNS]`: N Deployments exist and the operator is ready; N ScaledObjects are
+//!   created at once; wall time until all N HPAs exist.
+//! - `loop [N] [SECS]`: N ScaledObjects with a cron trigger at `pollingInterval: 1`; after all
+//!   HPAs exist and 5 s of warm-up, scale-loop lateness over SECS seconds (from the operator's
+//!   `ebb_scale_loop_lateness_seconds` histogram), RSS and CPU; then the same figures for a bare
+//!   tokio loop of N tasks ticking every second with the same phase spread (the baseline, in its
+//!   own process).
+//!
+//! `cargo build --release -p ebb-operator --examples && target/release/examples/bench loop 10000 60`
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ebb_operator::metrics::{LATENESS_BUCKETS, LATENESS_FACTOR, LATENESS_FIRST_BUCKET};
+use ebb_sandbox::sandbox::{Config, Sandbox};
+use serde_json::json;
+
+const NS: &str = "default";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+}
+
+/// `VmRSS`/`VmHWM` etc. of a process, in KiB.
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Operator {
+    child: Child,
+    admin: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+fn operator_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("ebb-operator");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo build --release -p ebb-operator --examples`",
+        bin.display()
+    );
+    bin
+}
+
+fn spawn_operator(sb: &Sandbox) -> (Operator, Instant) {
+    let port = free_port();
+    let kubeconfig = std::env::temp_dir().join(format!("ebb-bench-{}-{port}.kubeconfig", std::process::id()));
+    std::fs::write(&kubeconfig, sb.kubeconfig()).unwrap();
+    let started = Instant::now();
+    let child = Command::new(operator_binary())
+        .args(["--leader-elect=false", "--log-level", "warn", "--log-format", "json"])
+        .args(["--admin-addr", &format!("127.0.0.1:{port}")])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("POD_NAMESPACE", NS)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Operator { child, admin: format!("http://127.0.0.1:{port}"), kubeconfig }, started)
+}
+
+async fn wait_ready(http: &reqwest::Client, op: &Operator) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{}/readyz", op.admin)).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "operator not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn sandbox() -> Sandbox {
+    let sb =
+        Sandbox::start(Config { hpa_sync: Duration::from_secs(3600), history: 50_000, ..Default::default() })
+            .await
+            .unwrap();
+    for (_, crd) in ebb_api::crds::all() {
+        sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
+    }
+    sb
+}
+
+fn create_deployments(sb: &Sandbox, n: usize) {
+    for i in 0..n {
+        let name = format!("app-{i}");
+        sb.create(&json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": name}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": "x"}]}}}}))
+            .unwrap();
+    }
+}
+
+/// A ScaledObject whose cron window is closed now (03:00–03:05 UTC, or 15:00–15:05 when run
+/// around 03:00), so the loop polls without scaling.
+fn create_scaled_objects(sb: &Sandbox, n: usize, polling: u32) {
+    let hour = if chrono::Utc::now().format("%H").to_string() == "03" { 15 } else { 3 };
+    for i in 0..n {
+        sb.create(&json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": format!("so-{i}"), "namespace": NS},
+            "spec": {"scaleTargetRef": {"name": format!("app-{i}")}, "pollingInterval": polling,
+                "minReplicaCount": 0, "maxReplicaCount": 2,
+                "triggers": [{"type": "cron", "metadata": {"timezone": "Etc/UTC",
+                    "start": format!("0 {hour} * * *"), "end": format!("5 {hour} * * *"), "desiredReplicas": "1"}}]}}))
+        .unwrap();
+    }
+}
+
+fn hpa_count(sb: &Sandbox) -> usize {
+    sb.cp.store.list("autoscaling", "horizontalpodautoscalers", Some(NS)).0.len()
+}
+
+async fn wait_hpas(sb: &Sandbox, n: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while hpa_count(sb) < n {
+        assert!(start.elapsed() < limit, "only {} of {n} HPAs after {limit:?}", hpa_count(sb));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+async fn idle(runs: usize) {
+    let http = reqwest::Client::new();
+    let (mut ready, mut rss) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let sb = sandbox().await;
+        let (op, started) = spawn_operator(&sb);
+        wait_ready(&http, &op).await;
+        ready.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        rss.push(proc_kib(op.child.id(), "VmRSS:") as f64 / 1024.0);
+        drop(op);
+        sb.stop().await;
+    }
+    println!("idle: start → /readyz 200: median {:.1} ms {:?}", median(ready.clone()), rounded(&ready));
+    println!("idle: RSS after 5 s: median {:.1} MiB {:?}", median(rss.clone()), rounded(&rss));
+}
+
+fn rounded(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|x| (x * 10.0).round() / 10.0).collect()
+}
+
+async fn hpas(n: usize, runs: usize) {
+    let http = reqwest::Client::new();
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let sb = sandbox().await;
+        create_deployments(&sb, n);
+        let (op, _) = spawn_operator(&sb);
+        wait_ready(&http, &op).await;
+        let start = Instant::now();
+        create_scaled_objects(&sb, n, 30);
+        wait_hpas(&sb, n, Duration::from_secs(300)).await;
+        times.push(start.elapsed().as_secs_f64());
+        drop(op);
+        sb.stop().await;
+    }
+    println!(
+        "hpas: {n} ScaledObjects created → {n} HPAs: median {:.2} s {:?}",
+        median(times.clone()),
+        rounded(&times)
+    );
+}
+
+/// Cumulative bucket counts (upper bound, count) of the lateness histogram in an exposition.
+fn buckets(text: &str) -> Vec<(f64, f64)> {
+    let mut out: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("ebb_scale_loop_lateness_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, count) = l.split_once("\"} ")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, count.trim().parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// Quantile from cumulative buckets, interpolating linearly inside a bucket.
+fn quantile(b: &[(f64, f64)], q: f64) -> f64 {
+    let total = b.last().map_or(0.0, |x| x.1);
+    let rank = q * total;
+    let mut prev = (0.0, 0.0);
+    for &(le, count) in b {
+        if count >= rank && count > prev.1 {
+            let upper = if le.is_finite() { le } else { prev.0 };
+            return prev.0 + (upper - prev.0) * (rank - prev.1) / (count - prev.1);
+        }
+        prev = (le, count);
+    }
+    prev.0
+}
+
+/// Upper bound of the highest non-empty bucket.
+fn max_bound(b: &[(f64, f64)]) -> f64 {
+    let total = b.last().map_or(0.0, |x| x.1);
+    b.iter().find(|(_, c)| *c >= total).map_or(f64::NAN, |x| x.0)
+}
+
+fn diff(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    b.iter().zip(a).map(|(after, before)| (after.0, after.1 - before.1)).collect()
+}
+
+struct LoopFigures {
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    ticks: f64,
+    rss_mib: f64,
+    hwm_mib: f64,
+    cpu_pct: f64,
+}
+
+fn print_figures(what: &str, f: &LoopFigures) {
+    println!(
+        "{what}: lateness p50 {:.2} ms, p99 {:.2} ms, max ≤ {:.2} ms over {:.0} ticks; RSS {:.1} MiB (peak {:.1}); CPU {:.1} %",
+        f.p50_ms, f.p99_ms, f.max_ms, f.ticks, f.rss_mib, f.hwm_mib, f.cpu_pct
+    );
+}
+
+async fn scale_loop(n: usize, secs: u64) -> LoopFigures {
+    let http = reqwest::Client::new();
+    let sb = sandbox().await;
+    create_deployments(&sb, n);
+    create_scaled_objects(&sb, n, 1);
+    let (op, started) = spawn_operator(&sb);
+    wait_ready(&http, &op).await;
+    let took = wait_hpas(&sb, n, Duration::from_secs(600)).await;
+    println!(
+        "loop: operator started, {n} HPAs after {:.1} s",
+        started.elapsed().as_secs_f64().max(took.as_secs_f64())
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let scrape =
+        || async { http.get(format!("{}/metrics", op.admin)).send().await.unwrap().text().await.unwrap() };
+    let pid = op.child.id();
+    let before = buckets(&scrape().await);
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let after = buckets(&scrape().await);
+    let d = diff(&before, &after);
+    let figures = LoopFigures {
+        p50_ms: quantile(&d, 0.5) * 1000.0,
+        p99_ms: quantile(&d, 0.99) * 1000.0,
+        max_ms: max_bound(&d) * 1000.0,
+        ticks: d.last().map_or(0.0, |x| x.1),
+        rss_mib: proc_kib(pid, "VmRSS:") as f64 / 1024.0,
+        hwm_mib: proc_kib(pid, "VmHWM:") as f64 / 1024.0,
+        cpu_pct: cpu,
+    };
+    drop(op);
+    sb.stop().await;
+    figures
+}
+
+/// The baseline, in this (child) process: N tasks ticking every second with the operator's phase
+/// spread, each recording how late it woke into a histogram with the operator's buckets.
+async fn baseline_child(n: usize, secs: u64) {
+    let hist = Arc::new(prometheus_client::metrics::histogram::Histogram::new(
+        prometheus_client::metrics::histogram::exponential_buckets(
+            LATENESS_FIRST_BUCKET,
+            LATENESS_FACTOR,
+            LATENESS_BUCKETS,
+        ),
+    ));
+    let exact = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n * secs as usize + n)));
+    let recording = Arc::new(AtomicBool::new(false));
+    let interval = Duration::from_secs(1);
+    for i in 0..n {
+        let (hist, exact, recording) = (hist.clone(), exact.clone(), recording.clone());
+        let offset = ebb_operator::scaleloop::phase_offset(NS, &format!("so-{i}"), interval);
+        tokio::spawn(async move {
+            let mut next = tokio::time::Instant::now() + offset;
+            loop {
+                tokio::time::sleep_until(next).await;
+                let late = tokio::time::Instant::now().saturating_duration_since(next).as_secs_f64();
+                if recording.load(Ordering::Relaxed) {
+                    hist.observe(late);
+                    exact.lock().unwrap().push(late);
+                }
+                next += interval;
+            }
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let pid = std::process::id();
+    let cpu0 = cpu_secs(pid);
+    let t0 = Instant::now();
+    recording.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    recording.store(false, Ordering::Relaxed);
+    let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let rss = proc_kib(pid, "VmRSS:");
+    let hwm = proc_kib(pid, "VmHWM:");
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("ebb_scale_loop_lateness_seconds", "baseline", Arc::unwrap_or_clone(hist));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let b = buckets(&text);
+    let mut v = exact.lock().unwrap().clone();
+    v.sort_by(f64::total_cmp);
+    let pick = |q: f64| {
+        v.get(((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1))).copied().unwrap_or(0.0)
+    };
+    println!(
+        "{}",
+        json!({"p50": quantile(&b, 0.5), "p99": quantile(&b, 0.99), "max_bound": max_bound(&b),
+            "ticks": v.len(), "exact_p50": pick(0.5), "exact_p99": pick(0.99), "exact_max": v.last().copied().unwrap_or(0.0),
+            "rss_kib": rss, "hwm_kib": hwm, "cpu_pct": cpu})
+    );
+}
+
+fn baseline(n: usize, secs: u64) -> LoopFigures {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["baseline-child", &n.to_string(), &secs.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = |k: &str| v[k].as_f64().unwrap();
+    println!(
+        "baseline (exact): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        f("exact_p50") * 1000.0,
+        f("exact_p99") * 1000.0,
+        f("exact_max") * 1000.0
+    );
+    LoopFigures {
+        p50_ms: f("p50") * 1000.0,
+        p99_ms: f("p99") * 1000.0,
+        max_ms: f("max_bound") * 1000.0,
+        ticks: f("ticks"),
+        rss_mib: f("rss_kib") / 1024.0,
+        hwm_mib: f("hwm_kib") / 1024.0,
+        cpu_pct: f("cpu_pct"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("idle") => idle(arg(1, 5) as usize).await,
+        Some("hpas") => hpas(arg(1, 1000) as usize, arg(2, 3) as usize).await,
+        Some("loop") => {
+            let (n, secs) = (arg(1, 10_000) as usize, arg(2, 60));
+            let ebb = scale_loop(n, secs).await;
+            print_figures(&format!("ebb-operator, {n} ScaledObjects, {secs} s"), &ebb);
+            let base = tokio::task::spawn_blocking(move || baseline(n, secs)).await.unwrap();
+            print_figures(&format!("bare tokio loop, {n} tasks, {secs} s"), &base);
+            println!(
+                "ratio ebb/baseline: p50 {:.2}×, p99 {:.2}×, RSS {:.2}×",
+                ebb.p50_ms / base.p50_ms,
+                ebb.p99_ms / base.p99_ms,
+                ebb.rss_mib / base.rss_mib
+            );
+        }
+        Some("baseline-child") => baseline_child(arg(1, 10_000) as usize, arg(2, 60)).await,
+        _ => eprintln!("usage: bench idle [RUNS] | hpas [N] [RUNS] | loop [N] [SECS]"),
+    }
+}

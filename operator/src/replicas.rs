@@ -1,0 +1,210 @@
+//! Watch-fed cache of `spec.replicas` of Deployments and StatefulSets, the usual scale targets,
+//! so that a scale-loop tick does not need an API request to learn the current replica count
+//! (10,000 objects polled every second would otherwise send 10,000 GETs a second). Only the
+//! count is kept per object, never the object. Targets of other kinds, and targets the cache has
+//! not seen (yet), are read through `/scale` as before. After ebb writes a count it stores it
+//! here at once, so the next tick never acts on the value from before its own write.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use futures::StreamExt;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client};
+
+use crate::target::Target;
+
+/// The kinds whose replica counts are cached: (group, version, kind, plural).
+const KINDS: [(&str, &str, &str, &str); 2] =
+    [("apps", "v1", "Deployment", "deployments"), ("apps", "v1", "StatefulSet", "statefulsets")];
+
+type Key = (&'static str, String, String);
+
+/// Replica counts by (kind, namespace, name).
+#[derive(Debug, Default)]
+pub struct ReplicaCache {
+    counts: RwLock<HashMap<Key, i32>>,
+}
+
+fn kind_of(t: &Target) -> Option<&'static str> {
+    KINDS.iter().find(|(g, _, k, _)| t.gvkr.group == *g && t.gvkr.kind == *k).map(|(_, _, k, _)| *k)
+}
+
+impl ReplicaCache {
+    /// The cached `spec.replicas` of the target, if its kind is cached and the object was seen.
+    pub fn get(&self, t: &Target, ns: &str) -> Option<i32> {
+        let kind = kind_of(t)?;
+        let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
+        counts.get(&(kind, ns.to_owned(), t.name.clone())).copied()
+    }
+
+    /// Records a count ebb has just written.
+    pub fn set(&self, t: &Target, ns: &str, replicas: i32) {
+        if let Some(kind) = kind_of(t) {
+            self.write().insert((kind, ns.to_owned(), t.name.clone()), replicas);
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, i32>> {
+        self.counts.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Number of cached objects.
+    pub fn len(&self) -> usize {
+        self.counts.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies one watch event for `kind`; `relisted` collects the names seen during a relist so
+    /// that objects deleted while the watch was down are dropped when the relist completes.
+    fn apply(&self, kind: &'static str, event: Event<DynamicObject>, relisted: &mut Option<HashSet<Key>>) {
+        let key = |o: &DynamicObject| {
+            (
+                kind,
+                o.metadata.namespace.clone().unwrap_or_default(),
+                o.metadata.name.clone().unwrap_or_default(),
+            )
+        };
+        // A Deployment without spec.replicas has 1 (the API server defaults it).
+        let count = |o: &DynamicObject| {
+            o.data
+                .pointer("/spec/replicas")
+                .and_then(serde_json::Value::as_i64)
+                .map_or(1, |n| i32::try_from(n).unwrap_or(i32::MAX))
+        };
+        match event {
+            Event::Init => *relisted = Some(HashSet::new()),
+            Event::InitApply(o) => {
+                let k = key(&o);
+                self.write().insert(k.clone(), count(&o));
+                if let Some(seen) = relisted {
+                    seen.insert(k);
+                }
+            }
+            Event::InitDone => {
+                if let Some(seen) = relisted.take() {
+                    self.write().retain(|k, _| k.0 != kind || seen.contains(k));
+                }
+            }
+            Event::Apply(o) => {
+                self.write().insert(key(&o), count(&o));
+            }
+            Event::Delete(o) => {
+                self.write().remove(&key(&o));
+            }
+        }
+    }
+
+    /// Watches Deployments and StatefulSets (in `namespace`, or everywhere) until dropped,
+    /// retrying with backoff when a watch fails. Errors are logged, never fatal: uncached
+    /// targets are read through `/scale`.
+    pub async fn run(self: Arc<Self>, client: Client, namespace: Option<String>) {
+        let watches = KINDS.iter().map(|(group, version, kind, plural)| {
+            let resource =
+                ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+            let api: Api<DynamicObject> = match &namespace {
+                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+                None => Api::all_with(client.clone(), &resource),
+            };
+            let cache = self.clone();
+            async move {
+                let mut relisted = None;
+                let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
+                    .default_backoff()
+                    .boxed();
+                while let Some(event) = stream.next().await {
+                    match event {
+                        Ok(event) => cache.apply(kind, event, &mut relisted),
+                        Err(e) => tracing::debug!(kind, "replica cache watch: {e}"),
+                    }
+                }
+            }
+        });
+        futures::future::join_all(watches).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn target(kind: &str, group: &str, name: &str) -> Target {
+        let gvk = GroupVersionKind::gvk(group, "v1", kind);
+        let resource = ApiResource::from_gvk(&gvk);
+        Target {
+            gvkr: ebb_api::GroupVersionKindResource {
+                group: group.into(),
+                version: "v1".into(),
+                kind: kind.into(),
+                resource: resource.plural.clone(),
+            },
+            resource,
+            name: name.into(),
+        }
+    }
+
+    fn object(ns: &str, name: &str, spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"namespace": ns, "name": name}, "spec": spec}))
+        .unwrap()
+    }
+
+    #[test]
+    fn events_keep_counts_and_relists_drop_vanished_objects() {
+        let cache = ReplicaCache::default();
+        let mut relist = None;
+        let web = target("Deployment", "apps", "web");
+        let api = target("Deployment", "apps", "api");
+        cache.apply("Deployment", Event::Init, &mut relist);
+        cache.apply(
+            "Deployment",
+            Event::InitApply(object("shop", "web", json!({"replicas": 3}))),
+            &mut relist,
+        );
+        cache.apply("Deployment", Event::InitApply(object("shop", "api", json!({}))), &mut relist);
+        cache.apply("Deployment", Event::InitDone, &mut relist);
+        assert_eq!(cache.get(&web, "shop"), Some(3));
+        assert_eq!(cache.get(&api, "shop"), Some(1), "absent spec.replicas defaults to 1");
+        assert_eq!(cache.get(&web, "other"), None);
+
+        cache.apply("Deployment", Event::Apply(object("shop", "web", json!({"replicas": 0}))), &mut relist);
+        assert_eq!(cache.get(&web, "shop"), Some(0));
+        cache.set(&web, "shop", 5);
+        assert_eq!(cache.get(&web, "shop"), Some(5));
+
+        // A relist that no longer sees "api" drops it; a StatefulSet of the same name is separate.
+        let sts = target("StatefulSet", "apps", "api");
+        cache.apply("StatefulSet", Event::Apply(object("shop", "api", json!({"replicas": 2}))), &mut None);
+        cache.apply("Deployment", Event::Init, &mut relist);
+        cache.apply(
+            "Deployment",
+            Event::InitApply(object("shop", "web", json!({"replicas": 4}))),
+            &mut relist,
+        );
+        cache.apply("Deployment", Event::InitDone, &mut relist);
+        assert_eq!(cache.get(&api, "shop"), None);
+        assert_eq!(cache.get(&web, "shop"), Some(4));
+        assert_eq!(cache.get(&sts, "shop"), Some(2));
+
+        cache.apply("Deployment", Event::Delete(object("shop", "web", json!({}))), &mut relist);
+        assert_eq!(cache.get(&web, "shop"), None);
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn other_kinds_are_never_cached() {
+        let cache = ReplicaCache::default();
+        let rollout = target("Rollout", "argoproj.io", "web");
+        cache.set(&rollout, "shop", 3);
+        assert_eq!(cache.get(&rollout, "shop"), None);
+        assert!(cache.is_empty());
+    }
+}
