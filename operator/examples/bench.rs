@@ -11,7 +11,7 @@
 //!   tokio loop of N tasks ticking every second with the same phase spread (the baseline, in its
 //!   own process).
 //!
-//! `cargo build --release -p ebb-operator --examples && target/release/examples/bench loop 10000 60`
+//! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/bench loop 10000 60`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -76,7 +76,7 @@ fn operator_binary() -> PathBuf {
     let bin = exe.parent().and_then(|p| p.parent()).unwrap().join("ebb-operator");
     assert!(
         bin.exists(),
-        "{} not found: run `cargo build --release -p ebb-operator --examples`",
+        "{} not found: run `cargo build --release -p ebb-operator --bins --examples`",
         bin.display()
     );
     bin
@@ -166,7 +166,7 @@ async fn wait_hpas(sb: &Sandbox, n: usize, limit: Duration) -> Duration {
 
 async fn idle(runs: usize) {
     let http = reqwest::Client::new();
-    let (mut ready, mut rss) = (Vec::new(), Vec::new());
+    let (mut ready, mut rss, mut anon) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let sb = sandbox().await;
         let (op, started) = spawn_operator(&sb);
@@ -174,11 +174,13 @@ async fn idle(runs: usize) {
         ready.push(started.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_secs(5)).await;
         rss.push(proc_kib(op.child.id(), "VmRSS:") as f64 / 1024.0);
+        anon.push(proc_kib(op.child.id(), "RssAnon:") as f64 / 1024.0);
         drop(op);
         sb.stop().await;
     }
     println!("idle: start → /readyz 200: median {:.1} ms {:?}", median(ready.clone()), rounded(&ready));
     println!("idle: RSS after 5 s: median {:.1} MiB {:?}", median(rss.clone()), rounded(&rss));
+    println!("idle: of which anonymous (heap, stacks): median {:.1} MiB {:?}", median(anon.clone()), rounded(&anon));
 }
 
 fn rounded(v: &[f64]) -> Vec<f64> {

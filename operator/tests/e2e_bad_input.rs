@@ -14,14 +14,15 @@ use std::time::Duration;
 use ebb_api::ScaledObject;
 use ebb_sandbox::faults::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::*;
 
 async fn hpa_exists(client: &kube::Client, name: &str) -> Option<bool> {
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
     hpas.get_opt(&format!("keda-hpa-{name}")).await.ok().map(|h| h.is_some())
 }
 
@@ -30,9 +31,9 @@ async fn invalid_objects_fail_their_check_and_the_rest_keeps_scaling() {
     let (sb, client) = start_sandbox().await;
     create_deployment(&client, "web", 0).await;
     create_deployment(&client, "good", 0).await;
-    sb.create(&json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": NS},
-        "data": {"k": "v"}}))
-        .unwrap();
+    let cms: Api<ConfigMap> = Api::default_namespaced(client.clone());
+    let cm = serde_json::from_value(json!({"metadata": {"name": "x"}, "data": {"k": "v"}})).unwrap();
+    cms.create(&PostParams::default(), &cm).await.unwrap();
     let op = start_operator(&client, &[]).await;
 
     let mut bad_tz = open_window(2);
@@ -127,11 +128,11 @@ async fn invalid_objects_fail_their_check_and_the_rest_keeps_scaling() {
 
 /// Reads that tolerate injected faults (`None` when the request failed).
 async fn try_so(client: &kube::Client, name: &str) -> Option<ScaledObject> {
-    Api::<ScaledObject>::namespaced(client.clone(), NS).get(name).await.ok()
+    Api::<ScaledObject>::default_namespaced(client.clone()).get(name).await.ok()
 }
 
 async fn try_replicas(client: &kube::Client, name: &str) -> Option<i32> {
-    let d = Api::<Deployment>::namespaced(client.clone(), NS).get(name).await.ok()?;
+    let d = Api::<Deployment>::default_namespaced(client.clone()).get(name).await.ok()?;
     Some(d.spec?.replicas.unwrap_or(0))
 }
 
@@ -158,12 +159,13 @@ async fn converged(client: &kube::Client) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_on_the_api_converge_and_keep_last_active_time() {
     let (sb, client) = start_sandbox().await;
+    let Some(sandbox) = sb.sandbox_for("fault injection") else { return sb.stop().await };
     create_deployment(&client, "flaky", 0).await;
     create_so(&client, &scaled_object("flaky", "flaky", json!([open_window(2)]), json!({}))).await;
 
     // Burst 1, from the operator's start: failing and dropped list/watch of ScaledObjects and
     // HPAs, failing HPA applies, failing reads and writes of the target's /scale.
-    let faults = &sb.cp.faults;
+    let faults = &sandbox.cp.faults;
     faults.add(rule(Some("GET"), "/scaledobjects", FaultAction::Fail(500), 2));
     faults.add(rule(Some("GET"), "/scaledobjects", FaultAction::DropWatch, 5));
     faults.add(rule(Some("GET"), "/horizontalpodautoscalers", FaultAction::DropWatch, 4));
@@ -183,7 +185,7 @@ async fn faults_on_the_api_converge_and_keep_last_active_time() {
     faults.add(rule(None, "/deployments/flaky/scale", FaultAction::Fail(500), 3));
     faults.add(rule(Some("PATCH"), "/horizontalpodautoscalers", FaultAction::Fail(500), 2));
     faults.add(rule(Some("GET"), "/scaledobjects", FaultAction::DropWatch, 3));
-    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ScaledObject> = Api::default_namespaced(client.clone());
     wait_for("a spec change to be accepted", Duration::from_secs(5), async || {
         sos.patch("flaky", &PatchParams::default(), &Patch::Merge(json!({"spec": {"maxReplicaCount": 6}})))
             .await
@@ -207,7 +209,7 @@ async fn faults_on_the_api_converge_and_keep_last_active_time() {
     })
     .await;
     let hpa =
-        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), NS).get("keda-hpa-flaky").await.unwrap();
+        Api::<HorizontalPodAutoscaler>::default_namespaced(client.clone()).get("keda-hpa-flaky").await.unwrap();
     assert_eq!(hpa.spec.unwrap().max_replicas, 6, "the spec change reached the HPA");
     assert!(!op.task.is_finished(), "the operator is still running");
     op.stop().await;

@@ -5,21 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
-use ebb_sandbox::sandbox::{Config, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
-
-async fn client(sb: &Sandbox) -> kube::Client {
-    let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    kube::Client::try_from(config).unwrap()
-}
 
 async fn replicas(deps: &Api<Deployment>) -> i32 {
     deps.get("php-apache").await.unwrap().spec.unwrap().replicas.unwrap_or(0)
@@ -38,13 +33,9 @@ async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cron_window_scales_zero_one_zero() {
-    let sb =
-        Sandbox::start(Config { hpa_sync: Duration::from_secs(15), ..Default::default() }).await.unwrap();
-    for (_, crd) in ebb_api::crds::all() {
-        sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
-    }
-    let client = client(&sb).await;
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let (sb, client) = support::start_cluster(Duration::from_secs(15)).await;
+    let ns = client.default_namespace().to_owned();
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let dep: Deployment = serde_json::from_value(json!({"metadata": {"name": "php-apache", "labels": {"app": "php-apache"}},
         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "php-apache"}},
             "template": {"metadata": {"labels": {"app": "php-apache"}}, "spec": {"containers": [{"name": "php", "image": "x"}]}}}}))
@@ -56,7 +47,7 @@ async fn cron_window_scales_zero_one_zero() {
         "--admin-addr",
         "127.0.0.1:0",
         "--operator-namespace",
-        "default",
+        &ns,
     ])
     .unwrap();
     let (trigger, shutdown) = ebb_plumbing::shutdown::channel();
@@ -69,15 +60,15 @@ async fn cron_window_scales_zero_one_zero() {
         now = Utc::now().with_timezone(&chrono_tz::Asia::Seoul);
     }
     let (start, end) = (now.minute(), (now.minute() + 1) % 60);
-    let so = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "php-apache-cron-scaled", "namespace": "default"},
+    let so = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "php-apache-cron-scaled"},
         "spec": {"minReplicaCount": 0, "maxReplicaCount": 2, "pollingInterval": 1, "cooldownPeriod": 5,
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "php-apache"},
             "triggers": [{"type": "cron", "metadata": {"timezone": "Asia/Seoul", "start": format!("{start:02} * * * *"),
                 "end": format!("{end:02} * * * *"), "desiredReplicas": "1"}}]}});
-    let sos: Api<ebb_api::ScaledObject> = Api::namespaced(client.clone(), "default");
+    let sos: Api<ebb_api::ScaledObject> = Api::default_namespaced(client.clone());
     sos.create(&PostParams::default(), &serde_json::from_value(so).unwrap()).await.unwrap();
 
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), "default");
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
     wait_for("the HPA", Duration::from_secs(10), async || {
         hpas.get_opt("keda-hpa-php-apache-cron-scaled").await.unwrap().is_some()
     })
@@ -113,7 +104,7 @@ async fn cron_window_scales_zero_one_zero() {
     assert_eq!(replicas(&deps).await, 1, "kept through the cooldown after the window closed");
     wait_for("deactivation 1→0", Duration::from_secs(15), async || replicas(&deps).await == 0).await;
 
-    let events: Api<Event> = Api::namespaced(client.clone(), "default");
+    let events: Api<Event> = Api::default_namespaced(client.clone());
     let reasons: Vec<String> = events
         .list(&ListParams::default())
         .await

@@ -41,7 +41,7 @@ fn replicas_owner(d: &Deployment) -> String {
 
 fn record_replicas(client: &kube::Client) -> (Record, tokio::task::JoinHandle<()>) {
     let record: Record = Arc::default();
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let r = record.clone();
     let task = tokio::spawn(async move {
         let mut stream = watcher(deps, watcher::Config::default()).applied_objects().boxed();
@@ -70,7 +70,7 @@ async fn holder(leases: &Api<Lease>) -> Option<String> {
 }
 
 async fn hpa_exists(client: &kube::Client, name: &str) -> bool {
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
     hpas.get_opt(&format!("keda-hpa-{name}")).await.unwrap().is_some()
 }
 
@@ -80,7 +80,7 @@ async fn follower_takes_over_after_the_leader_crashes() {
     create_deployment(&client, "dep-a", 0).await;
     create_deployment(&client, "dep-b", 0).await;
     let (record, watch_task) = record_replicas(&client);
-    let leases: Api<Lease> = Api::namespaced(client.clone(), NS);
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
 
     let mut op1 = start_operator(&client, &LEASE).await;
     wait_for("a leader", Duration::from_secs(10), async || holder(&leases).await.is_some()).await;

@@ -22,7 +22,7 @@ const PAUSED: &str = "autoscaling.keda.sh/paused";
 const PAUSED_REPLICAS: &str = "autoscaling.keda.sh/paused-replicas";
 
 async fn hpa_exists(client: &kube::Client, name: &str) -> bool {
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
     hpas.get_opt(&format!("keda-hpa-{name}")).await.unwrap().is_some()
 }
 
@@ -210,7 +210,7 @@ async fn restore_to_original_replica_count_on_delete() {
         .await;
     assert!(hpa_exists(&client, "restore").await);
 
-    let sos: Api<ebb_api::ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ebb_api::ScaledObject> = Api::default_namespaced(client.clone());
     sos.delete("restore", &DeleteParams::default()).await.unwrap();
     wait_for("the ScaledObject to be gone", Duration::from_secs(10), async || {
         get_so(&client, "restore").await.is_none()
@@ -246,7 +246,7 @@ async fn deleting_removes_the_hpa_and_stops_the_loop() {
         Vec::<String>::new(),
         "no finalizer without restore"
     );
-    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), NS);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
     let owners = hpas.get("keda-hpa-plain").await.unwrap().metadata.owner_references.unwrap();
     assert_eq!(owners.len(), 1);
     assert_eq!((owners[0].kind.as_str(), owners[0].name.as_str()), ("ScaledObject", "plain"));
@@ -255,7 +255,7 @@ async fn deleting_removes_the_hpa_and_stops_the_loop() {
     let metrics = op.metrics().await.unwrap();
     assert_eq!(series(&metrics, "keda_scaled_object_paused", "plain"), Some(0.0), "{metrics}");
 
-    let sos: Api<ebb_api::ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ebb_api::ScaledObject> = Api::default_namespaced(client.clone());
     sos.delete("plain", &DeleteParams::default()).await.unwrap();
     wait_for("the ScaledObject to be gone", Duration::from_secs(5), async || {
         get_so(&client, "plain").await.is_none()

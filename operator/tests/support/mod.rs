@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -14,30 +15,89 @@ use ebb_api::ScaledObject;
 use ebb_plumbing::shutdown::ShutdownTrigger;
 use ebb_sandbox::sandbox::{Config, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-pub const NS: &str = "default";
+/// The cluster the tests run on: the local control plane, or — with `EBB_E2E_REAL_CLUSTER=1` —
+/// the real cluster `KUBECONFIG` names. On a real cluster each test works in a namespace of its
+/// own (the client's default namespace), deleted by [`Cluster::stop`]; tests that need the local
+/// control plane's fault injection or direct store access are skipped there.
+pub struct Cluster {
+    pub sandbox: Option<Sandbox>,
+    namespace: Option<String>,
+    client: kube::Client,
+}
 
-/// A control plane with the CRDs installed, and an admin client for it. The HPA controller's
-/// sync period is an hour (its first pass runs before any HPA exists), so every replica change
-/// comes from the operator or the test.
-pub async fn start_sandbox() -> (Sandbox, kube::Client) {
-    let sb =
-        Sandbox::start(Config { hpa_sync: Duration::from_secs(3600), ..Default::default() }).await.unwrap();
+/// Whether the e2e tests run against the real cluster of `KUBECONFIG`.
+pub fn real_cluster() -> bool {
+    std::env::var("EBB_E2E_REAL_CLUSTER").is_ok_and(|v| v == "1")
+}
+
+impl Cluster {
+    /// The local control plane, if the tests run on it; otherwise prints why `what` is skipped.
+    pub fn sandbox_for(&self, what: &str) -> Option<&Sandbox> {
+        if self.sandbox.is_none() {
+            println!("skipped on a real cluster: {what} needs the local control plane");
+        }
+        self.sandbox.as_ref()
+    }
+
+    /// Stops the local control plane, or deletes the test's namespace on a real cluster.
+    pub async fn stop(self) {
+        if let Some(sb) = self.sandbox {
+            sb.stop().await;
+        } else if let Some(ns) = self.namespace {
+            let nss: Api<Namespace> = Api::all(self.client.clone());
+            let _ = nss.delete(&ns, &Default::default()).await;
+        }
+    }
+}
+
+/// A cluster with the CRDs installed and an admin client whose default namespace is the one
+/// the test works in. On the local control plane the HPA controller syncs every `hpa_sync`.
+pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
+    if real_cluster() {
+        let mut config = kube::Config::infer().await.expect("EBB_E2E_REAL_CLUSTER=1 needs KUBECONFIG");
+        let client = kube::Client::try_from(config.clone()).unwrap();
+        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+        let pp = PatchParams::apply("ebb-e2e").force();
+        for (name, crd) in ebb_api::crds::all() {
+            crds.patch(name, &pp, &Patch::Apply(&crd)).await.unwrap();
+        }
+        let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
+        let nss: Api<Namespace> = Api::all(client.clone());
+        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap())
+            .await
+            .unwrap();
+        config.default_namespace = ns.clone();
+        let client = kube::Client::try_from(config).unwrap();
+        return (Cluster { sandbox: None, namespace: Some(ns), client: client.clone() }, client);
+    }
+    let sb = Sandbox::start(Config { hpa_sync, ..Default::default() }).await.unwrap();
     for (_, crd) in ebb_api::crds::all() {
         sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
     }
     let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    (sb, kube::Client::try_from(config).unwrap())
+    let client = kube::Client::try_from(config).unwrap();
+    (Cluster { sandbox: Some(sb), namespace: None, client: client.clone() }, client)
+}
+
+static NEXT_NS: AtomicUsize = AtomicUsize::new(0);
+
+/// [`start_cluster`] with the HPA controller's sync period at an hour (its first pass runs before
+/// any HPA exists), so every replica change comes from the operator or the test.
+pub async fn start_sandbox() -> (Cluster, kube::Client) {
+    start_cluster(Duration::from_secs(3600)).await
 }
 
 /// Creates Deployment `name` with `replicas`.
 pub async fn create_deployment(client: &kube::Client, name: &str, replicas: i32) {
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let dep: Deployment = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": name}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}}))
@@ -47,13 +107,13 @@ pub async fn create_deployment(client: &kube::Client, name: &str, replicas: i32)
 
 /// spec.replicas of Deployment `name`.
 pub async fn replicas(client: &kube::Client, name: &str) -> i32 {
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     deps.get(name).await.unwrap().spec.unwrap().replicas.unwrap_or(0)
 }
 
 /// Sets spec.replicas of Deployment `name` by hand (field manager `e2e-test`).
 pub async fn set_replicas(client: &kube::Client, name: &str, n: i32) {
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let pp = PatchParams { field_manager: Some("e2e-test".into()), ..Default::default() };
     deps.patch(name, &pp, &Patch::Merge(json!({"spec": {"replicas": n}}))).await.unwrap();
 }
@@ -88,23 +148,23 @@ pub fn scaled_object(name: &str, target: &str, triggers: Value, extra: Value) ->
         }
     }
     serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-        "metadata": {"name": name, "namespace": NS}, "spec": spec}))
+        "metadata": {"name": name}, "spec": spec}))
     .unwrap()
 }
 
 pub async fn create_so(client: &kube::Client, so: &ScaledObject) {
-    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ScaledObject> = Api::default_namespaced(client.clone());
     sos.create(&PostParams::default(), so).await.unwrap();
 }
 
 pub async fn get_so(client: &kube::Client, name: &str) -> Option<ScaledObject> {
-    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ScaledObject> = Api::default_namespaced(client.clone());
     sos.get_opt(name).await.unwrap()
 }
 
 /// Merge-patches ScaledObject `name`.
 pub async fn patch_so(client: &kube::Client, name: &str, patch: Value) {
-    let sos: Api<ScaledObject> = Api::namespaced(client.clone(), NS);
+    let sos: Api<ScaledObject> = Api::default_namespaced(client.clone());
     sos.patch(name, &PatchParams::default(), &Patch::Merge(patch)).await.unwrap();
 }
 
@@ -120,7 +180,7 @@ pub async fn condition(client: &kube::Client, name: &str, type_: &str) -> Option
 
 /// `(type, reason, note)` of the events regarding object `name`, oldest first.
 pub async fn events(client: &kube::Client, name: &str) -> Vec<(String, String, String)> {
-    let evs: Api<Event> = Api::namespaced(client.clone(), NS);
+    let evs: Api<Event> = Api::default_namespaced(client.clone());
     let mut list: Vec<Event> = evs
         .list(&ListParams::default())
         .await
@@ -193,10 +253,11 @@ static LISTENING: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
 static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts `ebb_operator::serve` in a task with `--admin-addr 127.0.0.1:0 --operator-namespace
-/// default` and `extra` flags, and waits for its admin server to listen.
+/// <the test's namespace>` and `extra` flags, and waits for its admin server to listen.
 pub async fn start_operator(client: &kube::Client, extra: &[&str]) -> Operator {
     install_log_capture();
-    let mut argv = vec!["ebb-operator", "--admin-addr", "127.0.0.1:0", "--operator-namespace", NS];
+    let ns = client.default_namespace().to_owned();
+    let mut argv = vec!["ebb-operator", "--admin-addr", "127.0.0.1:0", "--operator-namespace", &ns];
     argv.extend_from_slice(extra);
     let args = <ebb_operator::Args as clap::Parser>::try_parse_from(argv).unwrap();
     let _one_at_a_time = STARTING.lock().await;
