@@ -124,6 +124,12 @@ impl PrometheusScaler {
             return ScalerError::Timeout(self.config.timeout);
         }
         let cause = self.scrub(&cause_chain(e));
+        if CLIENT_CERT_ALERTS.iter().any(|a| cause.contains(a)) {
+            return ScalerError::Unauthorized(format!(
+                "Prometheus at {} rejected the TLS client certificate ({cause}) — check authModes tls and cert/key in the TriggerAuthentication",
+                self.server
+            ));
+        }
         if e.is_connect() {
             ScalerError::Unreachable(format!("cannot connect to Prometheus at {}: {cause}", self.server))
         } else if e.is_redirect() {
@@ -183,6 +189,16 @@ impl PrometheusScaler {
         self.secrets.iter().fold(text.to_owned(), |t, s| t.replace(s.as_str(), "<redacted>"))
     }
 }
+
+/// TLS alerts by which a server refuses the client's certificate (or its absence), as rustls
+/// reports them.
+const CLIENT_CERT_ALERTS: &[&str] = &[
+    "received fatal alert: BadCertificate",
+    "received fatal alert: CertificateRequired",
+    "received fatal alert: UnknownCA",
+    "received fatal alert: CertificateUnknown",
+    "received fatal alert: AccessDenied",
+];
 
 /// `error sending request: client error (Connect): tcp connect error: Connection refused`, with
 /// repeated links dropped; reqwest's URL (which holds the query string) is left out.

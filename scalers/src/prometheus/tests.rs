@@ -121,6 +121,18 @@ fn seed_metadata_parses_and_metric_name_is_deprecated() {
 }
 
 #[test]
+fn seed_object_parses_with_both_metric_names() {
+    let so: ebb_api::ScaledObject =
+        serde_yaml::from_str(include_str!("../../../tests/fixtures/seed/prometheus-ultra-fast.yaml"))
+            .unwrap();
+    let parsed = crate::parse_scaled_object(&so, &ParseContext::default()).unwrap();
+    assert_eq!(parsed.metric_names(), ["s0-prometheus", "s1-prometheus"]);
+    let targets: Vec<f64> = parsed.triggers.iter().map(|t| t.target()).collect();
+    assert_eq!(targets, [100.0, 500.0]);
+    assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
+}
+
+#[test]
 fn bad_input_is_one_clear_error() {
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[("serverAddress", "")], "metadata.serverAddress: required"),
@@ -196,7 +208,8 @@ fn auth_modes_and_their_credentials() {
 
 #[test]
 fn bad_auth_combinations() {
-    let cases: &[(&str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
         ("basic", &[], "metadata.username: required by authModes basic; set parameter \"username\""),
         ("bearer", &[], "metadata.bearerToken: required by authModes bearer"),
         ("tls", &[], "metadata.cert: required by authModes tls"),
