@@ -8,6 +8,7 @@ pub mod decision;
 pub mod error;
 pub mod hpa;
 pub mod params;
+pub mod prometheus;
 pub mod registry;
 pub mod scaler;
 pub mod trigger;
