@@ -180,7 +180,11 @@ async fn idle(runs: usize) {
     }
     println!("idle: start → /readyz 200: median {:.1} ms {:?}", median(ready.clone()), rounded(&ready));
     println!("idle: RSS after 5 s: median {:.1} MiB {:?}", median(rss.clone()), rounded(&rss));
-    println!("idle: of which anonymous (heap, stacks): median {:.1} MiB {:?}", median(anon.clone()), rounded(&anon));
+    println!(
+        "idle: of which anonymous (heap, stacks): median {:.1} MiB {:?}",
+        median(anon.clone()),
+        rounded(&anon)
+    );
 }
 
 fn rounded(v: &[f64]) -> Vec<f64> {

@@ -256,8 +256,7 @@ async fn run_while_leader(
             // The store's readiness wakes only its most recent waiter (the controller's own
             // runner also waits on it), so poll it again until it is ready.
             loop {
-                match tokio::time::timeout(Duration::from_millis(5), ready_reader.wait_until_ready()).await
-                {
+                match tokio::time::timeout(Duration::from_millis(5), ready_reader.wait_until_ready()).await {
                     Ok(Ok(())) => break ready.set_ready(),
                     Ok(Err(_)) => break,
                     Err(_) => continue,

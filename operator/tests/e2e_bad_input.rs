@@ -14,8 +14,8 @@ use std::time::Duration;
 use ebb_api::ScaledObject;
 use ebb_sandbox::faults::{FaultAction, FaultRule};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -208,8 +208,10 @@ async fn faults_on_the_api_converge_and_keep_last_active_time() {
         try_so(&client, "flaky").await.and_then(|so| last_active(&so)).is_some_and(|t| t > before)
     })
     .await;
-    let hpa =
-        Api::<HorizontalPodAutoscaler>::default_namespaced(client.clone()).get("keda-hpa-flaky").await.unwrap();
+    let hpa = Api::<HorizontalPodAutoscaler>::default_namespaced(client.clone())
+        .get("keda-hpa-flaky")
+        .await
+        .unwrap();
     assert_eq!(hpa.spec.unwrap().max_replicas, 6, "the spec change reached the HPA");
     assert!(!op.task.is_finished(), "the operator is still running");
     op.stop().await;

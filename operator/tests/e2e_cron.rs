@@ -48,6 +48,8 @@ async fn cron_window_scales_zero_one_zero() {
         "127.0.0.1:0",
         "--operator-namespace",
         &ns,
+        "--watch-namespace",
+        &ns,
     ])
     .unwrap();
     let (trigger, shutdown) = ebb_plumbing::shutdown::channel();

@@ -70,9 +70,12 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
         }
         let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
         let nss: Api<Namespace> = Api::all(client.clone());
-        nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap())
-            .await
-            .unwrap();
+        nss.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
+        )
+        .await
+        .unwrap();
         config.default_namespace = ns.clone();
         let client = kube::Client::try_from(config).unwrap();
         return (Cluster { sandbox: None, namespace: Some(ns), client: client.clone() }, client);
@@ -258,6 +261,10 @@ pub async fn start_operator(client: &kube::Client, extra: &[&str]) -> Operator {
     install_log_capture();
     let ns = client.default_namespace().to_owned();
     let mut argv = vec!["ebb-operator", "--admin-addr", "127.0.0.1:0", "--operator-namespace", &ns];
+    if real_cluster() {
+        // Tests run in parallel on one cluster: each operator minds its own test's namespace.
+        argv.extend(["--watch-namespace", &ns]);
+    }
     argv.extend_from_slice(extra);
     let args = <ebb_operator::Args as clap::Parser>::try_parse_from(argv).unwrap();
     let _one_at_a_time = STARTING.lock().await;
