@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ebb_api::MetadataValue;
+use ebb_api::{AuthPodIdentity, MetadataValue};
 
 use crate::error::{Location, ParseError, ParseErrorKind};
 
@@ -91,6 +91,11 @@ pub struct ParseContext {
     pub env: BTreeMap<String, String>,
     /// Parameters resolved from the trigger's TriggerAuthentication, per trigger index.
     pub auth: BTreeMap<usize, BTreeMap<String, String>>,
+    /// `podIdentity` of the trigger's TriggerAuthentication, per trigger index.
+    pub pod_identity: BTreeMap<usize, AuthPodIdentity>,
+    /// The `eks.amazonaws.com/role-arn` annotation of the target's ServiceAccount, when read
+    /// (only needed by `podIdentity.identityOwner: workload`).
+    pub workload_role_arn: Option<String>,
 }
 
 /// Typed reader over one trigger's parameters.
@@ -102,6 +107,8 @@ pub struct Params<'a> {
     metadata: &'a BTreeMap<String, MetadataValue>,
     env: &'a BTreeMap<String, String>,
     auth: Option<&'a BTreeMap<String, String>>,
+    pod_identity: Option<&'a AuthPodIdentity>,
+    workload_role_arn: Option<&'a str>,
     warnings: Vec<String>,
 }
 
@@ -120,6 +127,8 @@ impl<'a> Params<'a> {
             metadata,
             env: &ctx.env,
             auth: ctx.auth.get(&index),
+            pod_identity: ctx.pod_identity.get(&index),
+            workload_role_arn: ctx.workload_role_arn.as_deref(),
             warnings: Vec::new(),
         };
         p.check_keys();
@@ -128,6 +137,16 @@ impl<'a> Params<'a> {
 
     pub fn trigger_index(&self) -> usize {
         self.index
+    }
+
+    /// The `podIdentity` of this trigger's TriggerAuthentication, if any.
+    pub fn pod_identity(&self) -> Option<&'a AuthPodIdentity> {
+        self.pod_identity
+    }
+
+    /// The role annotated on the target's ServiceAccount (`eks.amazonaws.com/role-arn`), if read.
+    pub fn workload_role_arn(&self) -> Option<&'a str> {
+        self.workload_role_arn
     }
 
     /// Warnings gathered while reading (unknown or deprecated parameters).

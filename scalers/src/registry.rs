@@ -22,14 +22,28 @@ pub struct ScalerDef {
     pub allows_cached_metrics: bool,
 }
 
-const PLANNED: &[&str] = &["aws-sqs-queue", "aws-cloudwatch", "prometheus", "kafka"];
+const PLANNED: &[&str] = &["prometheus", "kafka"];
 
-static DEFS: &[ScalerDef] = &[ScalerDef {
-    type_name: "cron",
-    params: crate::cron::PARAMS,
-    parse: Some(crate::cron::parse),
-    allows_cached_metrics: false,
-}];
+static DEFS: &[ScalerDef] = &[
+    ScalerDef {
+        type_name: "cron",
+        params: crate::cron::PARAMS,
+        parse: Some(crate::cron::parse),
+        allows_cached_metrics: false,
+    },
+    ScalerDef {
+        type_name: "aws-sqs-queue",
+        params: crate::aws::sqs::PARAMS,
+        parse: Some(crate::aws::sqs::parse),
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "aws-cloudwatch",
+        params: crate::aws::cloudwatch::PARAMS,
+        parse: Some(crate::aws::cloudwatch::parse),
+        allows_cached_metrics: true,
+    },
+];
 
 /// Every implemented trigger type.
 pub fn implemented() -> impl Iterator<Item = &'static ScalerDef> {
