@@ -15,13 +15,15 @@ use std::time::{Duration, Instant};
 /// How long moto may take to answer its first request.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The shell watchdog: starts moto, then stops it when the test process (`$2`) is gone.
+/// The shell watchdog: starts moto, then stops it when the test process (`$2`) is gone, and
+/// removes the log file (`$3`) afterwards.
 const WATCHDOG: &str = r#"
 "$0" -H 127.0.0.1 -p "$1" & m=$!
-trap 'kill $m 2>/dev/null; exit 0' TERM INT
+trap 'kill $m 2>/dev/null; wait $m; rm -f "$3"; exit 0' TERM INT
 while kill -0 "$2" 2>/dev/null && kill -0 "$m" 2>/dev/null; do sleep 0.5; done
 kill "$m" 2>/dev/null
 wait "$m"
+rm -f "$3"
 "#;
 
 /// A running moto server.
@@ -54,6 +56,7 @@ impl Moto {
             .arg(&bin)
             .arg(port.to_string())
             .arg(std::process::id().to_string())
+            .arg(&log)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -131,13 +134,13 @@ impl Drop for Moto {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_file(&self.log);
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 

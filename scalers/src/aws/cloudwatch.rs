@@ -286,7 +286,7 @@ impl ScalerConfig for CloudWatchConfig {
             Query::Expression(e) => format!("expression {e:?}"),
         };
         format!(
-            "CloudWatch {q} in {}, newest {} s period of the last {} s ending {} s ago; target {}, active above {}, empty → {}; {}{}",
+            "CloudWatch {q} in {}: newest complete {} s period of the last {} s (end offset {} s); target {}, active above {}, no data → {}; {}{}",
             self.client.region,
             self.period,
             self.collection_time,
