@@ -15,7 +15,7 @@ pub fn prepare(m: &Manifests, so: &Loaded) -> Result<ParsedScaledObject, CliErro
     let obj = &so.object;
     let env = m.target_env(obj).unwrap_or_else(|| std::env::vars().collect::<BTreeMap<_, _>>());
     let sources = ManifestSources { manifests: m, namespace: obj.metadata.namespace.as_deref(), env: &env };
-    let mut ctx = ParseContext { env: env.clone(), auth: BTreeMap::new() };
+    let mut ctx = ParseContext { env: env.clone(), ..ParseContext::default() };
     let mut errors = Vec::new();
     for (i, t) in obj.spec.triggers.iter().enumerate() {
         let Some(r) = &t.authentication_ref else { continue };
@@ -38,6 +38,9 @@ pub fn prepare(m: &Manifests, so: &Loaded) -> Result<ParsedScaledObject, CliErro
             ));
             continue;
         };
+        if let Some(pi) = &spec.pod_identity {
+            ctx.pod_identity.insert(i, pi.clone());
+        }
         match resolve(spec, &sources) {
             Ok(params) => {
                 ctx.auth.insert(i, params);

@@ -62,7 +62,6 @@ fn seeds_parse_or_say_which_scaler_is_missing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for (file, ty) in [
         ("tests/fixtures/seed/kafka-trigger.yaml", "kafka"),
-        ("tests/fixtures/seed/sqs-queue-worker.yaml", "aws-sqs-queue"),
     ] {
         let out = ebb(&["check", "-f", file]);
         let err = String::from_utf8_lossy(&out.stderr);

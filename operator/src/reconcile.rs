@@ -13,7 +13,6 @@ use ebb_api::constants::{
     SCALED_OBJECT_NAME_LABEL,
 };
 use ebb_api::{ScaledObject, ScaledObjectStatus};
-use ebb_scalers::ParseContext;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -183,8 +182,7 @@ async fn check(
         so.spec.scale_target_ref.env_source_container_name.as_deref(),
     )
     .await;
-    let auth = auth::resolve_all(&ctx.client, so, &env, &ctx.config.operator_namespace).await?;
-    let pctx = ParseContext { env, auth };
+    let pctx = auth::parse_context(&ctx.client, so, &t, env, &ctx.config.operator_namespace).await?;
     let parsed = ebb_scalers::parse_scaled_object(so, &pctx)
         .map_err(|es| Error::Invalid(es.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
     Ok((t, parsed))

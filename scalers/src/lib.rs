@@ -3,6 +3,7 @@
 //! the operator and the CLI (the HPA replica calculator and the activation decision).
 
 pub mod auth;
+pub mod aws;
 pub mod cron;
 pub mod decision;
 pub mod error;

@@ -5,8 +5,9 @@
 //! and reports problems naming the trigger, the parameter and what was expected.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
-use ebb_api::MetadataValue;
+use ebb_api::{AuthPodIdentity, MetadataValue};
 
 use crate::error::{Location, ParseError, ParseErrorKind};
 
@@ -84,17 +85,36 @@ impl ParamSpec {
     }
 }
 
-/// Everything outside the ScaledObject that parameters may resolve from.
-#[derive(Clone, Debug, Default)]
+/// Everything outside the ScaledObject that parameters may resolve from. Debug shows the names
+/// of environment variables and authentication parameters, never their values.
+#[derive(Clone, Default)]
 pub struct ParseContext {
     /// Environment of the target's `envSourceContainerName` container (or first container).
     pub env: BTreeMap<String, String>,
     /// Parameters resolved from the trigger's TriggerAuthentication, per trigger index.
     pub auth: BTreeMap<usize, BTreeMap<String, String>>,
+    /// `podIdentity` of the trigger's TriggerAuthentication, per trigger index.
+    pub pod_identity: BTreeMap<usize, AuthPodIdentity>,
+    /// The `eks.amazonaws.com/role-arn` annotation of the target's ServiceAccount, when read
+    /// (only needed by `podIdentity.identityOwner: workload`).
+    pub workload_role_arn: Option<String>,
 }
 
-/// Typed reader over one trigger's parameters.
-#[derive(Debug)]
+impl fmt::Debug for ParseContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth: BTreeMap<&usize, Vec<&String>> =
+            self.auth.iter().map(|(i, m)| (i, m.keys().collect())).collect();
+        f.debug_struct("ParseContext")
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("auth", &auth)
+            .field("pod_identity", &self.pod_identity)
+            .field("workload_role_arn", &self.workload_role_arn)
+            .finish()
+    }
+}
+
+/// Typed reader over one trigger's parameters. Debug shows no environment or authentication
+/// values.
 pub struct Params<'a> {
     index: usize,
     type_: &'a str,
@@ -102,7 +122,21 @@ pub struct Params<'a> {
     metadata: &'a BTreeMap<String, MetadataValue>,
     env: &'a BTreeMap<String, String>,
     auth: Option<&'a BTreeMap<String, String>>,
+    pod_identity: Option<&'a AuthPodIdentity>,
+    workload_role_arn: Option<&'a str>,
     warnings: Vec<String>,
+}
+
+impl fmt::Debug for Params<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Params")
+            .field("index", &self.index)
+            .field("type_", &self.type_)
+            .field("metadata", &self.metadata)
+            .field("auth", &self.auth.map(|a| a.keys().collect::<Vec<_>>()))
+            .field("pod_identity", &self.pod_identity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<'a> Params<'a> {
@@ -120,6 +154,8 @@ impl<'a> Params<'a> {
             metadata,
             env: &ctx.env,
             auth: ctx.auth.get(&index),
+            pod_identity: ctx.pod_identity.get(&index),
+            workload_role_arn: ctx.workload_role_arn.as_deref(),
             warnings: Vec::new(),
         };
         p.check_keys();
@@ -128,6 +164,16 @@ impl<'a> Params<'a> {
 
     pub fn trigger_index(&self) -> usize {
         self.index
+    }
+
+    /// The `podIdentity` of this trigger's TriggerAuthentication, if any.
+    pub fn pod_identity(&self) -> Option<&'a AuthPodIdentity> {
+        self.pod_identity
+    }
+
+    /// The role annotated on the target's ServiceAccount (`eks.amazonaws.com/role-arn`), if read.
+    pub fn workload_role_arn(&self) -> Option<&'a str> {
+        self.workload_role_arn
     }
 
     /// Warnings gathered while reading (unknown or deprecated parameters).
@@ -413,6 +459,21 @@ mod tests {
         let p = Params::new(0, "t", SPECS, &missing, &ctx);
         let e = p.required_text("queue").unwrap_err().to_string();
         assert!(e.contains("queueFromEnv") && e.contains("\"NOPE\" is not set"), "{e}");
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let m = md(&[("queue", "q")]);
+        let mut ctx = ParseContext::default();
+        ctx.env.insert("DB_PASSWORD".into(), "env-value".into());
+        ctx.auth.insert(0, [("password".to_owned(), "s3cret".to_owned())].into());
+        let p = Params::new(0, "t", SPECS, &m, &ctx);
+        for text in [format!("{ctx:?}"), format!("{ctx:#?}"), format!("{p:?}")] {
+            assert!(
+                text.contains("password") && !text.contains("s3cret") && !text.contains("env-value"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

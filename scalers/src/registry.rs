@@ -22,7 +22,7 @@ pub struct ScalerDef {
     pub allows_cached_metrics: bool,
 }
 
-const PLANNED: &[&str] = &["aws-sqs-queue", "aws-cloudwatch", "kafka"];
+const PLANNED: &[&str] = &["kafka"];
 
 static DEFS: &[ScalerDef] = &[
     ScalerDef {
@@ -35,6 +35,18 @@ static DEFS: &[ScalerDef] = &[
         type_name: "prometheus",
         params: crate::prometheus::PARAMS,
         parse: Some(crate::prometheus::parse),
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "aws-sqs-queue",
+        params: crate::aws::sqs::PARAMS,
+        parse: Some(crate::aws::sqs::parse),
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "aws-cloudwatch",
+        params: crate::aws::cloudwatch::PARAMS,
+        parse: Some(crate::aws::cloudwatch::parse),
         allows_cached_metrics: true,
     },
 ];
