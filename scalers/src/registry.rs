@@ -22,14 +22,22 @@ pub struct ScalerDef {
     pub allows_cached_metrics: bool,
 }
 
-const PLANNED: &[&str] = &["aws-sqs-queue", "aws-cloudwatch", "prometheus", "kafka"];
+const PLANNED: &[&str] = &["aws-sqs-queue", "aws-cloudwatch", "prometheus"];
 
-static DEFS: &[ScalerDef] = &[ScalerDef {
-    type_name: "cron",
-    params: crate::cron::PARAMS,
-    parse: Some(crate::cron::parse),
-    allows_cached_metrics: false,
-}];
+static DEFS: &[ScalerDef] = &[
+    ScalerDef {
+        type_name: "cron",
+        params: crate::cron::PARAMS,
+        parse: Some(crate::cron::parse),
+        allows_cached_metrics: false,
+    },
+    ScalerDef {
+        type_name: "kafka",
+        params: crate::kafka::PARAMS,
+        parse: Some(crate::kafka::parse),
+        allows_cached_metrics: true,
+    },
+];
 
 /// Every implemented trigger type.
 pub fn implemented() -> impl Iterator<Item = &'static ScalerDef> {

@@ -33,7 +33,6 @@ fn seed_cron_parses_with_its_metric_name() {
 #[test]
 fn seeds_for_missing_scalers_fail_with_one_line() {
     for (file, ty) in [
-        ("kafka-trigger.yaml", "kafka"),
         ("sqs-queue-worker.yaml", "aws-sqs-queue"),
         ("prometheus-ultra-fast.yaml", "prometheus"),
     ] {
