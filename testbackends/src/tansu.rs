@@ -17,6 +17,8 @@ const INSTALL_HINT: &str = "run `bash scripts/backends/tansu.sh`";
 /// How to start the broker.
 #[derive(Clone, Debug, Default)]
 pub struct TansuOptions {
+    /// Listen on this port (default: a free one). Lets a test restart a broker at the same address.
+    pub port: Option<u16>,
     /// Port advertised to clients in metadata (default: the listening port). Lets a test put a
     /// proxy (e.g. a TLS terminator) in front of the broker that clients then also use for the
     /// connections they open to partition leaders and the group coordinator.
@@ -46,7 +48,10 @@ impl Tansu {
         let mut last = String::new();
         // A port picked free may be taken before the broker binds it; try a few.
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = match opts.port {
+                Some(p) => p,
+                None => free_port()?,
+            };
             match Self::spawn(&bin, port, opts) {
                 Ok(t) => return Ok(t),
                 Err(e) => last = e,

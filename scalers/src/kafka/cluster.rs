@@ -38,6 +38,23 @@ pub struct Cluster {
     requests: Arc<AtomicU64>,
 }
 
+/// One request on `conn`. The connection comes back when it is still usable: after a response,
+/// or when no common version exists (nothing was sent); never after a failed exchange.
+async fn exchange<R: Call>(
+    mut conn: Connection,
+    build: &impl Fn(i16) -> R,
+) -> Result<(Connection, (i16, R::Response)), (Option<Connection>, WireError)> {
+    let v = match conn.version::<R>() {
+        Ok(v) => v,
+        Err(e) => return Err((Some(conn), e)),
+    };
+    match conn.send_version(&build(v), v).await {
+        Ok(resp) => Ok((conn, (v, resp))),
+        // After a failed exchange the stream's position is unknown: never reuse it.
+        Err(e) => Err((None, e)),
+    }
+}
+
 impl Cluster {
     /// The shared cluster for this trigger's servers and security settings (no I/O).
     pub fn shared(config: &KafkaConfig) -> Arc<Self> {
@@ -91,26 +108,38 @@ impl Cluster {
         lock(&self.conns).entry(addr.to_owned()).or_default().clone()
     }
 
-    /// Sends a request to the broker at `addr`, reusing its connection or opening one. `build`
-    /// makes the request for the negotiated version.
+    /// Sends a request to the broker at `addr`, reusing its connection or opening one. A pooled
+    /// connection that turns out broken (the broker restarted or closed it while idle) is
+    /// replaced by a fresh one at once; every request this client sends is a read, safe to
+    /// repeat. `build` makes the request for the negotiated version.
     pub async fn call_at<R: Call>(&self, addr: &str, build: impl Fn(i16) -> R) -> Result<(i16, R::Response), WireError> {
         let opener = self.opener().await?;
         let slot = self.slot(addr);
         let mut guard = slot.lock().await;
-        let mut conn = match guard.take() {
-            Some(c) => c,
-            None => Connection::open(addr, opener, self.requests.clone()).await?,
-        };
-        let v = match conn.version::<R>() {
-            Ok(v) => v,
-            Err(e) => {
-                *guard = Some(conn);
-                return Err(e);
+        if let Some(conn) = guard.take() {
+            match exchange(conn, &build).await {
+                Ok((conn, r)) => {
+                    *guard = Some(conn);
+                    return Ok(r);
+                }
+                Err((_, WireError::Io(m))) => tracing::debug!(addr, error = %m, "kafka: pooled connection broken; reconnecting"),
+                Err((conn, e)) => {
+                    *guard = conn;
+                    return Err(e);
+                }
             }
-        };
-        let resp = conn.send_version(&build(v), v).await?;
-        *guard = Some(conn);
-        Ok((v, resp))
+        }
+        let conn = Connection::open(addr, opener, self.requests.clone()).await?;
+        match exchange(conn, &build).await {
+            Ok((conn, r)) => {
+                *guard = Some(conn);
+                Ok(r)
+            }
+            Err((conn, e)) => {
+                *guard = conn;
+                Err(e)
+            }
+        }
     }
 
     /// Sends a request to any broker: first those already connected, then the known brokers,

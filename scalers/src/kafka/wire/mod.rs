@@ -124,11 +124,16 @@ impl Connection {
             None => Box::new(tcp),
             Some(connector) => {
                 let name = tls::server_name(addr).map_err(|e| WireError::Tls(format!("{addr}: {e}")))?;
-                let s = connector
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| WireError::Tls(format!("{addr}: TLS handshake failed: {e}")))?;
-                Box::new(s)
+                // A plaintext listener never answers a ClientHello; bound the wait.
+                match tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(name, tcp)).await {
+                    Ok(Ok(s)) => Box::new(s),
+                    Ok(Err(e)) => return Err(WireError::Tls(format!("{addr}: TLS handshake failed: {e}"))),
+                    Err(_) => {
+                        return Err(WireError::Tls(format!(
+                            "{addr}: TLS handshake not answered within {CONNECT_TIMEOUT:?}; is this listener TLS?"
+                        )));
+                    }
+                }
             }
         };
         let mut conn = Self { stream, addr: addr.to_owned(), correlation: 0, versions: BTreeMap::new(), counter };

@@ -10,8 +10,19 @@ use super::scram::ScramClient;
 use super::{Connection, WireError};
 use crate::kafka::config::{SaslMechanism, SaslSettings};
 
-/// Authenticates `conn` with `sasl`.
+/// Authenticates `conn` with `sasl`. A broker that drops the connection instead of answering
+/// (some do on an unknown mechanism or user) is reported as a refusal, not as a network fault.
 pub async fn authenticate(conn: &mut Connection, sasl: &SaslSettings) -> Result<(), WireError> {
+    let mech = sasl.mechanism.name();
+    match run(conn, sasl).await {
+        Err(WireError::Io(m)) => Err(WireError::Auth(format!(
+            "the broker closed the connection during SASL {mech} authentication ({m}); check the sasl mechanism and the credentials"
+        ))),
+        other => other,
+    }
+}
+
+async fn run(conn: &mut Connection, sasl: &SaslSettings) -> Result<(), WireError> {
     let addr = conn.addr().to_owned();
     let mech = sasl.mechanism.name();
     let mut hs = SaslHandshakeRequest::default();
