@@ -61,7 +61,6 @@ fn seeds_parse_or_say_which_scaler_is_missing() {
     let out = ebb(&["check", "-f", CRON, "-o", "json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     for (file, ty) in [
-        ("tests/fixtures/seed/kafka-trigger.yaml", "kafka"),
         ("tests/fixtures/seed/sqs-queue-worker.yaml", "aws-sqs-queue"),
         ("tests/fixtures/seed/prometheus-ultra-fast.yaml", "prometheus"),
     ] {

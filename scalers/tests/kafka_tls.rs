@@ -54,7 +54,8 @@ fn tls_proxy(listener: TcpListener, upstream: u16, pki: &Pki, require_client_cer
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(pki.server.0.as_bytes()).collect::<Result<_, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_slice(pki.server.1.as_bytes()).unwrap();
-    let builder = ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().unwrap();
+    let builder =
+        ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions().unwrap();
     let builder = if require_client_cert {
         let mut roots = RootCertStore::empty();
         roots.add(CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap()).unwrap();
@@ -88,7 +89,8 @@ async fn tls_broker(pki: &Pki, require_client_cert: bool) -> (Tansu, String) {
 }
 
 fn tls_scaler(bootstrap: &str, auth: &[(&str, &str)]) -> KafkaScaler {
-    let meta = [("bootstrapServers", bootstrap), ("consumerGroup", GROUP), ("topic", TOPIC), ("tls", "enable")];
+    let meta =
+        [("bootstrapServers", bootstrap), ("consumerGroup", GROUP), ("topic", TOPIC), ("tls", "enable")];
     KafkaScaler::new(config(&meta, auth))
 }
 
@@ -99,7 +101,10 @@ async fn tls_with_the_configured_ca() {
     let s = tls_scaler(&addr, &[("ca", &pki.ca_pem)]);
     let m = s.measure(Utc::now()).await.unwrap();
     assert_eq!((m.value, m.active), (27.0, true));
-    let c = config(&[("bootstrapServers", &addr), ("consumerGroup", GROUP), ("tls", "enable")], &[("ca", &pki.ca_pem)]);
+    let c = config(
+        &[("bootstrapServers", &addr), ("consumerGroup", GROUP), ("tls", "enable")],
+        &[("ca", &pki.ca_pem)],
+    );
     assert!(c.describe().ends_with("; offsetResetPolicy latest, tls"), "{}", c.describe());
 }
 
@@ -147,7 +152,8 @@ async fn sasl_reaches_the_broker_and_a_refusal_is_unauthorized() {
     let t = Tansu::start_with(&TansuOptions { authentication: true, ..Default::default() }).unwrap();
     let b = t.bootstrap();
     for (mode, mech) in [("scram_sha256", "SCRAM-SHA-256"), ("scram_sha512", "SCRAM-SHA-512")] {
-        let meta = [("bootstrapServers", b.as_str()), ("consumerGroup", GROUP), ("topic", TOPIC), ("sasl", mode)];
+        let meta =
+            [("bootstrapServers", b.as_str()), ("consumerGroup", GROUP), ("topic", TOPIC), ("sasl", mode)];
         let s = KafkaScaler::new(config(&meta, &[("username", "svc"), ("password", "hunter2")]));
         let e = s.measure(Utc::now()).await.unwrap_err();
         assert_eq!(e.reason(), "Unauthorized", "{mode}: {e}");
@@ -165,7 +171,9 @@ async fn sasl_reaches_the_broker_and_a_refusal_is_unauthorized() {
     assert_eq!(e.reason(), "Unauthorized", "{e}");
     // tansu drops the connection on a mechanism it does not offer instead of answering.
     assert!(
-        e.to_string().contains(&format!("the broker closed the connection during SASL PLAIN authentication ({b}: connection lost")),
+        e.to_string().contains(&format!(
+            "the broker closed the connection during SASL PLAIN authentication ({b}: connection lost"
+        )),
         "{e}"
     );
 }

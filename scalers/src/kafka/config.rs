@@ -151,7 +151,9 @@ pub fn parse_config(p: &Params<'_>) -> Result<KafkaConfig, ParseError> {
             return Err(invalid(
                 p,
                 "bootstrapServers",
-                format!("{s:?} is not host:port; expected a comma-separated list such as \"kafka-0:9092,kafka-1:9092\""),
+                format!(
+                    "{s:?} is not host:port; expected a comma-separated list such as \"kafka-0:9092,kafka-1:9092\""
+                ),
             ));
         }
         bootstrap_servers.push(s.to_owned());
@@ -213,7 +215,9 @@ fn parse_sasl(p: &Params<'_>) -> Result<Option<SaslSettings>, ParseError> {
             return Err(invalid(
                 p,
                 "sasl",
-                format!("{m} is not supported by ebb; supported: none, plaintext, scram_sha256, scram_sha512"),
+                format!(
+                    "{m} is not supported by ebb; supported: none, plaintext, scram_sha256, scram_sha512"
+                ),
             ));
         }
         other => {

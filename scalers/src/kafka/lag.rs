@@ -127,7 +127,8 @@ pub fn total_lag(
             capped = true;
         }
     }
-    let total = TotalLag { value, activation_lag, partitions: parts.len(), partitions_with_lag: with_lag, capped };
+    let total =
+        TotalLag { value, activation_lag, partitions: parts.len(), partitions_with_lag: with_lag, capped };
     (total, next)
 }
 

@@ -38,8 +38,9 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("excludePersistentLag", ParamKind::Bool).default("false"),
     ParamSpec::new("scaleToZeroOnInvalidOffset", ParamKind::Bool).default("false"),
     ParamSpec::new("limitToPartitionsWithLag", ParamKind::Bool).default("false"),
-    ParamSpec::new("version", ParamKind::Text)
-        .deprecated("accepted and ignored: ebb negotiates the protocol version with each broker (ApiVersions)"),
+    ParamSpec::new("version", ParamKind::Text).deprecated(
+        "accepted and ignored: ebb negotiates the protocol version with each broker (ApiVersions)",
+    ),
     ParamSpec::new("sasl", ParamKind::Text).from_auth(),
     ParamSpec::new("tls", ParamKind::Text).from_auth(),
     ParamSpec::new("unsafeSsl", ParamKind::Bool).from_auth(),

@@ -33,7 +33,9 @@ impl PartitionSet {
                 Some((a, b)) => {
                     let (lo, hi) = (id(a)?, id(b)?);
                     if lo > hi {
-                        return Err(format!("range {term:?} in {s:?} is reversed; write it as \"{hi}-{lo}\""));
+                        return Err(format!(
+                            "range {term:?} in {s:?} is reversed; write it as \"{hi}-{lo}\""
+                        ));
                     }
                     ranges.push((lo, hi));
                 }

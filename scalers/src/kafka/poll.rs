@@ -57,19 +57,23 @@ impl Cluster {
         let err = match e {
             WireError::Io(m) | WireError::Tls(m) => ScalerError::Unreachable(format!("{ctx}: {m}")),
             WireError::Auth(m) => return Failure::Fatal(ScalerError::Unauthorized(format!("{ctx}: {m}"))),
-            WireError::Protocol(m) => return Failure::Fatal(ScalerError::InvalidResponse(format!("{ctx}: {m}"))),
+            WireError::Protocol(m) => {
+                return Failure::Fatal(ScalerError::InvalidResponse(format!("{ctx}: {m}")));
+            }
         };
         if retry { Failure::Retry(err) } else { Failure::Fatal(err) }
     }
 
     fn code(&self, what: &str, code: i16) -> Failure {
         let ctx = self.context();
-        let name = kafka_protocol::ResponseError::try_from_code(code).map_or("unknown".to_owned(), |e| format!("{e:?}"));
+        let name = kafka_protocol::ResponseError::try_from_code(code)
+            .map_or("unknown".to_owned(), |e| format!("{e:?}"));
         let msg = format!("{ctx}: {what}: error {code} ({name})");
         match code {
             // Leadership or coordinator moved, or the broker is still loading: ask again.
             3 | 5 | 6 | 7 | 13 | 14 | 15 | 16 | 74 | 75 => Failure::Retry(ScalerError::Unreachable(msg)),
-            29 | 30 | 31 => Failure::Fatal(ScalerError::Unauthorized(msg)),
+            // Topic, group or cluster authorization failed.
+            29..=31 => Failure::Fatal(ScalerError::Unauthorized(msg)),
             _ => Failure::Fatal(ScalerError::InvalidResponse(msg)),
         }
     }
@@ -99,7 +103,8 @@ impl Cluster {
                 let parts = self.partitions(&[topic.to_owned()], true, t.limit).await?;
                 let wanted: BTreeMap<String, Vec<i32>> =
                     [(topic.to_owned(), parts.iter().map(|p| p.1).collect())].into();
-                let (latest, committed) = tokio::join!(self.latest(&parts), self.committed(t.group, Some(&wanted)));
+                let (latest, committed) =
+                    tokio::join!(self.latest(&parts), self.committed(t.group, Some(&wanted)));
                 (latest?, committed?)
             }
             None => {
@@ -171,7 +176,8 @@ impl Cluster {
                 .map(|p| (name.to_owned(), p.partition_index, p.leader_id.0))
                 .collect();
             if kept.is_empty() && must_exist {
-                let what = limit.map_or(String::new(), |l| format!(" matching partitionLimitation {:?}", l.to_string()));
+                let what = limit
+                    .map_or(String::new(), |l| format!(" matching partitionLimitation {:?}", l.to_string()));
                 return Err(Failure::Fatal(ScalerError::Config(format!(
                     "{}: topic {name:?} has no partitions{what} (it has {all})",
                     self.context()
@@ -221,7 +227,11 @@ impl Cluster {
                 for p in &t.partitions {
                     if p.error_code != 0 {
                         return Err(self.code(
-                            &format!("latest offset of {}/{} from broker {addr}", t.name.0.as_str(), p.partition_index),
+                            &format!(
+                                "latest offset of {}/{} from broker {addr}",
+                                t.name.0.as_str(),
+                                p.partition_index
+                            ),
                             p.error_code,
                         ));
                     }
@@ -347,7 +357,9 @@ impl Cluster {
             if matches!(code, 15 | 16) {
                 self.forget_coordinator(group);
             }
-            return Err(self.code(&format!("committed offsets of group {group:?} from coordinator {addr}"), code));
+            return Err(
+                self.code(&format!("committed offsets of group {group:?} from coordinator {addr}"), code)
+            );
         }
         Ok(out)
     }

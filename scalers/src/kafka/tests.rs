@@ -29,7 +29,8 @@ fn parse_pairs(pairs: &[(&str, &str)]) -> Result<KafkaConfig, ParseError> {
     parse_with(pairs, &[])
 }
 
-const BASE: &[(&str, &str)] = &[("bootstrapServers", "k0:9092,k1:9092"), ("consumerGroup", "g"), ("topic", "t")];
+const BASE: &[(&str, &str)] =
+    &[("bootstrapServers", "k0:9092,k1:9092"), ("consumerGroup", "g"), ("topic", "t")];
 
 fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
     let mut v: Vec<(&str, &str)> = BASE.to_vec();
@@ -52,7 +53,8 @@ fn pki() -> (String, String, String) {
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
+    let leaf =
+        rcgen::CertificateParams::new(vec!["client".to_owned()]).unwrap().signed_by(&leaf_key, &ca).unwrap();
     (ca.pem(), leaf.pem(), leaf_key.serialize_pem())
 }
 
@@ -67,14 +69,17 @@ fn seed_parses_with_bare_booleans_once_credentials_are_given() {
         "spec.triggers[0] (kafka) metadata.username: sasl plaintext needs \"username\" from a TriggerAuthentication"
     );
     let mut ctx = ParseContext::default();
-    ctx.auth.insert(0, [("username".to_owned(), "u".to_owned()), ("password".to_owned(), "p".to_owned())].into());
+    ctx.auth
+        .insert(0, [("username".to_owned(), "u".to_owned()), ("password".to_owned(), "p".to_owned())].into());
     let parsed = parse_scaled_object(&so, &ctx).unwrap();
     assert_eq!(parsed.metric_names(), ["s0-kafka-test-topic"]);
     let t = &parsed.triggers[0];
     assert_eq!((t.target(), t.activation_target()), (5.0, 3.0));
     assert_eq!(
         parsed.warnings,
-        ["spec.triggers[0] (kafka) metadata.version: accepted and ignored: ebb negotiates the protocol version with each broker (ApiVersions)"]
+        [
+            "spec.triggers[0] (kafka) metadata.version: accepted and ignored: ebb negotiates the protocol version with each broker (ApiVersions)"
+        ]
     );
     assert!(t.config.describe().starts_with(
         "consumerGroup \"my-group\" on topic \"test-topic\" (partitions 1,2,10-20,31) at kafka.svc:9092; offsetResetPolicy latest, tls, sasl PLAIN"
@@ -86,7 +91,10 @@ fn seed_parses_with_bare_booleans_once_credentials_are_given() {
     assert_eq!((c.group.as_str(), c.topic.as_deref()), ("my-group", Some("test-topic")));
     assert_eq!(c.partition_limitation.as_ref().map(ToString::to_string).as_deref(), Some("1,2,10-20,31"));
     let l = c.lag;
-    assert_eq!((l.lag_threshold, c.activation_lag_threshold, l.offset_reset), (5, 3, OffsetResetPolicy::Latest));
+    assert_eq!(
+        (l.lag_threshold, c.activation_lag_threshold, l.offset_reset),
+        (5, 3, OffsetResetPolicy::Latest)
+    );
     assert!(!l.allow_idle_consumers && !l.scale_to_zero_on_invalid_offset);
     assert!(!l.exclude_persistent_lag && !l.limit_to_partitions_with_lag);
     let tls = c.security.tls.as_ref().unwrap();
@@ -105,7 +113,9 @@ fn bare_yaml_booleans_and_numbers_parse() {
     let ctx = ParseContext::default();
     let c = parse_config(&Params::new(0, "kafka", PARAMS, m, &ctx)).unwrap();
     assert_eq!(c.lag.lag_threshold, 7);
-    assert!(c.lag.allow_idle_consumers && c.lag.exclude_persistent_lag && c.lag.scale_to_zero_on_invalid_offset);
+    assert!(
+        c.lag.allow_idle_consumers && c.lag.exclude_persistent_lag && c.lag.scale_to_zero_on_invalid_offset
+    );
 }
 
 #[test]
@@ -118,7 +128,11 @@ fn defaults_and_metric_names() {
     let t = parse_pairs(&with(&[("topic", "app.events/v1")])).unwrap();
     assert_eq!(ebb_api::metric_name::with_index(0, &t.metric_part()), "s0-kafka-app-events-v1");
     // Without a topic partitionLimitation is ignored, as KEDA does.
-    let ignored = parse_pairs(&[("bootstrapServers", "k:9092"), ("consumerGroup", "g"), ("partitionLimitation", "1-3")]);
+    let ignored = parse_pairs(&[
+        ("bootstrapServers", "k:9092"),
+        ("consumerGroup", "g"),
+        ("partitionLimitation", "1-3"),
+    ]);
     assert!(ignored.unwrap().partition_limitation.is_none());
     let earliest = parse_pairs(&with(&[("offsetResetPolicy", "earliest")])).unwrap();
     assert_eq!(earliest.lag.offset_reset, OffsetResetPolicy::Earliest);
@@ -137,12 +151,24 @@ fn invalid_values_and_combinations_are_one_clear_error() {
             "metadata.limitToPartitionsWithLag: allowIdleConsumers and limitToPartitionsWithLag cannot both be true",
         ),
         (
-            vec![("bootstrapServers", "k:9092"), ("consumerGroup", "g"), ("limitToPartitionsWithLag", "true")],
+            vec![
+                ("bootstrapServers", "k:9092"),
+                ("consumerGroup", "g"),
+                ("limitToPartitionsWithLag", "true"),
+            ],
             vec![],
             "metadata.limitToPartitionsWithLag: needs a topic; set metadata.topic",
         ),
-        (with(&[("lagThreshold", "0")]), vec![], "metadata.lagThreshold: expected an integer ≥ 1, found \"0\""),
-        (with(&[("lagThreshold", "1.5")]), vec![], "metadata.lagThreshold: expected an integer, found \"1.5\""),
+        (
+            with(&[("lagThreshold", "0")]),
+            vec![],
+            "metadata.lagThreshold: expected an integer ≥ 1, found \"0\"",
+        ),
+        (
+            with(&[("lagThreshold", "1.5")]),
+            vec![],
+            "metadata.lagThreshold: expected an integer, found \"1.5\"",
+        ),
         (
             with(&[("activationLagThreshold", "-1")]),
             vec![],
@@ -153,21 +179,45 @@ fn invalid_values_and_combinations_are_one_clear_error() {
             vec![],
             "metadata.offsetResetPolicy: expected one of latest, earliest, found \"none\"",
         ),
-        (with(&[("allowIdleConsumers", "yes")]), vec![], "metadata.allowIdleConsumers: expected true or false"),
+        (
+            with(&[("allowIdleConsumers", "yes")]),
+            vec![],
+            "metadata.allowIdleConsumers: expected true or false",
+        ),
         (with(&[("partitionLimitation", "1,x")]), vec![], "metadata.partitionLimitation: \"x\" in \"1,x\""),
-        (with(&[("bootstrapServers", "kafka")]), vec![], "metadata.bootstrapServers: \"kafka\" is not host:port"),
-        (with(&[("bootstrapServers", "k:9092,")]), vec![], "metadata.bootstrapServers: \"\" is not host:port"),
+        (
+            with(&[("bootstrapServers", "kafka")]),
+            vec![],
+            "metadata.bootstrapServers: \"kafka\" is not host:port",
+        ),
+        (
+            with(&[("bootstrapServers", "k:9092,")]),
+            vec![],
+            "metadata.bootstrapServers: \"\" is not host:port",
+        ),
         (vec![("bootstrapServers", "k:1")], vec![], "metadata.consumerGroup: required"),
         (with(&[("sasl", "gssapi")]), vec![], "metadata.sasl: gssapi is not supported by ebb"),
-        (with(&[("sasl", "scram")]), vec![], "metadata.sasl: expected one of none, plaintext, scram_sha256, scram_sha512"),
+        (
+            with(&[("sasl", "scram")]),
+            vec![],
+            "metadata.sasl: expected one of none, plaintext, scram_sha256, scram_sha512",
+        ),
         (
             with(&[("sasl", "scram_sha512")]),
             vec![("username", "u")],
             "metadata.password: sasl scram_sha512 needs \"password\" from a TriggerAuthentication",
         ),
         (with(&[("tls", "yes")]), vec![], "metadata.tls: expected enable or disable, found \"yes\""),
-        (with(&[("tls", "enable")]), vec![("cert", cert)], "metadata.key: cert is set, so key must be set too"),
-        (with(&[("tls", "enable")]), vec![("key", key)], "metadata.cert: key is set, so cert must be set too"),
+        (
+            with(&[("tls", "enable")]),
+            vec![("cert", cert)],
+            "metadata.key: cert is set, so key must be set too",
+        ),
+        (
+            with(&[("tls", "enable")]),
+            vec![("key", key)],
+            "metadata.cert: key is set, so cert must be set too",
+        ),
         (
             with(&[("tls", "enable")]),
             vec![("cert", cert), ("key", key), ("keyPassword", "k")],
@@ -233,8 +283,11 @@ fn security_from_trigger_authentication() {
 #[test]
 fn pool_key_separates_credentials_and_shares_equal_settings() {
     let a = parse_with(&with(&[("sasl", "plaintext")]), &[("username", "u"), ("password", "p1")]).unwrap();
-    let b = parse_with(&with(&[("sasl", "plaintext"), ("topic", "other")]), &[("username", "u"), ("password", "p1")])
-        .unwrap();
+    let b = parse_with(
+        &with(&[("sasl", "plaintext"), ("topic", "other")]),
+        &[("username", "u"), ("password", "p1")],
+    )
+    .unwrap();
     let c = parse_with(&with(&[("sasl", "plaintext")]), &[("username", "u"), ("password", "p2")]).unwrap();
     let plain = parse_pairs(BASE).unwrap();
     assert_eq!(a.pool_key(), b.pool_key(), "topic and group do not split the pool");

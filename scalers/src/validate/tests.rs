@@ -32,10 +32,9 @@ fn seed_cron_parses_with_its_metric_name() {
 
 #[test]
 fn seeds_for_missing_scalers_fail_with_one_line() {
-    for (file, ty) in [
-        ("sqs-queue-worker.yaml", "aws-sqs-queue"),
-        ("prometheus-ultra-fast.yaml", "prometheus"),
-    ] {
+    for (file, ty) in
+        [("sqs-queue-worker.yaml", "aws-sqs-queue"), ("prometheus-ultra-fast.yaml", "prometheus")]
+    {
         let e = errors(&seed(file));
         assert_eq!(e.len(), 1, "{file}: {e:?}");
         assert!(e[0].contains(&format!("the {ty} scaler is not implemented")), "{e:?}");

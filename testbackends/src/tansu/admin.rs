@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    OffsetCommitRequest, OffsetCommitResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
+    OffsetCommitRequest, OffsetCommitResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
@@ -17,8 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Highest version of each API this client speaks (newer versions change field layouts).
-const CAPS: &[(ApiKey, i16)] =
-    &[(ApiKey::CreateTopics, 7), (ApiKey::Produce, 9), (ApiKey::OffsetCommit, 8)];
+const CAPS: &[(ApiKey, i16)] = &[(ApiKey::CreateTopics, 7), (ApiKey::Produce, 9), (ApiKey::OffsetCommit, 8)];
 
 /// One connection to a broker, used for fixtures.
 #[derive(Debug)]
@@ -38,8 +38,14 @@ impl Admin {
         let stream = TcpStream::connect(addr).await.map_err(|e| err(&format!("connect {addr}"), e))?;
         stream.set_nodelay(true).map_err(|e| err("nodelay", e))?;
         let mut a = Self { stream, correlation: 0, versions: BTreeMap::new() };
-        let resp: ApiVersionsResponse =
-            a.call(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default(), ApiVersionsRequest::header_version(0)).await?;
+        let resp: ApiVersionsResponse = a
+            .call(
+                ApiKey::ApiVersions,
+                0,
+                &ApiVersionsRequest::default(),
+                ApiVersionsRequest::header_version(0),
+            )
+            .await?;
         if resp.error_code != 0 {
             return Err(err("ApiVersions", format!("error code {}", resp.error_code)));
         }
@@ -49,8 +55,11 @@ impl Admin {
 
     fn version(&self, key: ApiKey) -> Result<i16, String> {
         let cap = CAPS.iter().find(|(k, _)| *k == key).map_or(i16::MAX, |(_, v)| *v);
-        let (min, max) =
-            self.versions.get(&(key as i16)).copied().ok_or_else(|| err("version", format!("{key:?} unsupported")))?;
+        let (min, max) = self
+            .versions
+            .get(&(key as i16))
+            .copied()
+            .ok_or_else(|| err("version", format!("{key:?} unsupported")))?;
         let v = max.min(cap);
         if v < min { Err(err("version", format!("{key:?} needs ≥ v{min}"))) } else { Ok(v) }
     }
@@ -78,7 +87,8 @@ impl Admin {
         let mut buf = vec![0u8; usize::try_from(len).map_err(|e| err("response size", e))?];
         self.stream.read_exact(&mut buf).await.map_err(|e| err("read", e))?;
         let mut buf = Bytes::from(buf);
-        let rh = ResponseHeader::decode(&mut buf, Resp::header_version(version)).map_err(|e| err("decode header", e))?;
+        let rh = ResponseHeader::decode(&mut buf, Resp::header_version(version))
+            .map_err(|e| err("decode header", e))?;
         if rh.correlation_id != self.correlation {
             return Err(err("response", "correlation id mismatch"));
         }
@@ -108,7 +118,11 @@ impl Admin {
     /// Produces `counts[i].1` records to partition `counts[i].0` of `topic`, one record per batch;
     /// each request carries at most one batch per partition. Returns the next offset of every
     /// partition written.
-    pub async fn produce(&mut self, topic: &str, counts: &[(i32, u32)]) -> Result<BTreeMap<i32, i64>, String> {
+    pub async fn produce(
+        &mut self,
+        topic: &str,
+        counts: &[(i32, u32)],
+    ) -> Result<BTreeMap<i32, i64>, String> {
         let v = self.version(ApiKey::Produce)?;
         let rounds = counts.iter().map(|(_, n)| *n).max().unwrap_or(0);
         let mut next = BTreeMap::new();
@@ -150,7 +164,8 @@ impl Admin {
             req.acks = 1;
             req.timeout_ms = 10_000;
             req.topic_data = vec![data];
-            let resp: ProduceResponse = self.call(ApiKey::Produce, v, &req, ProduceRequest::header_version(v)).await?;
+            let resp: ProduceResponse =
+                self.call(ApiKey::Produce, v, &req, ProduceRequest::header_version(v)).await?;
             for t in &resp.responses {
                 for p in &t.partition_responses {
                     if p.error_code != 0 {
@@ -172,7 +187,8 @@ impl Admin {
         let mut t = kafka_protocol::messages::offset_commit_request::OffsetCommitRequestTopic::default();
         t.name = kafka_protocol::messages::TopicName(StrBytes::from_string(topic.to_owned()));
         for (partition, offset) in offsets {
-            let mut p = kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default();
+            let mut p =
+                kafka_protocol::messages::offset_commit_request::OffsetCommitRequestPartition::default();
             p.partition_index = *partition;
             p.committed_offset = *offset;
             t.partitions.push(p);

@@ -5,7 +5,8 @@
 use super::*;
 
 fn offsets() -> Vec<PartitionOffsets> {
-    let p = |partition, latest, committed| PartitionOffsets { topic: "t".into(), partition, latest, committed };
+    let p =
+        |partition, latest, committed| PartitionOffsets { topic: "t".into(), partition, latest, committed };
     vec![p(0, 10, Some(4)), p(1, 7, None), p(2, 25, Some(5))]
 }
 
@@ -28,7 +29,17 @@ fn lag_per_option_combination() {
     let cases: &[Case] = &[
         ("latest: uncommitted counts 1", 10, Latest, false, false, false, 27, 3, false),
         ("latest + scaleToZero: uncommitted counts 0", 10, Latest, true, false, false, 26, 2, false),
-        ("earliest: uncommitted counts its latest offset, capped at 3×10", 10, Earliest, false, false, false, 30, 3, true),
+        (
+            "earliest: uncommitted counts its latest offset, capped at 3×10",
+            10,
+            Earliest,
+            false,
+            false,
+            false,
+            30,
+            3,
+            true,
+        ),
         ("earliest + allowIdle: no cap", 10, Earliest, false, true, false, 33, 3, false),
         ("earliest + scaleToZero", 10, Earliest, true, false, false, 26, 2, false),
         ("cap at partitions × threshold", 5, Latest, false, false, false, 15, 3, true),

@@ -136,7 +136,8 @@ impl Connection {
                 }
             }
         };
-        let mut conn = Self { stream, addr: addr.to_owned(), correlation: 0, versions: BTreeMap::new(), counter };
+        let mut conn =
+            Self { stream, addr: addr.to_owned(), correlation: 0, versions: BTreeMap::new(), counter };
         conn.negotiate().await?;
         if let Some(sasl) = &opener.sasl {
             sasl::authenticate(&mut conn, sasl).await?;
@@ -158,7 +159,10 @@ impl Connection {
             resp = self.send_version(&ApiVersionsRequest::default(), 0).await?;
         }
         if resp.error_code != 0 {
-            return Err(WireError::Protocol(format!("{}: ApiVersions failed with error code {}", self.addr, resp.error_code)));
+            return Err(WireError::Protocol(format!(
+                "{}: ApiVersions failed with error code {}",
+                self.addr, resp.error_code
+            )));
         }
         self.versions = resp.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Ok(())
@@ -200,7 +204,9 @@ impl Connection {
         header.client_id = Some(StrBytes::from_static_str(CLIENT_ID));
         let mut buf = BytesMut::with_capacity(64);
         buf.extend_from_slice(&[0; 4]);
-        header.encode(&mut buf, R::header_version(version)).map_err(|e| proto("encoding the request header", &e))?;
+        header
+            .encode(&mut buf, R::header_version(version))
+            .map_err(|e| proto("encoding the request header", &e))?;
         req.encode(&mut buf, version).map_err(|e| proto(&format!("encoding {:?} v{version}", R::KEY), &e))?;
         let len = u32::try_from(buf.len() - 4).map_err(|e| proto("request size", &e))?;
         buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -225,7 +231,8 @@ impl Connection {
                 rh.correlation_id, self.correlation
             )));
         }
-        R::Response::decode(&mut body, version).map_err(|e| proto(&format!("decoding {:?} v{version}", R::KEY), &e))
+        R::Response::decode(&mut body, version)
+            .map_err(|e| proto(&format!("decoding {:?} v{version}", R::KEY), &e))
     }
 }
 

@@ -108,7 +108,8 @@ impl ScramClient {
         if !nonce.starts_with(&self.client_nonce) || nonce.len() <= self.client_nonce.len() {
             return Err("server nonce does not extend the client nonce".into());
         }
-        let salt = B64.decode(salt.ok_or("server-first message has no salt")?).map_err(|_| "salt is not base64")?;
+        let salt =
+            B64.decode(salt.ok_or("server-first message has no salt")?).map_err(|_| "salt is not base64")?;
         let iterations: u32 = iterations
             .ok_or("server-first message has no iteration count")?
             .parse()
@@ -155,7 +156,8 @@ mod tests {
     fn rfc7677_sha256_vector() {
         let mut c = ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(c.client_first(), "n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
-        let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let server_first =
+            "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         assert_eq!(
             c.client_final(server_first).unwrap(),
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
@@ -169,7 +171,8 @@ mod tests {
     /// hashlib.pbkdf2_hmac and hmac for the same inputs.
     #[test]
     fn sha512_matches_an_independent_computation() {
-        let mut c = ScramClient::with_nonce(ScramHash::Sha512, "ebb-user", "s3cr=t,pw", "q4VYcsnqMn1k0Z+7UmUyDw");
+        let mut c =
+            ScramClient::with_nonce(ScramHash::Sha512, "ebb-user", "s3cr=t,pw", "q4VYcsnqMn1k0Z+7UmUyDw");
         let server_first = "r=q4VYcsnqMn1k0Z+7UmUyDwSERVERNONCE123,s=c2FsdHktc2FsdA==,i=4096";
         assert_eq!(
             c.client_final(server_first).unwrap(),

@@ -22,7 +22,9 @@ pub fn client_config(settings: &TlsSettings, system_roots: bool) -> Result<Arc<C
     match &settings.ca {
         Some(ca) => {
             for c in ca {
-                roots.add(c.clone()).map_err(|e| format!("ca: certificate not usable as a trust anchor: {e}"))?;
+                roots
+                    .add(c.clone())
+                    .map_err(|e| format!("ca: certificate not usable as a trust anchor: {e}"))?;
             }
         }
         None if system_roots => {
