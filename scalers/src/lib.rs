@@ -8,6 +8,7 @@ pub mod cron;
 pub mod decision;
 pub mod error;
 pub mod hpa;
+pub mod kafka;
 pub mod params;
 pub mod prometheus;
 pub mod registry;

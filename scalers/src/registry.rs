@@ -22,7 +22,7 @@ pub struct ScalerDef {
     pub allows_cached_metrics: bool,
 }
 
-const PLANNED: &[&str] = &["kafka"];
+const PLANNED: &[&str] = &[];
 
 static DEFS: &[ScalerDef] = &[
     ScalerDef {
@@ -47,6 +47,12 @@ static DEFS: &[ScalerDef] = &[
         type_name: "aws-cloudwatch",
         params: crate::aws::cloudwatch::PARAMS,
         parse: Some(crate::aws::cloudwatch::parse),
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "kafka",
+        params: crate::kafka::PARAMS,
+        parse: Some(crate::kafka::parse),
         allows_cached_metrics: true,
     },
 ];

@@ -1,0 +1,287 @@
+//! Parsing and validation of a kafka trigger: its metadata, the TLS and SASL settings that may
+//! come from a TriggerAuthentication, and the combinations KEDA rejects. Pure: PEM material is
+//! decoded and checked here, nothing is read from disk or the network.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+
+use super::lag::{LagOptions, OffsetResetPolicy};
+use super::partitions::PartitionSet;
+use super::wire::scram::ScramHash;
+use crate::error::{ParseError, ParseErrorKind};
+use crate::params::Params;
+
+/// How the client authenticates with SASL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaslMechanism {
+    Plain,
+    Scram(ScramHash),
+}
+
+impl SaslMechanism {
+    /// The mechanism name sent in SaslHandshake.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::Scram(ScramHash::Sha256) => "SCRAM-SHA-256",
+            Self::Scram(ScramHash::Sha512) => "SCRAM-SHA-512",
+        }
+    }
+}
+
+/// SASL credentials. Debug output never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    pub mechanism: SaslMechanism,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for SaslSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaslSettings").field("mechanism", &self.mechanism).finish_non_exhaustive()
+    }
+}
+
+/// TLS settings. Debug output never shows the key.
+#[derive(PartialEq)]
+pub struct TlsSettings {
+    /// Trusted CAs; `None` → the system's trust store.
+    pub ca: Option<Vec<CertificateDer<'static>>>,
+    /// Client certificate chain and key, for brokers that require client authentication.
+    pub client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    /// Skip verification of the broker's certificate (`unsafeSsl`).
+    pub unsafe_ssl: bool,
+}
+
+impl fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSettings")
+            .field("ca", &self.ca.as_ref().map(Vec::len))
+            .field("client_cert", &self.client.is_some())
+            .field("unsafe_ssl", &self.unsafe_ssl)
+            .finish()
+    }
+}
+
+/// How connections to the cluster are secured.
+#[derive(Debug, Default, PartialEq)]
+pub struct Security {
+    pub tls: Option<TlsSettings>,
+    pub sasl: Option<SaslSettings>,
+}
+
+impl Security {
+    /// A digest of every setting (secrets included) so triggers with identical settings share
+    /// connections; the digest reveals nothing of the secrets.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_be_bytes());
+            h.update(b);
+        };
+        match &self.tls {
+            None => field(b"plain"),
+            Some(t) => {
+                field(b"tls");
+                field(&[u8::from(t.unsafe_ssl)]);
+                for c in t.ca.iter().flatten() {
+                    field(c.as_ref());
+                }
+                if let Some((chain, key)) = &t.client {
+                    for c in chain {
+                        field(c.as_ref());
+                    }
+                    field(key.secret_der());
+                }
+            }
+        }
+        match &self.sasl {
+            None => field(b"no-sasl"),
+            Some(s) => {
+                field(s.mechanism.name().as_bytes());
+                field(s.username.as_bytes());
+                field(s.password.as_bytes());
+            }
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// A validated kafka trigger.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: Vec<String>,
+    pub group: String,
+    /// `None`: every topic the group has committed offsets for.
+    pub topic: Option<String>,
+    /// Only with a topic (ignored without one, as KEDA does).
+    pub partition_limitation: Option<PartitionSet>,
+    pub lag: LagOptions,
+    pub activation_lag_threshold: i64,
+    pub security: Arc<Security>,
+}
+
+impl KafkaConfig {
+    /// Key of the process-wide connection pool: servers plus the security fingerprint.
+    pub fn pool_key(&self) -> String {
+        format!("{}#{}", self.bootstrap_servers.join(","), self.security.fingerprint())
+    }
+}
+
+fn invalid(p: &Params<'_>, name: &str, msg: impl Into<String>) -> ParseError {
+    p.error(name, ParseErrorKind::InvalidParameter, msg)
+}
+
+fn flag(p: &Params<'_>, name: &str) -> Result<bool, ParseError> {
+    Ok(p.bool(name)?.unwrap_or(false))
+}
+
+/// Reads and validates every parameter.
+pub fn parse_config(p: &Params<'_>) -> Result<KafkaConfig, ParseError> {
+    let servers_raw = p.required_text("bootstrapServers")?;
+    let mut bootstrap_servers = Vec::new();
+    for s in servers_raw.split(',').map(str::trim) {
+        let valid = s.rsplit_once(':').is_some_and(|(h, port)| !h.is_empty() && port.parse::<u16>().is_ok());
+        if !valid {
+            return Err(invalid(
+                p,
+                "bootstrapServers",
+                format!(
+                    "{s:?} is not host:port; expected a comma-separated list such as \"kafka-0:9092,kafka-1:9092\""
+                ),
+            ));
+        }
+        bootstrap_servers.push(s.to_owned());
+    }
+    let group = p.required_text("consumerGroup")?;
+    let topic = p.text("topic")?.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let partition_limitation = match (p.text("partitionLimitation")?, &topic) {
+        (Some(s), Some(_)) if !s.trim().is_empty() => {
+            Some(PartitionSet::parse(&s).map_err(|e| invalid(p, "partitionLimitation", e))?)
+        }
+        _ => None,
+    };
+    let lag_threshold = p.int("lagThreshold")?.unwrap_or(10);
+    let activation_lag_threshold = p.int("activationLagThreshold")?.unwrap_or(0);
+    let offset_reset = match p.text("offsetResetPolicy")?.as_deref() {
+        Some("earliest") => OffsetResetPolicy::Earliest,
+        _ => OffsetResetPolicy::Latest,
+    };
+    let allow_idle_consumers = flag(p, "allowIdleConsumers")?;
+    let limit_to_partitions_with_lag = flag(p, "limitToPartitionsWithLag")?;
+    if allow_idle_consumers && limit_to_partitions_with_lag {
+        return Err(invalid(
+            p,
+            "limitToPartitionsWithLag",
+            "allowIdleConsumers and limitToPartitionsWithLag cannot both be true: one lifts the replica cap, the other lowers it",
+        ));
+    }
+    if limit_to_partitions_with_lag && topic.is_none() {
+        return Err(invalid(p, "limitToPartitionsWithLag", "needs a topic; set metadata.topic"));
+    }
+    let lag = LagOptions {
+        lag_threshold,
+        offset_reset,
+        scale_to_zero_on_invalid_offset: flag(p, "scaleToZeroOnInvalidOffset")?,
+        allow_idle_consumers,
+        limit_to_partitions_with_lag,
+        exclude_persistent_lag: flag(p, "excludePersistentLag")?,
+    };
+    let security = Arc::new(Security { tls: parse_tls(p)?, sasl: parse_sasl(p)? });
+    Ok(KafkaConfig {
+        bootstrap_servers,
+        group,
+        topic,
+        partition_limitation,
+        lag,
+        activation_lag_threshold,
+        security,
+    })
+}
+
+fn parse_sasl(p: &Params<'_>) -> Result<Option<SaslSettings>, ParseError> {
+    let mode = p.text("sasl")?.unwrap_or_default();
+    let mechanism = match mode.trim() {
+        "" | "none" => return Ok(None),
+        "plaintext" => SaslMechanism::Plain,
+        "scram_sha256" => SaslMechanism::Scram(ScramHash::Sha256),
+        "scram_sha512" => SaslMechanism::Scram(ScramHash::Sha512),
+        m @ ("gssapi" | "oauthbearer") => {
+            return Err(invalid(
+                p,
+                "sasl",
+                format!(
+                    "{m} is not supported by ebb; supported: none, plaintext, scram_sha256, scram_sha512"
+                ),
+            ));
+        }
+        other => {
+            return Err(invalid(
+                p,
+                "sasl",
+                format!("expected one of none, plaintext, scram_sha256, scram_sha512, found {other:?}"),
+            ));
+        }
+    };
+    let cred = |name: &str| -> Result<String, ParseError> {
+        p.text(name)?.ok_or_else(|| {
+            p.error(
+                name,
+                ParseErrorKind::MissingParameter,
+                format!("sasl {} needs {name:?} from a TriggerAuthentication", mode.trim()),
+            )
+        })
+    };
+    Ok(Some(SaslSettings { mechanism, username: cred("username")?, password: cred("password")? }))
+}
+
+fn parse_tls(p: &Params<'_>) -> Result<Option<TlsSettings>, ParseError> {
+    match p.text("tls")?.as_deref().map(str::trim) {
+        None | Some("" | "disable") => return Ok(None),
+        Some("enable") => {}
+        Some(other) => {
+            return Err(invalid(p, "tls", format!("expected enable or disable, found {other:?}")));
+        }
+    }
+    if p.text("keyPassword")?.is_some() {
+        return Err(invalid(
+            p,
+            "keyPassword",
+            "encrypted private keys are not supported by ebb; store the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) in the Secret",
+        ));
+    }
+    let ca = match p.text("ca")? {
+        None => None,
+        Some(pem) => Some(certs(p, "ca", &pem)?),
+    };
+    let client = match (p.text("cert")?, p.text("key")?) {
+        (None, None) => None,
+        (Some(_), None) => return Err(invalid(p, "key", "cert is set, so key must be set too")),
+        (None, Some(_)) => return Err(invalid(p, "cert", "key is set, so cert must be set too")),
+        (Some(cert), Some(key)) => {
+            let chain = certs(p, "cert", &cert)?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|_| invalid(p, "key", "not a PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
+            Some((chain, key))
+        }
+    };
+    let settings = TlsSettings { ca, client, unsafe_ssl: p.bool("unsafeSsl")?.unwrap_or(false) };
+    // Building the client configuration checks that the key matches the certificate.
+    super::wire::tls::client_config(&settings, false).map_err(|e| invalid(p, "cert", e))?;
+    Ok(Some(settings))
+}
+
+fn certs(p: &Params<'_>, name: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ParseError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid(p, name, "not valid PEM"))?;
+    if certs.is_empty() {
+        return Err(invalid(p, name, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    Ok(certs)
+}
