@@ -11,7 +11,7 @@
 //!   tokio loop of N tasks ticking every second with the same phase spread (the baseline, in its
 //!   own process).
 //!
-//! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/bench loop 10000 60`
+//! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/operator_bench loop 10000 60`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
