@@ -92,7 +92,7 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
 
     // Target.
     let checked = check(&ctx, &so, &ns).await;
-    let (t, parsed) = match checked {
+    let (t, scale, parsed) = match checked {
         Ok(v) => v,
         // A failing API call says nothing about the object: keep its loop and status, retry.
         Err(e @ Error::Kube(_)) => return Err(e),
@@ -105,7 +105,6 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
         }
     };
     if model.original_replica_count.is_none() {
-        let scale = target::get_scale(&ctx.client, &t, &ns).await?;
         model.original_replica_count = scale.spec.and_then(|s| s.replicas);
     }
     model.scale_target_kind = Some(t.kind_string());
@@ -167,25 +166,39 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     Ok(Action::requeue(RESYNC))
 }
 
-/// Validates the target and the triggers; errors say what to fix.
+/// Whether parsing may read the target container's environment: a `…FromEnv` parameter, or an
+/// authentication (whose `env` entries are only known once it is read).
+fn needs_env(so: &ScaledObject) -> bool {
+    so.spec
+        .triggers
+        .iter()
+        .any(|t| t.authentication_ref.is_some() || t.metadata.keys().any(|k| k.ends_with("FromEnv")))
+}
+
+/// Validates the target and the triggers; errors say what to fix. Returns the target's Scale.
 async fn check(
     ctx: &Ctx,
     so: &ScaledObject,
     ns: &str,
-) -> Result<(target::Target, ebb_scalers::ParsedScaledObject), Error> {
+) -> Result<(target::Target, k8s_openapi::api::autoscaling::v1::Scale, ebb_scalers::ParsedScaledObject), Error>
+{
     let t = ctx.resolver.resolve(&ctx.client, &so.spec.scale_target_ref).await?;
-    target::get_scale(&ctx.client, &t, ns).await?;
-    let env = target::container_env(
-        &ctx.client,
-        &t,
-        ns,
-        so.spec.scale_target_ref.env_source_container_name.as_deref(),
-    )
-    .await;
+    let scale = target::get_scale(&ctx.client, &t, ns).await?;
+    let env = if needs_env(so) {
+        target::container_env(
+            &ctx.client,
+            &t,
+            ns,
+            so.spec.scale_target_ref.env_source_container_name.as_deref(),
+        )
+        .await
+    } else {
+        Default::default()
+    };
     let pctx = auth::parse_context(&ctx.client, so, &t, env, &ctx.config.operator_namespace).await?;
     let parsed = ebb_scalers::parse_scaled_object(so, &pctx)
         .map_err(|es| Error::Invalid(es.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
-    Ok((t, parsed))
+    Ok((t, scale, parsed))
 }
 
 async fn save(
