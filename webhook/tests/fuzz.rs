@@ -22,8 +22,16 @@ fn webhook() -> Webhook {
     let mut hpas = HpaIndex::default();
     for i in 0..50 {
         let target = Workload::new("apps/v1", "Deployment", &format!("web-{i}"));
-        sos.apply("default", &format!("so-{i}"), SoKeys { target: target.clone(), hpa: format!("keda-hpa-so-{i}").into() });
-        hpas.apply("default", &format!("hpa-{i}"), HpaKeys { target, owner: None, validation_off: i % 2 == 0 });
+        sos.apply(
+            "default",
+            &format!("so-{i}"),
+            SoKeys { target: target.clone(), hpa: format!("keda-hpa-so-{i}").into() },
+        );
+        hpas.apply(
+            "default",
+            &format!("hpa-{i}"),
+            HpaKeys { target, owner: None, validation_off: i % 2 == 0 },
+        );
     }
     Webhook::new(Arc::new(Index::new(Snapshot::synced(sos, hpas))), Metrics::default(), None)
 }
@@ -67,14 +75,51 @@ fn templates() -> Vec<Value> {
 }
 
 const KEYS: &[&str] = &[
-    "apiVersion", "kind", "request", "uid", "operation", "object", "oldObject", "metadata", "spec", "name",
-    "namespace", "annotations", "triggers", "type", "metadata", "scaleTargetRef", "minReplicaCount",
-    "idleReplicaCount", "advanced", "fallback", "podIdentity", "deletionTimestamp", "subResource", "dryRun",
+    "apiVersion",
+    "kind",
+    "request",
+    "uid",
+    "operation",
+    "object",
+    "oldObject",
+    "metadata",
+    "spec",
+    "name",
+    "namespace",
+    "annotations",
+    "triggers",
+    "type",
+    "metadata",
+    "scaleTargetRef",
+    "minReplicaCount",
+    "idleReplicaCount",
+    "advanced",
+    "fallback",
+    "podIdentity",
+    "deletionTimestamp",
+    "subResource",
+    "dryRun",
 ];
 
 const WORDS: &[&str] = &[
-    "cron", "cpu", "memory", "kafka", "aws", "workload", "CREATE", "UPDATE", "DELETE", "ScaledObject",
-    "TriggerAuthentication", "keda.sh", "0 8 * * *", "UTC", "false", "true", "Utilization", "status",
+    "cron",
+    "cpu",
+    "memory",
+    "kafka",
+    "aws",
+    "workload",
+    "CREATE",
+    "UPDATE",
+    "DELETE",
+    "ScaledObject",
+    "TriggerAuthentication",
+    "keda.sh",
+    "0 8 * * *",
+    "UTC",
+    "false",
+    "true",
+    "Utilization",
+    "status",
 ];
 
 fn key() -> impl Strategy<Value = String> {
@@ -86,7 +131,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        prop_oneof![Just(-1i64), Just(0), Just(1), Just(63), Just(64), Just(i64::from(i32::MAX) + 1)].prop_map(Value::from),
+        prop_oneof![Just(-1i64), Just(0), Just(1), Just(63), Just(64), Just(i64::from(i32::MAX) + 1)]
+            .prop_map(Value::from),
         any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
         ".{0,16}".prop_map(Value::String),
         prop::sample::select(WORDS).prop_map(|s| Value::String(s.to_owned())),
@@ -95,7 +141,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6).prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
         ]
     })
 }
@@ -118,7 +165,12 @@ fn op() -> impl Strategy<Value = Op> {
 /// Walks `path` (each step picks a child by index modulo the count) and applies `op` there.
 fn mutate(v: &mut Value, path: &[usize], op: &Op) {
     let (step, rest) = match path.split_first() {
-        Some((s, r)) if matches!(v, Value::Object(m) if !m.is_empty()) || matches!(v, Value::Array(a) if !a.is_empty()) => (*s, r),
+        Some((s, r))
+            if matches!(v, Value::Object(m) if !m.is_empty())
+                || matches!(v, Value::Array(a) if !a.is_empty()) =>
+        {
+            (*s, r)
+        }
         _ => {
             match op {
                 Op::Replace(new) => *v = new.clone(),
@@ -159,9 +211,16 @@ fn mutate(v: &mut Value, path: &[usize], op: &Op) {
 enum Input {
     Bytes(Vec<u8>),
     Json(Value),
-    ByteEdits { template: usize, edits: Vec<(usize, u8)>, truncate: Option<usize> },
+    ByteEdits {
+        template: usize,
+        edits: Vec<(usize, u8)>,
+        truncate: Option<usize>,
+    },
     /// `(region, path, op)`: region 0 is the whole review, 1 the request, otherwise the object.
-    Mutations { template: usize, mutations: Vec<(u8, Vec<usize>, Op)> },
+    Mutations {
+        template: usize,
+        mutations: Vec<(u8, Vec<usize>, Op)>,
+    },
 }
 
 fn input() -> impl Strategy<Value = Input> {
@@ -228,11 +287,13 @@ fn no_input_makes_the_handler_panic_or_answer_out_of_shape() {
             match reply.status {
                 400 => {
                     c[0] += 1;
-                    let msg = String::from_utf8(reply.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let msg =
+                        String::from_utf8(reply.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert!(!msg.is_empty());
                 }
                 200 => {
-                    let answer: Value = serde_json::from_slice(&reply.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    let answer: Value = serde_json::from_slice(&reply.body)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
                     prop_assert_eq!(&answer["kind"], "AdmissionReview");
                     let uid = answer["response"]["uid"].as_str().unwrap_or_default();
                     prop_assert!(!uid.is_empty());

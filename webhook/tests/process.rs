@@ -29,7 +29,8 @@ async fn control_plane(tag: &str) -> (Sandbox, Files) {
     for (_, crd) in ebb_api::crds::all() {
         sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("ebb-webhook-{tag}-{}-{}", std::process::id(), sb.addr.port()));
+    let dir =
+        std::env::temp_dir().join(format!("ebb-webhook-{tag}-{}-{}", std::process::id(), sb.addr.port()));
     std::fs::create_dir_all(&dir).unwrap();
     let files = Files {
         kubeconfig: dir.join("kubeconfig"),
@@ -97,7 +98,12 @@ async fn wait_ready(client: &reqwest::Client, url: String) {
 async fn serves_reviews_over_tls_reloads_its_certificate_and_exits_cleanly() {
     let (sb, files) = control_plane("serve").await;
     let mut command = command(&files);
-    command.env("EBB_ADMIN_ADDR", "127.0.0.1:0").args(["--log-format", "json", "--secure-addr", "127.0.0.1:0"]);
+    command.env("EBB_ADMIN_ADDR", "127.0.0.1:0").args([
+        "--log-format",
+        "json",
+        "--secure-addr",
+        "127.0.0.1:0",
+    ]);
     let mut server = ServerProcess::start(command).unwrap();
     let admin = reqwest::Client::new();
     wait_ready(&admin, server.admin_url("/readyz")).await;
@@ -151,9 +157,7 @@ async fn serves_reviews_over_tls_reloads_its_certificate_and_exits_cleanly() {
     server.terminate().unwrap();
     let status = server.wait_exit(LONG).unwrap();
     assert!(status.success(), "exit status {status}");
-    server
-        .wait_for_log(LONG, |e| e["message"] == "shutdown requested" && e["signal"] == "SIGTERM")
-        .unwrap();
+    server.wait_for_log(LONG, |e| e["message"] == "shutdown requested" && e["signal"] == "SIGTERM").unwrap();
     sb.stop().await;
     let _ = std::fs::remove_dir_all(&files.dir);
 }
@@ -170,7 +174,11 @@ async fn startup_failures_name_their_cause() {
     let (sb, files) = control_plane("fail").await;
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
-    fails_with(&files, &["--admin-addr", &addr, "--secure-addr", "127.0.0.1:0"], &format!("cannot bind the admin server to {addr}"));
+    fails_with(
+        &files,
+        &["--admin-addr", &addr, "--secure-addr", "127.0.0.1:0"],
+        &format!("cannot bind the admin server to {addr}"),
+    );
     fails_with(&files, &["--admin-addr", "127.0.0.1:0", "--secure-addr", &addr], &format!("binding {addr}"));
     let missing = Path::new(&files.dir).join("missing.crt");
     fails_with(
