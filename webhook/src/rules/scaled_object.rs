@@ -109,14 +109,16 @@ pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
     }
 }
 
-enum Judgement {
+/// How a parser error counts at admission.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Judgement {
     Deny(&'static str),
     Warn,
     /// Depends on what only the operator reads (the target's environment, Secrets).
     Later,
 }
 
-fn judge(so: &ScaledObject, e: &ParseError) -> Judgement {
+pub(super) fn judge(so: &ScaledObject, e: &ParseError) -> Judgement {
     match e.kind {
         ParseErrorKind::NotImplemented => return Judgement::Warn,
         ParseErrorKind::InvalidSpec => return Judgement::Deny(reason::INVALID_SPEC),

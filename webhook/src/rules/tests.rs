@@ -622,3 +622,29 @@ fn auth_rules() {
         check(row, &auth::evaluate(&spec), &want, warning);
     }
 }
+
+#[test]
+fn what_only_the_operator_can_read_is_left_to_it() {
+    use super::scaled_object::{Judgement, judge};
+    use ebb_scalers::{Location, ParseError};
+    let with_auth =
+        so(json!({"triggers": [merged(cron(), json!({"authenticationRef": {"name": "creds"}}))]}), json!({}));
+    let err = |parameter: &str, kind| ParseError {
+        location: Location::Trigger { index: 0, type_: "cron".into(), parameter: Some(parameter.into()) },
+        message: "m".into(),
+        kind,
+    };
+    let rows = [
+        (err("startFromEnv", ParseErrorKind::MissingParameter), Judgement::Later),
+        // Not a parameter a TriggerAuthentication may supply: still the user's to fix.
+        (err("timezone", ParseErrorKind::MissingParameter), Judgement::Deny(reason::INVALID_TRIGGER)),
+        (err("start", ParseErrorKind::InvalidParameter), Judgement::Deny(reason::INVALID_TRIGGER)),
+        (ParseError::spec("spec.x", "y"), Judgement::Deny(reason::INVALID_SPEC)),
+    ];
+    for (e, want) in rows {
+        assert_eq!(judge(&with_auth, &e), want, "{e}");
+    }
+    let not_implemented =
+        ParseError { kind: ParseErrorKind::NotImplemented, ..err("x", ParseErrorKind::NotImplemented) };
+    assert_eq!(judge(&with_auth, &not_implemented), Judgement::Warn);
+}
