@@ -7,6 +7,8 @@ pub mod auth;
 pub mod scaled_object;
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod tests;
 
 /// One reason to deny, with a bounded `reason` (metric label) and a message for the user.
