@@ -50,6 +50,10 @@ pub enum ParseErrorKind {
     MissingParameter,
     /// A parameter has a value that cannot be used.
     InvalidParameter,
+    /// The trigger needs credentials and none are configured. Not a defect of the manifest as
+    /// written (a TriggerAuthentication may be added later): admission warns, the operator
+    /// reports it on the object.
+    MissingCredentials,
 }
 
 impl ParseError {
@@ -69,6 +73,7 @@ impl ParseError {
             ParseErrorKind::NotImplemented => "ScalerNotImplemented",
             ParseErrorKind::MissingParameter => "MissingParameter",
             ParseErrorKind::InvalidParameter => "InvalidParameter",
+            ParseErrorKind::MissingCredentials => "MissingCredentials",
         }
     }
 }

@@ -121,8 +121,9 @@ pub fn resolve(p: &Params<'_>) -> Result<AwsCredentials, ParseError> {
         check_role_arn(p, "awsRoleArn", &arn)?;
         return Ok(assume(&arn, keys.unwrap_or(AwsCredentials::Operator)));
     }
-    keys.ok_or_else(|| {
-        p.trigger_error(
+    keys.ok_or_else(|| ParseError {
+        kind: ParseErrorKind::MissingCredentials,
+        ..p.trigger_error(
             "no AWS credentials: reference a TriggerAuthentication with awsAccessKeyID and awsSecretAccessKey, \
              awsRoleArn, or podIdentity provider aws (or set identityOwner: operator to use ebb's own identity)",
         )

@@ -98,13 +98,23 @@ pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
             for e in errors {
                 match judge(so, &e) {
                     Judgement::Deny(reason) => denials.push(Finding::new(reason, e.to_string())),
-                    Judgement::Warn => warnings.push(format!(
-                        "{e}; admitted: the operator reports ScalerNotImplemented on this ScaledObject until it runs a build with this scaler"
-                    )),
+                    Judgement::Warn => warnings.push(format!("{e}; admitted: {}", warning_consequence(&e))),
                     Judgement::Later => {}
                 }
             }
             (denials, warnings)
+        }
+    }
+}
+
+/// What admitting an object with this error means, for the warning.
+fn warning_consequence(e: &ParseError) -> &'static str {
+    match e.kind {
+        ParseErrorKind::MissingCredentials => {
+            "the operator reports the missing credentials on this ScaledObject until they are configured"
+        }
+        _ => {
+            "the operator reports ScalerNotImplemented on this ScaledObject until it runs a build with this scaler"
         }
     }
 }
@@ -120,7 +130,7 @@ pub(super) enum Judgement {
 
 pub(super) fn judge(so: &ScaledObject, e: &ParseError) -> Judgement {
     match e.kind {
-        ParseErrorKind::NotImplemented => return Judgement::Warn,
+        ParseErrorKind::NotImplemented | ParseErrorKind::MissingCredentials => return Judgement::Warn,
         ParseErrorKind::InvalidSpec => return Judgement::Deny(reason::INVALID_SPEC),
         ParseErrorKind::UnknownTriggerType => return Judgement::Deny(reason::UNKNOWN_TRIGGER_TYPE),
         ParseErrorKind::MissingParameter | ParseErrorKind::InvalidParameter => {}
