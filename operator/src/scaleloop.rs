@@ -123,7 +123,8 @@ async fn run(
         tokio::time::sleep_until(next).await;
         let late = tokio::time::Instant::now().saturating_duration_since(next);
         ctx.metrics.record_loop_lateness(&ns, &name, late);
-        poll(&ctx, &state, &so, &shared, &target).await;
+        // Boxed: the poll's (large) state lives only while it runs, not in every sleeping loop task.
+        Box::pin(poll(&ctx, &state, &so, &shared, &target)).await;
         next += interval;
         let now = tokio::time::Instant::now();
         if next < now {
