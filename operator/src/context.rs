@@ -40,6 +40,8 @@ pub struct ObjectState {
     /// Loop fingerprint and time of the last complete reconcile (status writes by the loop
     /// trigger reconciles; those that change nothing return early).
     pub reconciled: std::sync::Mutex<Option<(String, std::time::Instant)>>,
+    /// Trigger types counted for this object in the registration gauges.
+    pub registered: std::sync::Mutex<Option<Vec<String>>>,
 }
 
 /// Everything reconcile and the loops share.
@@ -73,6 +75,28 @@ impl Ctx {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&(ns.to_owned(), name.to_owned()))
+    }
+
+    /// Counts the object in the registration gauges (`keda_resource_registered_total`,
+    /// `keda_trigger_registered_total`) with its current trigger types, once.
+    pub fn register(&self, ns: &str, state: &ObjectState, types: Vec<String>) {
+        let mut registered = state.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if registered.as_ref() == Some(&types) {
+            return;
+        }
+        if let Some(old) = registered.take() {
+            self.metrics.object_removed(ns, &old.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        self.metrics.object_added(ns, &types.iter().map(String::as_str).collect::<Vec<_>>());
+        *registered = Some(types);
+    }
+
+    /// Removes the object from the registration gauges.
+    pub fn unregister(&self, ns: &str, state: &ObjectState) {
+        let old = state.registered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(old) = old {
+            self.metrics.object_removed(ns, &old.iter().map(String::as_str).collect::<Vec<_>>());
+        }
     }
 
     /// Writes the whole status by server-side apply (field manager ebb-operator/status, force).

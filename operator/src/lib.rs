@@ -271,8 +271,9 @@ async fn run_while_leader(
         // Not leading any more (or shutting down): release every loop and its connections.
         let all: Vec<_> =
             ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
-        for (_, state) in all {
+        for ((ns, _), state) in all {
             *state.scale_loop.lock().await = None;
+            ctx.unregister(&ns, &state);
         }
         if shutdown.is_requested() {
             return;
@@ -330,6 +331,7 @@ async fn release_deleted(ctx: Arc<Ctx>, reader: reflector::Store<ScaledObject>) 
         for (ns, name) in gone {
             if let Some(state) = ctx.forget(&ns, &name) {
                 *state.scale_loop.lock().await = None;
+                ctx.unregister(&ns, &state);
                 ctx.metrics.forget(&ns, &name);
                 tracing::info!(namespace = ns, name, "ScaledObject deleted: scale loop stopped");
             }

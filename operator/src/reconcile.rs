@@ -35,6 +35,7 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     let name = so.metadata.name.clone().unwrap_or_default();
     let api: Api<ScaledObject> = Api::namespaced(ctx.client.clone(), &ns);
     let state = ctx.object(&ns, &name);
+    ctx.register(&ns, &state, so.spec.triggers.iter().map(|t| t.type_.clone()).collect());
 
     if so.metadata.deletion_timestamp.is_some() {
         return finalize(&ctx, &api, &so).await;
@@ -257,6 +258,7 @@ async fn finalize(ctx: &Arc<Ctx>, api: &Api<ScaledObject>, so: &ScaledObject) ->
     let name = so.metadata.name.clone().unwrap_or_default();
     if let Some(state) = ctx.forget(&ns, &name) {
         *state.scale_loop.lock().await = None;
+        ctx.unregister(&ns, &state);
     }
     ctx.metrics.forget(&ns, &name);
     let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
