@@ -10,6 +10,7 @@
 //! - [`metrics`]: the Prometheus series on the admin port
 
 pub mod auth;
+pub mod cache;
 pub mod discovery;
 pub mod link;
 pub mod metrics;
@@ -77,6 +78,11 @@ pub struct Args {
     /// Period of the operator health check that drives readiness.
     #[arg(long, env = "EBB_OPERATOR_CHECK_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
     pub operator_check_interval: Duration,
+
+    /// How long an answer the operator gave from its scale-loop cache (useCachedMetrics) is
+    /// reused; live answers never are. 0s turns reuse off.
+    #[arg(long, env = "EBB_VALUE_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub value_cache_ttl: Duration,
 
     /// Let every request through without authentication or authorization. Local use only.
     #[arg(long, env = "EBB_INSECURE_SKIP_AUTH", default_value_t = false)]
@@ -158,6 +164,7 @@ mod tests {
         assert_eq!(args.operator_url, "https://ebb-operator.keda.svc:9666");
         assert_eq!(args.operator_check_interval, Duration::from_millis(250));
         assert_eq!(args.auth_cache_ttl, Duration::from_secs(10));
+        assert_eq!(args.value_cache_ttl, Duration::from_secs(1));
         assert!(!args.insecure_skip_auth);
         assert_eq!(args.tls_cert_file, PathBuf::from("/certs/tls.crt"));
     }

@@ -9,15 +9,18 @@
 //!   unreachable marks the link down at once (the next check brings it back).
 //! - Identical value requests in flight at the same time share one query to the operator, so a
 //!   burst of HPA queries (or several HPAs on one ScaledObject) costs the operator one answer.
-//!   Nothing is kept once the answer is out: the server stays stateless.
+//! - An answer the operator gave from its scale-loop cache (`source: cache`, triggers with
+//!   `useCachedMetrics`) is reused for `value_cache_ttl` (default 1 s, well under any polling
+//!   interval's effect on the HPA); live answers are never reused. This is the only state kept,
+//!   it expires on its own, and replicas stay interchangeable.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ebb_api::internal::{MetricValue, ValueError};
+use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
 use ebb_plumbing::admin::Readiness;
 use ebb_plumbing::internal_client::{ClientError, InternalClient};
 use futures::FutureExt;
@@ -25,8 +28,13 @@ use futures::future::{BoxFuture, Shared};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
+use crate::cache::TtlCache;
+use crate::metrics::Metrics;
 use crate::status::ApiStatus;
 use crate::values;
+
+/// Cached answers kept at most (one per ScaledObject metric asked for recently).
+const VALUE_CACHE_SIZE: usize = 10_000;
 
 /// Where the operator is and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +51,8 @@ pub struct LinkConfig {
     pub timeout: Duration,
     /// Period of the health check.
     pub check_interval: Duration,
+    /// How long an answer the operator gave from its cache is reused (zero: never).
+    pub value_cache_ttl: Duration,
 }
 
 impl LinkConfig {
@@ -76,13 +86,15 @@ pub struct OperatorLink {
     state: watch::Sender<LinkState>,
     readiness: Readiness,
     up: Gauge,
+    metrics: Metrics,
     inflight: Mutex<HashMap<Key, Pending>>,
+    recent: TtlCache<Key, MetricValue>,
 }
 
 impl OperatorLink {
     /// Loads the certificates (failing fast on bad files). Not ready until the first check
     /// passes.
-    pub fn new(cfg: &LinkConfig, readiness: Readiness, up: Gauge) -> Result<Self, ClientError> {
+    pub fn new(cfg: &LinkConfig, readiness: Readiness, metrics: Metrics) -> Result<Self, ClientError> {
         let client = |timeout| {
             InternalClient::from_files(&cfg.url, &cfg.ca_file, &cfg.cert_file, &cfg.key_file, timeout)
         };
@@ -92,6 +104,7 @@ impl OperatorLink {
             "waiting for the first answer of the operator's internal metrics service at {}",
             cfg.url
         ));
+        let up = metrics.link_up.clone();
         up.set(0);
         Ok(Self {
             url: values.base_url().to_owned(),
@@ -101,7 +114,9 @@ impl OperatorLink {
             state: watch::Sender::new(LinkState::Starting),
             readiness,
             up,
+            metrics,
             inflight: Mutex::new(HashMap::new()),
+            recent: TtlCache::new(cfg.value_cache_ttl, VALUE_CACHE_SIZE),
         })
     }
 
@@ -176,7 +191,11 @@ impl OperatorLink {
         if let Some(why) = down_reason(&state.borrow_and_update()) {
             return Err(values::link_down(&self.url, &why));
         }
-        let pending = self.pending((namespace.to_owned(), scaled_object.to_owned(), metric.to_owned()));
+        let key = (namespace.to_owned(), scaled_object.to_owned(), metric.to_owned());
+        if let Some(value) = self.recent.get(&key, Instant::now()) {
+            return Ok(value);
+        }
+        let pending = self.pending(key);
         let result = tokio::select! {
             result = pending => result,
             down = state.wait_for(|s| *s != LinkState::Up) => {
@@ -199,7 +218,8 @@ impl OperatorLink {
     }
 
     /// The query in flight for `key`, or a new one. The query runs on its own task, so it
-    /// finishes (and leaves the table) even when every requester has gone.
+    /// finishes (and leaves the table) even when every requester has gone; a cache-origin
+    /// answer is remembered before the query leaves the table.
     fn pending(self: &Arc<Self>, key: Key) -> Pending {
         let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pending) = inflight.get(&key) {
@@ -210,6 +230,12 @@ impl OperatorLink {
         let task = tokio::spawn(async move {
             let (namespace, scaled_object, metric) = &task_key;
             let result = link.values.metric_value(namespace, scaled_object, metric).await;
+            link.metrics.operator_query(result.is_ok());
+            if let Ok(value) = &result
+                && value.source == ValueOrigin::Cache
+            {
+                link.recent.insert(task_key.clone(), value.clone(), Instant::now());
+            }
             link.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(&task_key);
             result
         });
@@ -253,6 +279,7 @@ mod tests {
             key_file: "k".into(),
             timeout: Duration::from_secs(5),
             check_interval: Duration::from_millis(ms),
+            value_cache_ttl: Duration::from_secs(1),
         };
         assert_eq!(cfg(250).check_timeout(), Duration::from_secs(1));
         assert_eq!(cfg(10).check_timeout(), Duration::from_millis(500));

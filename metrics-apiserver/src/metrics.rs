@@ -7,6 +7,7 @@
 //! | `ebb_metrics_apiserver_requests_total` | counter | `route` (externalmetrics, discovery, openapi, health, other), `code` |
 //! | `ebb_metrics_apiserver_request_duration_seconds` | histogram | `route` |
 //! | `ebb_metrics_apiserver_operator_link_up` | gauge | — (1 while the operator answers its health check) |
+//! | `ebb_metrics_apiserver_operator_queries_total` | counter | `result` (ok, error): value queries sent to the operator (after sharing and reuse) |
 //! | `ebb_metrics_apiserver_auth_reviews_total` | counter | `review` (token, access), `result` (cached, allowed, denied, error) |
 
 use std::time::Duration;
@@ -30,6 +31,11 @@ struct RouteLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueryLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReviewLabels {
     review: &'static str,
     result: &'static str,
@@ -46,6 +52,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     reviews: Family<ReviewLabels, Counter>,
+    queries: Family<QueryLabels, Counter>,
     /// 1 while the operator answers its health check.
     pub link_up: Gauge,
 }
@@ -70,6 +77,11 @@ impl Metrics {
             metrics.link_up.clone(),
         );
         registry.register(
+            "ebb_metrics_apiserver_operator_queries",
+            "Value queries sent to the operator (identical requests in flight share one; cached answers are reused)",
+            metrics.queries.clone(),
+        );
+        registry.register(
             "ebb_metrics_apiserver_auth_reviews",
             "Authentication (token) and authorization (access) decisions, by how they were reached",
             metrics.reviews.clone(),
@@ -83,6 +95,7 @@ impl Metrics {
             requests: Family::default(),
             duration: Family::new_with_constructor(latency_histogram),
             reviews: Family::default(),
+            queries: Family::default(),
             link_up: Gauge::default(),
         }
     }
@@ -91,6 +104,11 @@ impl Metrics {
     pub fn observe(&self, route: &'static str, code: u16, elapsed: Duration) {
         self.requests.get_or_create(&RequestLabels { route, code }).inc();
         self.duration.get_or_create(&RouteLabels { route }).observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one value query sent to the operator.
+    pub fn operator_query(&self, ok: bool) {
+        self.queries.get_or_create(&QueryLabels { result: if ok { "ok" } else { "error" } }).inc();
     }
 
     /// Counts one review decision.
@@ -112,6 +130,7 @@ mod tests {
         metrics.observe("discovery", 401, Duration::from_micros(50));
         metrics.review("access", "cached");
         metrics.link_up.set(1);
+        metrics.operator_query(true);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for line in [
@@ -121,6 +140,7 @@ mod tests {
             "ebb_metrics_apiserver_request_duration_seconds_bucket{le=\"0.000625\",route=\"externalmetrics\"} 1",
             "ebb_metrics_apiserver_operator_link_up 1",
             "ebb_metrics_apiserver_auth_reviews_total{review=\"access\",result=\"cached\"} 1",
+            "ebb_metrics_apiserver_operator_queries_total{result=\"ok\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }

@@ -196,8 +196,9 @@ impl MetricsApiServer {
             key_file: args.operator_key_file.clone(),
             timeout: args.operator_timeout,
             check_interval: args.operator_check_interval,
+            value_cache_ttl: args.value_cache_ttl,
         };
-        let link = OperatorLink::new(&link_cfg, readiness.clone(), metrics.link_up.clone())
+        let link = OperatorLink::new(&link_cfg, readiness.clone(), metrics.clone())
             .context("the client of the operator's internal metrics service")?;
         let mut refresh = None;
         let mut state_dir = None;

@@ -14,7 +14,6 @@
 //!
 //! With `--insecure-skip-auth` ([`Authenticator::disabled`]) every request is let through.
 
-pub mod cache;
 pub mod config;
 pub mod front_proxy;
 pub mod reviews;
@@ -27,10 +26,10 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, header};
 use ebb_plumbing::tls::PeerCertificates;
 
+use crate::cache::TtlCache;
 use crate::discovery::GROUP;
 use crate::routes::Route;
 use crate::status::ApiStatus;
-use cache::TtlCache;
 use front_proxy::{FrontProxy, RequestHeaderConfig};
 use reviews::Reviews;
 

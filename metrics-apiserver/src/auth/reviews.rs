@@ -12,8 +12,8 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::cache::TtlCache;
 use super::{Attributes, User};
+use crate::cache::TtlCache;
 use crate::discovery::{GROUP, VERSION};
 use crate::metrics::Metrics;
 
@@ -41,7 +41,7 @@ pub struct Reviews {
     client: kube::Client,
     timeout: Duration,
     tokens: TtlCache<[u8; 32], Option<User>>,
-    access: TtlCache<String, Decision>,
+    access: TtlCache<Vec<u8>, Decision>,
     metrics: Metrics,
 }
 
@@ -184,14 +184,40 @@ pub fn access_review(user: &User, attrs: &Attributes) -> SubjectAccessReview {
     }
 }
 
-/// The cache key of an access question: every field that can change the answer.
-pub fn access_key(user: &User, attrs: &Attributes) -> String {
-    // JSON keeps the parts unambiguous whatever characters they hold.
-    let attrs = match attrs {
-        Attributes::Resource { namespace, resource } => serde_json::json!(["r", namespace, resource]),
-        Attributes::NonResource { path } => serde_json::json!(["n", path]),
-    };
-    serde_json::json!([user.name, user.uid, user.groups, user.extra, attrs]).to_string()
+/// The cache key of an access question: every field that can change the answer, each one
+/// length-prefixed so that no two questions share a key.
+pub fn access_key(user: &User, attrs: &Attributes) -> Vec<u8> {
+    fn field(key: &mut Vec<u8>, text: &str) {
+        key.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        key.extend_from_slice(text.as_bytes());
+    }
+    let mut key = Vec::with_capacity(128);
+    field(&mut key, &user.name);
+    field(&mut key, &user.uid);
+    key.extend_from_slice(&(user.groups.len() as u64).to_le_bytes());
+    for group in &user.groups {
+        field(&mut key, group);
+    }
+    key.extend_from_slice(&(user.extra.len() as u64).to_le_bytes());
+    for (name, values) in &user.extra {
+        field(&mut key, name);
+        key.extend_from_slice(&(values.len() as u64).to_le_bytes());
+        for value in values {
+            field(&mut key, value);
+        }
+    }
+    match attrs {
+        Attributes::Resource { namespace, resource } => {
+            key.push(b'r');
+            field(&mut key, namespace);
+            field(&mut key, resource);
+        }
+        Attributes::NonResource { path } => {
+            key.push(b'n');
+            field(&mut key, path);
+        }
+    }
+    key
 }
 
 #[cfg(test)]
@@ -248,8 +274,9 @@ mod tests {
             access_key(&base, &Attributes::Resource { namespace: "b".into(), resource: "m".into() }),
             access_key(&base, &Attributes::Resource { namespace: "a".into(), resource: "n".into() }),
             access_key(&base, &Attributes::NonResource { path: "a".into() }),
-            // A name that would collide under naive concatenation.
-            access_key(&user("alice\",\"devs", &[]), &attrs),
+            // Names that would collide under naive concatenation.
+            access_key(&user("alicedevs", &[]), &attrs),
+            access_key(&user("alice", &["dev", "s"]), &attrs),
         ];
         for other in variants {
             assert_ne!(key, other);

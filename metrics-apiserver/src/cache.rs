@@ -1,6 +1,7 @@
 //! A small, bounded cache whose entries expire a fixed time after they were stored: used for
-//! TokenReview and SubjectAccessReview answers (and verified client certificates), so that a
-//! steady stream of requests from the same caller costs one review per TTL.
+//! TokenReview and SubjectAccessReview answers and verified client certificates (so that a
+//! steady stream of requests from the same caller costs one review per TTL), and for the
+//! operator's cached metric values (see `link`).
 //!
 //! When full, expired entries are dropped first, then the oldest one. Times are passed in
 //! (`now`) so the behaviour is testable without waiting.
