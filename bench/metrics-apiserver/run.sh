@@ -88,13 +88,15 @@ start_server() { # mode (token|insecure); sets SERVER_PID, SECURE_PORT, ADMIN_PO
 }
 
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+anon_kb() { awk '/^RssAnon/ {print $2}' "/proc/$1/status"; }
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 step "metrics-apiserver (token mode)"
 start_server token
 TOKEN_PID="$SERVER_PID"; TOKEN_PORT="$SECURE_PORT"; TOKEN_ADMIN="$ADMIN_PORT"
 curl -sfk -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$TOKEN_PORT$VALUE_PATH" >"$WORK/answer.json"
 sleep 1
-RSS_IDLE_TOKEN="$(rss_kb "$TOKEN_PID")"
+RSS_IDLE_TOKEN="$(rss_kb "$TOKEN_PID")"; ANON_IDLE_TOKEN="$(anon_kb "$TOKEN_PID")"
 echo "answer ($(wc -c <"$WORK/answer.json") bytes): $(cat "$WORK/answer.json")" >&2
 
 step "metrics-apiserver (--insecure-skip-auth)"
@@ -102,7 +104,7 @@ start_server insecure
 INSECURE_PID="$SERVER_PID"; INSECURE_PORT="$SECURE_PORT"
 curl -sfk "https://127.0.0.1:$INSECURE_PORT$VALUE_PATH" >/dev/null
 sleep 1
-RSS_IDLE_INSECURE="$(rss_kb "$INSECURE_PID")"
+RSS_IDLE_INSECURE="$(rss_kb "$INSECURE_PID")"; ANON_IDLE_INSECURE="$(anon_kb "$INSECURE_PID")"
 
 step "nginx with the same certificate and a document of the same size"
 mkdir -p "$WORK/www" "$WORK/nginx-tmp"
@@ -183,12 +185,17 @@ RATIO_token="$(ratio "$RPS_token" "$RPS_nginx")"
 RATIO_insecure="$(ratio "$RPS_insecure" "$RPS_nginx")"
 
 sleep 2
-RSS_AFTER_TOKEN="$(rss_kb "$TOKEN_PID")"
-RSS_AFTER_INSECURE="$(rss_kb "$INSECURE_PID")"
+RSS_AFTER_TOKEN="$(rss_kb "$TOKEN_PID")"; ANON_AFTER_TOKEN="$(anon_kb "$TOKEN_PID")"
+RSS_AFTER_INSECURE="$(rss_kb "$INSECURE_PID")"; ANON_AFTER_INSECURE="$(anon_kb "$INSECURE_PID")"
+LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
+BIN_MB="$(awk -v b="$(stat -c %s "$BIN")" 'BEGIN {printf "%.1f", b / 1048576}')"
 reviews() { curl -s "http://127.0.0.1:$TOKEN_ADMIN/metrics" | awk -v k="$1" -v r="$2" \
   'index($0, "ebb_metrics_apiserver_auth_reviews_total{review=\"" k "\",result=\"" r "\"}") == 1 {print $2}'; }
 SAR_CALLS="$(reviews access allowed)"; SAR_CACHED="$(reviews access cached)"
 TR_CALLS="$(reviews token allowed)"; TR_CACHED="$(reviews token cached)"
+counter() { curl -s "http://127.0.0.1:$TOKEN_ADMIN/metrics" | awk -v p="$1" 'index($0, p) == 1 {s += $2} END {print s + 0}'; }
+SERVED="$(counter 'ebb_metrics_apiserver_requests_total{route="externalmetrics",code="200"}')"
+QUERIES="$(counter 'ebb_metrics_apiserver_operator_queries_total{result="ok"}')"
 BODY_BYTES="$(wc -c <"$WORK/answer.json")"
 CPU="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
 
@@ -199,7 +206,8 @@ cat >"$RESULTS" <<EOF
 Produced by \`bash bench/metrics-apiserver/run.sh\` on $(date -u +%Y-%m-%d) — $(nproc) CPUs ($CPU),
 $(nginx -v 2>&1 | sed 's/nginx version: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}').
 Everything (wrk, nginx, the server, the operator stand-in, the control plane) shares the same
-$(nproc) CPUs. Load: wrk, HTTP/1.1 keep-alive over TLS, $CONNECTIONS connections, $THREADS threads,
+$(nproc) CPUs; load average before/after: $LOAD_BEFORE / $LOAD_AFTER (anything above ~0 is other
+work on the machine competing for those CPUs). Load: wrk, HTTP/1.1 keep-alive over TLS, $CONNECTIONS connections, $THREADS threads,
 $DURATION per run, $RUNS interleaved runs per target; medians.
 
 Request: \`GET $VALUE_PATH\` — the server authenticates and authorizes it, asks the operator
@@ -213,15 +221,18 @@ query), and answers an ExternalMetricValueList of $BODY_BYTES bytes. nginx serve
 | ebb-metrics-apiserver, bearer token (TokenReview + SubjectAccessReview, cached 10 s) | $RPS_token | $P50_token | $P99_token | $RATIO_token |
 | ebb-metrics-apiserver, \`--insecure-skip-auth\` | $RPS_insecure | $P50_insecure | $P99_insecure | $RATIO_insecure |
 
-Reviews during the whole token-mode run: SubjectAccessReview ${SAR_CALLS:-0} sent, ${SAR_CACHED:-0} answered
-from the cache; TokenReview ${TR_CALLS:-0} sent, ${TR_CACHED:-0} from the cache.
+During the whole token-mode run: $SERVED values served with $QUERIES queries to the operator
+stand-in (its answers are cache-origin, reused for 1 s; identical requests in flight share one
+query); SubjectAccessReview ${SAR_CALLS:-0} sent, ${SAR_CACHED:-0} answered from the cache; TokenReview
+${TR_CALLS:-0} sent, ${TR_CACHED:-0} from the cache.
 
-Resident memory (VmRSS) of the server:
+Resident memory (VmRSS, with its anonymous part RssAnon; the rest is pages of the $BIN_MB MiB
+executable, shared and reclaimable) of the server:
 
 | mode | idle after start and one request | idle after the load |
 |---|---:|---:|
-| bearer token | $(mb "$RSS_IDLE_TOKEN") MiB | $(mb "$RSS_AFTER_TOKEN") MiB |
-| \`--insecure-skip-auth\` | $(mb "$RSS_IDLE_INSECURE") MiB | $(mb "$RSS_AFTER_INSECURE") MiB |
+| bearer token | $(mb "$RSS_IDLE_TOKEN") MiB (anon $(mb "$ANON_IDLE_TOKEN") MiB) | $(mb "$RSS_AFTER_TOKEN") MiB (anon $(mb "$ANON_AFTER_TOKEN") MiB) |
+| \`--insecure-skip-auth\` | $(mb "$RSS_IDLE_INSECURE") MiB (anon $(mb "$ANON_IDLE_INSECURE") MiB) | $(mb "$RSS_AFTER_INSECURE") MiB (anon $(mb "$ANON_AFTER_INSECURE") MiB) |
 
 Targets: ≥ 0.7 × nginx's throughput with p99 < 2 ms; idle RSS < 15 MB.
 EOF

@@ -5,11 +5,18 @@
 //!
 //! When full, expired entries are dropped first, then the oldest one. Times are passed in
 //! (`now`) so the behaviour is testable without waiting.
+//!
+//! [`Flights`] shares one piece of work among the identical requests that want it at the same
+//! time (a review when a cached answer expires under load, a value query to the operator).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use futures::FutureExt as _;
+use futures::future::{BoxFuture, Shared};
 
 /// A bounded map from `K` to `V` whose entries live for `ttl`.
 #[derive(Debug)]
@@ -68,9 +75,104 @@ impl<K: Hash + Eq + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// The shared result of one piece of work (`None` if its task panicked or was cancelled).
+pub type Flight<V> = Shared<BoxFuture<'static, Option<V>>>;
+
+/// Work in flight by key: the first request for a key starts it on its own task (so it
+/// finishes even if every requester goes away), later ones wait for the same result, and the
+/// key is free again once the work is done.
+#[derive(Debug)]
+pub struct Flights<K, V: Clone> {
+    inflight: Arc<Mutex<HashMap<K, Flight<V>>>>,
+}
+
+impl<K, V: Clone> Default for Flights<K, V> {
+    fn default() -> Self {
+        Self { inflight: Arc::new(Mutex::new(HashMap::new())) }
+    }
+}
+
+impl<K, V> Flights<K, V>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// The result of the work for `key`: the one in flight, or `work()` started now. `None`
+    /// when the work's task panicked or was cancelled.
+    pub fn join<F>(&self, key: K, work: impl FnOnce() -> F) -> Flight<V>
+    where
+        F: Future<Output = V> + Send + 'static,
+    {
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(flight) = inflight.get(&key) {
+            return flight.clone();
+        }
+        let table = Arc::clone(&self.inflight);
+        let task_key = key.clone();
+        let work = work();
+        let task = tokio::spawn(async move {
+            let result = work.await;
+            table.lock().unwrap_or_else(PoisonError::into_inner).remove(&task_key);
+            result
+        });
+        let flight = async move { task.await.ok() }.boxed().shared();
+        inflight.insert(key, flight.clone());
+        flight
+    }
+
+    /// Keys in flight.
+    pub fn len(&self) -> usize {
+        self.inflight.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether nothing is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    #[tokio::test]
+    async fn identical_work_in_flight_runs_once() {
+        let flights: Flights<&str, usize> = Flights::default();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let work = |runs: Arc<AtomicUsize>| {
+            move || async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                runs.fetch_add(1, Ordering::SeqCst) + 1
+            }
+        };
+        let a = flights.join("a", work(runs.clone()));
+        let b = flights.join("a", work(runs.clone()));
+        let c = flights.join("c", work(runs.clone()));
+        assert_eq!(flights.len(), 2);
+        let (a, b, c) = tokio::join!(a, b, c);
+        assert_eq!(a, b, "the second request got the first one's result");
+        assert_ne!(a, c);
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        assert!(flights.is_empty());
+        // Done work is not reused.
+        flights.join("a", work(runs.clone())).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn work_finishes_when_every_requester_left() {
+        let flights: Flights<u8, ()> = Flights::default();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        drop(flights.join(1, || async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(());
+        }));
+        tokio::time::timeout(Duration::from_secs(2), rx).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(flights.is_empty());
+    }
 
     #[test]
     fn entries_expire_after_the_ttl() {

@@ -14,21 +14,18 @@
 //!   interval's effect on the HPA); live answers are never reused. This is the only state kept,
 //!   it expires on its own, and replicas stay interchangeable.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
 use ebb_plumbing::admin::Readiness;
 use ebb_plumbing::internal_client::{ClientError, InternalClient};
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
-use crate::cache::TtlCache;
+use crate::cache::{Flights, TtlCache};
 use crate::metrics::Metrics;
 use crate::status::ApiStatus;
 use crate::values;
@@ -74,7 +71,6 @@ pub enum LinkState {
 }
 
 type Key = (String, String, String);
-type Pending = Shared<BoxFuture<'static, Result<MetricValue, ValueError>>>;
 
 /// The link to the operator. Share it behind an `Arc`.
 #[derive(Debug)]
@@ -87,7 +83,7 @@ pub struct OperatorLink {
     readiness: Readiness,
     up: Gauge,
     metrics: Metrics,
-    inflight: Mutex<HashMap<Key, Pending>>,
+    flights: Flights<Key, Result<MetricValue, ValueError>>,
     recent: TtlCache<Key, MetricValue>,
 }
 
@@ -115,7 +111,7 @@ impl OperatorLink {
             readiness,
             up,
             metrics,
-            inflight: Mutex::new(HashMap::new()),
+            flights: Flights::default(),
             recent: TtlCache::new(cfg.value_cache_ttl, VALUE_CACHE_SIZE),
         })
     }
@@ -195,7 +191,7 @@ impl OperatorLink {
         if let Some(value) = self.recent.get(&key, Instant::now()) {
             return Ok(value);
         }
-        let pending = self.pending(key);
+        let pending = self.query(key);
         let result = tokio::select! {
             result = pending => result,
             down = state.wait_for(|s| *s != LinkState::Up) => {
@@ -217,17 +213,12 @@ impl OperatorLink {
         }
     }
 
-    /// The query in flight for `key`, or a new one. The query runs on its own task, so it
-    /// finishes (and leaves the table) even when every requester has gone; a cache-origin
-    /// answer is remembered before the query leaves the table.
-    fn pending(self: &Arc<Self>, key: Key) -> Pending {
-        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(pending) = inflight.get(&key) {
-            return pending.clone();
-        }
+    /// The query in flight for `key`, or a new one (see [`Flights`]); a cache-origin answer is
+    /// remembered before the query leaves the table.
+    fn query(self: &Arc<Self>, key: Key) -> impl Future<Output = Result<MetricValue, ValueError>> + use<> {
         let link = Arc::clone(self);
         let task_key = key.clone();
-        let task = tokio::spawn(async move {
+        let flight = self.flights.join(key, move || async move {
             let (namespace, scaled_object, metric) = &task_key;
             let result = link.values.metric_value(namespace, scaled_object, metric).await;
             link.metrics.operator_query(result.is_ok());
@@ -236,17 +227,13 @@ impl OperatorLink {
             {
                 link.recent.insert(task_key.clone(), value.clone(), Instant::now());
             }
-            link.inflight.lock().unwrap_or_else(PoisonError::into_inner).remove(&task_key);
             result
         });
-        let pending = async move {
-            task.await
-                .unwrap_or_else(|err| Err(ValueError::Internal(format!("the value query failed: {err}"))))
+        async move {
+            flight
+                .await
+                .unwrap_or_else(|| Err(ValueError::Internal("the value query was cancelled".to_owned())))
         }
-        .boxed()
-        .shared();
-        inflight.insert(key, pending.clone());
-        pending
     }
 }
 

@@ -170,7 +170,7 @@ impl Delegated {
         &self,
         peer: Option<&PeerCertificates>,
         headers: &HeaderMap,
-    ) -> Result<User, ApiStatus> {
+    ) -> Result<Arc<User>, ApiStatus> {
         if let Some(chain) = peer.map(|p| p.0.as_slice()).filter(|c| !c.is_empty()) {
             let front_proxy = self.front_proxy.read().unwrap_or_else(PoisonError::into_inner).clone();
             let Some((generation, front_proxy)) = front_proxy else {
@@ -183,7 +183,7 @@ impl Delegated {
                 .verified_name(generation, &front_proxy, chain)
                 .map_err(|why| ApiStatus::unauthorized(format!("Unauthorized: {why}")))?;
             match front_proxy::header_identity(&cn, headers, &front_proxy.config) {
-                Ok(Some(user)) => return Ok(user),
+                Ok(Some(user)) => return Ok(Arc::new(user)),
                 Ok(None) => {}
                 Err(why) => return Err(ApiStatus::unauthorized(format!("Unauthorized: {why}"))),
             }

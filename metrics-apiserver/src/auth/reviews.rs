@@ -1,9 +1,12 @@
 //! Delegated checks against the cluster: TokenReview for bearer tokens and
 //! SubjectAccessReview for every request, with answers cached for a short TTL in bounded caches
-//! (tokens by their SHA-256 digest — a token is never kept in memory beyond the request, nor
-//! logged). Each review is bounded by a timeout; a failed review is not cached.
+//! (tokens by their SHA-256 digest — a token is never kept in memory beyond its review, nor
+//! logged). Identical reviews wanted at the same time (say, every connection of a busy client
+//! when its cached answer expires) are sent once. Each review is bounded by a timeout; a failed
+//! review is not cached.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
@@ -13,7 +16,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 
 use super::{Attributes, User};
-use crate::cache::TtlCache;
+use crate::cache::{Flights, TtlCache};
 use crate::discovery::{GROUP, VERSION};
 use crate::metrics::Metrics;
 
@@ -40,8 +43,10 @@ pub struct ReviewConfig {
 pub struct Reviews {
     client: kube::Client,
     timeout: Duration,
-    tokens: TtlCache<[u8; 32], Option<User>>,
-    access: TtlCache<Vec<u8>, Decision>,
+    tokens: Arc<TtlCache<[u8; 32], Option<Arc<User>>>>,
+    access: Arc<TtlCache<Vec<u8>, Decision>>,
+    token_flights: Flights<[u8; 32], Result<Option<Arc<User>>, String>>,
+    access_flights: Flights<Vec<u8>, Result<Decision, String>>,
     metrics: Metrics,
 }
 
@@ -60,19 +65,20 @@ impl Reviews {
         Self {
             client,
             timeout: cfg.timeout,
-            tokens: TtlCache::new(cfg.ttl, cfg.capacity),
-            access: TtlCache::new(cfg.ttl, cfg.capacity),
+            tokens: Arc::new(TtlCache::new(cfg.ttl, cfg.capacity)),
+            access: Arc::new(TtlCache::new(cfg.ttl, cfg.capacity)),
+            token_flights: Flights::default(),
+            access_flights: Flights::default(),
             metrics,
         }
     }
 
     /// The user a bearer token belongs to (`None`: not authenticated).
-    pub async fn authenticate(&self, token: &str) -> Result<Option<User>, String> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Arc<User>>, String> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
-        let now = Instant::now();
-        if let Some(user) = self.tokens.get(&key, now) {
+        if let Some(user) = self.tokens.get(&key, Instant::now()) {
             self.metrics.review("token", "cached");
             return Ok(user);
         }
@@ -80,59 +86,76 @@ impl Reviews {
             spec: TokenReviewSpec { token: Some(token.to_owned()), ..Default::default() },
             ..Default::default()
         };
-        let api: Api<TokenReview> = Api::all(self.client.clone());
-        let answered = self.call(api.create(&PostParams::default(), &review), "TokenReview").await;
-        let answered = match answered {
-            Ok(answered) => answered,
-            Err(err) => {
-                self.metrics.review("token", "error");
-                return Err(err);
+        let (api, cache, metrics, timeout) = (
+            Api::<TokenReview>::all(self.client.clone()),
+            self.tokens.clone(),
+            self.metrics.clone(),
+            self.timeout,
+        );
+        let flight = self.token_flights.join(key, move || async move {
+            match call(timeout, api.create(&PostParams::default(), &review), "TokenReview").await {
+                Ok(answered) => {
+                    let user = user_of(&answered).map(Arc::new);
+                    metrics.review("token", if user.is_some() { "allowed" } else { "denied" });
+                    cache.insert(key, user.clone(), Instant::now());
+                    Ok(user)
+                }
+                Err(err) => {
+                    metrics.review("token", "error");
+                    Err(err)
+                }
             }
-        };
-        let user = user_of(&answered);
-        self.metrics.review("token", if user.is_some() { "allowed" } else { "denied" });
-        self.tokens.insert(key, user.clone(), now);
-        Ok(user)
+        });
+        flight.await.unwrap_or_else(|| Err("the TokenReview was cancelled".to_owned()))
     }
 
     /// Whether `user` may do `attrs`.
     pub async fn authorize(&self, user: &User, attrs: &Attributes) -> Result<Decision, String> {
         let key = access_key(user, attrs);
-        let now = Instant::now();
-        if let Some(decision) = self.access.get(&key, now) {
+        if let Some(decision) = self.access.get(&key, Instant::now()) {
             self.metrics.review("access", "cached");
             return Ok(decision);
         }
-        let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let review = access_review(user, attrs);
-        let answered =
-            match self.call(api.create(&PostParams::default(), &review), "SubjectAccessReview").await {
-                Ok(answered) => answered,
-                Err(err) => {
-                    self.metrics.review("access", "error");
-                    return Err(err);
+        let (api, cache, metrics, timeout) = (
+            Api::<SubjectAccessReview>::all(self.client.clone()),
+            self.access.clone(),
+            self.metrics.clone(),
+            self.timeout,
+        );
+        let task_key = key.clone();
+        let flight = self.access_flights.join(key, move || async move {
+            match call(timeout, api.create(&PostParams::default(), &review), "SubjectAccessReview").await {
+                Ok(answered) => {
+                    let status = answered.status.unwrap_or_default();
+                    let decision = Decision {
+                        allowed: status.allowed && status.denied != Some(true),
+                        reason: status.reason.unwrap_or_default(),
+                    };
+                    metrics.review("access", if decision.allowed { "allowed" } else { "denied" });
+                    cache.insert(task_key, decision.clone(), Instant::now());
+                    Ok(decision)
                 }
-            };
-        let status = answered.status.unwrap_or_default();
-        let decision = Decision {
-            allowed: status.allowed && status.denied != Some(true),
-            reason: status.reason.unwrap_or_default(),
-        };
-        self.metrics.review("access", if decision.allowed { "allowed" } else { "denied" });
-        self.access.insert(key, decision.clone(), now);
-        Ok(decision)
+                Err(err) => {
+                    metrics.review("access", "error");
+                    Err(err)
+                }
+            }
+        });
+        flight.await.unwrap_or_else(|| Err("the SubjectAccessReview was cancelled".to_owned()))
     }
+}
 
-    async fn call<T>(
-        &self,
-        call: impl std::future::Future<Output = Result<T, kube::Error>>,
-        what: &str,
-    ) -> Result<T, String> {
-        match tokio::time::timeout(self.timeout, call).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(err)) => Err(format!("{what} failed: {err}")),
-            Err(_) => Err(format!("{what} got no answer within {:?}", self.timeout)),
-        }
+/// Runs one review call within `timeout`, naming the review in errors.
+async fn call<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    what: &str,
+) -> Result<T, String> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(err)) => Err(format!("{what} failed: {err}")),
+        Err(_) => Err(format!("{what} got no answer within {timeout:?}")),
     }
 }
 
