@@ -21,9 +21,10 @@ use support::*;
 const METRICS: &str = "# TYPE ebb_queue gauge\nebb_queue 10\n# TYPE ebb_keep gauge\nebb_keep 3\n";
 
 async fn create_so(client: &kube::Client, name: &str, spec: serde_json::Value) {
-    let so: ScaledObject = serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+    let so: ScaledObject =
+        serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
         "metadata": {"name": name, "namespace": NS}, "spec": spec}))
-    .unwrap();
+        .unwrap();
     Api::<ScaledObject>::namespaced(client.clone(), NS).create(&PostParams::default(), &so).await.unwrap();
 }
 
@@ -75,8 +76,12 @@ async fn failing_source_lands_on_fallback_replicas_at_the_threshold_and_recovers
         "triggers": trigger("ebb_queue")}))
     .await;
     // keeper: active (3 > 0) at 1 replica, no fallback, a short cooldown.
-    create_so(&client, "keeper", json!({"scaleTargetRef": {"name": "keeper"}, "minReplicaCount": 0,
-        "maxReplicaCount": 3, "pollingInterval": 1, "cooldownPeriod": 2, "triggers": trigger("ebb_keep")}))
+    create_so(
+        &client,
+        "keeper",
+        json!({"scaleTargetRef": {"name": "keeper"}, "minReplicaCount": 0,
+        "maxReplicaCount": 3, "pollingInterval": 1, "cooldownPeriod": 2, "triggers": trigger("ebb_keep")}),
+    )
     .await;
 
     wait_for("worker at 2 replicas through the HPA", Duration::from_secs(60), async || {

@@ -1,14 +1,33 @@
 //! `ebb-metrics-apiserver`: the `v1beta1.external.metrics.k8s.io` APIService answering HPA
 //! queries with values from the operator. This module owns the program's flags ([`Args`]) and
-//! its lifecycle ([`run`]): logging, signal handling, the `prometheus_client` registry with
-//! `keda_build_info`, and the admin server (`/livez`, `/readyz`, `/metrics`) that runs until
-//! SIGTERM/SIGINT. The TLS endpoint (`--secure-addr`) is accepted but not served yet.
+//! its lifecycle ([`run`]: logging, signals, the Kubernetes client, then [`MetricsApiServer`]).
+//!
+//! - [`server`]: binding, serving and request handling of the secure endpoint
+//! - [`routes`], [`discovery`], [`selector`], [`values`], [`status`]: what each request asks
+//!   for and what it gets (pure)
+//! - [`auth`]: front-proxy certificates, TokenReview, SubjectAccessReview
+//! - [`link`]: the mutual-TLS link to the operator, its health and readiness
+//! - [`metrics`]: the Prometheus series on the admin port
 
-use ebb_plumbing::admin::Readiness;
-use ebb_plumbing::args::CommonArgs;
-use ebb_plumbing::server::{self, Server};
-use ebb_plumbing::shutdown::Shutdown;
+pub mod auth;
+pub mod cache;
+pub mod discovery;
+pub mod link;
+pub mod metrics;
+pub mod routes;
+pub mod selector;
+pub mod server;
+pub mod status;
+pub mod values;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ebb_plumbing::args::CommonArgs;
+use ebb_plumbing::shutdown::Shutdown;
+
+pub use server::MetricsApiServer;
 
 /// Program name, used in logs and as the `name` label of `keda_build_info`.
 pub const NAME: &str = "ebb-metrics-apiserver";
@@ -24,23 +43,90 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
 
-    /// Address of the TLS endpoint (not served yet).
+    /// Address of the TLS endpoint serving external.metrics.k8s.io/v1beta1.
     #[arg(long, env = "EBB_SECURE_ADDR", default_value = "0.0.0.0:6443")]
     pub secure_addr: SocketAddr,
+
+    /// Serving certificate chain (PEM), reloaded when the file changes.
+    #[arg(long, env = "EBB_TLS_CERT_FILE", default_value = "/certs/tls.crt")]
+    pub tls_cert_file: PathBuf,
+
+    /// Private key of the serving certificate (PEM), reloaded with it.
+    #[arg(long, env = "EBB_TLS_KEY_FILE", default_value = "/certs/tls.key")]
+    pub tls_key_file: PathBuf,
+
+    /// URL of the operator's internal metrics service.
+    #[arg(long, env = "EBB_OPERATOR_URL", default_value = "https://ebb-operator.keda.svc:9666")]
+    pub operator_url: String,
+
+    /// CA bundle the operator's serving certificate must chain to.
+    #[arg(long, env = "EBB_OPERATOR_CA_FILE", default_value = "/certs/ca.crt")]
+    pub operator_ca_file: PathBuf,
+
+    /// Client certificate presented to the operator.
+    #[arg(long, env = "EBB_OPERATOR_CERT_FILE", default_value = "/certs/tls.crt")]
+    pub operator_cert_file: PathBuf,
+
+    /// Key of the client certificate presented to the operator.
+    #[arg(long, env = "EBB_OPERATOR_KEY_FILE", default_value = "/certs/tls.key")]
+    pub operator_key_file: PathBuf,
+
+    /// Bound on one value query to the operator.
+    #[arg(long, env = "EBB_OPERATOR_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub operator_timeout: Duration,
+
+    /// Period of the operator health check that drives readiness.
+    #[arg(long, env = "EBB_OPERATOR_CHECK_INTERVAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    pub operator_check_interval: Duration,
+
+    /// How long an answer the operator gave from its scale-loop cache (useCachedMetrics) is
+    /// reused; live answers never are. 0s turns reuse off.
+    #[arg(long, env = "EBB_VALUE_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub value_cache_ttl: Duration,
+
+    /// Let every request through without authentication or authorization. Local use only.
+    #[arg(long, env = "EBB_INSECURE_SKIP_AUTH", default_value_t = false)]
+    pub insecure_skip_auth: bool,
+
+    /// How long TokenReview and SubjectAccessReview answers are reused.
+    #[arg(long, env = "EBB_AUTH_CACHE_TTL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub auth_cache_ttl: Duration,
+
+    /// Answers kept at most per kind of review.
+    #[arg(long, env = "EBB_AUTH_CACHE_SIZE", default_value_t = 4096)]
+    pub auth_cache_size: usize,
+
+    /// Bound on one TokenReview, SubjectAccessReview or ConfigMap read.
+    #[arg(long, env = "EBB_AUTH_REVIEW_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_review_timeout: Duration,
+
+    /// Period of re-reading kube-system/extension-apiserver-authentication.
+    #[arg(long, env = "EBB_AUTH_CONFIG_REFRESH", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub auth_config_refresh: Duration,
+
+    /// Directory for the requestheader CA file the TLS endpoint reads (default: a fresh
+    /// private directory under the system temp dir, removed at exit).
+    #[arg(long, env = "EBB_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let shutdown = server::start(&args.common)?;
-    serve(args, shutdown).await
+    let shutdown = ebb_plumbing::server::start(&args.common)?;
+    let client = if args.insecure_skip_auth {
+        None
+    } else {
+        Some(kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!("cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}")
+        })?)
+    };
+    serve(args, client, shutdown).await
 }
 
-/// Runs the program until `shutdown` is requested; logging must already be set up.
-pub async fn serve(args: Args, shutdown: Shutdown) -> anyhow::Result<()> {
-    let server = Server::new(NAME, VERSION);
-    tracing::info!(secure_addr = %args.secure_addr, "secure endpoint not served yet");
-    server.serve_admin(args.common.admin_addr, &shutdown, Readiness::set_ready).await?;
-    Ok(())
+/// Runs the program until `shutdown` is requested; logging must already be set up. `client` is
+/// needed unless `--insecure-skip-auth`.
+pub async fn serve(args: Args, client: Option<kube::Client>, shutdown: Shutdown) -> anyhow::Result<()> {
+    MetricsApiServer::bind(&args, client).await?.serve(shutdown).await
 }
 
 #[cfg(test)]
@@ -72,12 +158,43 @@ mod tests {
     }
 
     #[test]
-    fn secure_addr_default_and_flag() {
-        let args = Args::try_parse_from(["ebb-metrics-apiserver"]).unwrap();
+    fn defaults() {
+        let args = Args::try_parse_from([NAME]).unwrap();
         assert_eq!(args.secure_addr, "0.0.0.0:6443".parse::<SocketAddr>().unwrap());
-        let args =
-            Args::try_parse_from(["ebb-metrics-apiserver", "--secure-addr", "127.0.0.1:7443"]).unwrap();
+        assert_eq!(args.operator_url, "https://ebb-operator.keda.svc:9666");
+        assert_eq!(args.operator_check_interval, Duration::from_millis(250));
+        assert_eq!(args.auth_cache_ttl, Duration::from_secs(10));
+        assert_eq!(args.value_cache_ttl, Duration::from_secs(1));
+        assert!(!args.insecure_skip_auth);
+        assert_eq!(args.tls_cert_file, PathBuf::from("/certs/tls.crt"));
+    }
+
+    #[test]
+    fn flags_parse() {
+        let args = Args::try_parse_from([
+            NAME,
+            "--secure-addr",
+            "127.0.0.1:7443",
+            "--operator-url",
+            "https://127.0.0.1:9666",
+            "--operator-timeout",
+            "2s",
+            "--operator-check-interval",
+            "100ms",
+            "--insecure-skip-auth",
+            "--auth-cache-ttl",
+            "1s",
+            "--auth-cache-size",
+            "16",
+        ])
+        .unwrap();
         assert_eq!(args.secure_addr, "127.0.0.1:7443".parse::<SocketAddr>().unwrap());
-        assert!(Args::try_parse_from(["ebb-metrics-apiserver", "--secure-addr", "nowhere"]).is_err());
+        assert_eq!(args.operator_timeout, Duration::from_secs(2));
+        assert_eq!(args.operator_check_interval, Duration::from_millis(100));
+        assert!(args.insecure_skip_auth);
+        assert_eq!(args.auth_cache_ttl, Duration::from_secs(1));
+        assert_eq!(args.auth_cache_size, 16);
+        assert!(Args::try_parse_from([NAME, "--secure-addr", "nowhere"]).is_err());
+        assert!(Args::try_parse_from([NAME, "--operator-timeout", "soon"]).is_err());
     }
 }

@@ -1,0 +1,430 @@
+//! Shared setup of the metrics-apiserver scenarios: a local control plane with the CRDs, the
+//! operator run in-process with its internal mTLS service on a known port, the metrics-apiserver
+//! run in-process with serving certificates for Service keda/ebb-metrics-apiserver, the
+//! APIService registration, Deployments and cron ScaledObjects, HTTPS clients for the secure
+//! port (with or without a client certificate), kubectl, bounded waits and the fd count.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::{Timelike, Utc};
+use ebb_plumbing::shutdown::ShutdownTrigger;
+use ebb_sandbox::pki::{CertAuthority, Leaf};
+use ebb_sandbox::sandbox::{Config, Sandbox};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+pub const NS: &str = "default";
+pub const SERVICE_NS: &str = "keda";
+pub const SERVICE: &str = "ebb-metrics-apiserver";
+
+/// Prints warnings of every ebb crate (shown by the harness when a test fails).
+pub fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn,ebb_metrics_apiserver=info")
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// A control plane with ebb's CRDs (HPA controller every `hpa_sync`) and an admin client.
+pub async fn start_sandbox(hpa_sync: Duration) -> (Sandbox, kube::Client) {
+    init_logs();
+    let sb = Sandbox::start(Config { hpa_sync, ..Default::default() }).await.unwrap();
+    for (_, crd) in ebb_api::crds::all() {
+        sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
+    }
+    sb.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SERVICE_NS}})).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    (sb, kube::Client::try_from(config).unwrap())
+}
+
+/// A fresh directory for a test's files, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let dir = std::env::temp_dir().join(format!("ebb-e2e-{tag}-{}-{nanos:x}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).to_str().unwrap().to_owned()
+    }
+
+    /// Writes `text` to `name` through a rename (as the kubelet updates Secret volumes).
+    pub fn write(&self, name: &str, text: &str) {
+        let tmp = self.path(&format!("{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.path(name)).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Certificates of one test: the internal link's CA, the operator's serving certificate and
+/// the metrics-apiserver's client certificate for it, and the metrics-apiserver's serving
+/// certificate for keda/ebb-metrics-apiserver signed by the sandbox CA.
+pub struct Pki {
+    pub dir: TempDir,
+    pub internal_ca: CertAuthority,
+}
+
+impl Pki {
+    pub fn new(sb: &Sandbox, tag: &str) -> Self {
+        let dir = TempDir::new(tag);
+        let internal_ca = CertAuthority::new("ebb-internal-ca").unwrap();
+        let operator = internal_ca.issue_server(&["localhost"], &[[127, 0, 0, 1].into()]).unwrap();
+        let client = internal_ca.issue_client(SERVICE, &[]).unwrap();
+        let serving = sb.service_cert(SERVICE_NS, SERVICE).unwrap();
+        dir.write("internal-ca.crt", internal_ca.cert_pem());
+        dir.write("operator.crt", &operator.cert_pem);
+        dir.write("operator.key", &operator.key_pem);
+        dir.write("client.crt", &client.cert_pem);
+        dir.write("client.key", &client.key_pem);
+        dir.write("tls.crt", &serving.cert_pem);
+        dir.write("tls.key", &serving.key_pem);
+        Self { dir, internal_ca }
+    }
+
+    /// Replaces the serving certificate files (key first, then certificate).
+    pub fn rotate_serving(&self, leaf: &Leaf) {
+        self.dir.write("tls.key", &leaf.key_pem);
+        self.dir.write("tls.crt", &leaf.cert_pem);
+    }
+}
+
+/// A port free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running in-process operator.
+pub struct Operator {
+    pub task: JoinHandle<Result<(), String>>,
+    pub trigger: ShutdownTrigger,
+}
+
+impl Operator {
+    /// Requests shutdown and waits (bounded) for `serve` to return; panics if it failed or
+    /// panicked.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        result.expect("the operator stops in time").expect("the operator did not panic").unwrap();
+    }
+}
+
+/// Starts the operator with its internal service on 127.0.0.1:`port`.
+pub fn start_operator(client: &kube::Client, pki: &Pki, port: u16) -> Operator {
+    let args = <ebb_operator::Args as clap::Parser>::try_parse_from([
+        "ebb-operator".to_owned(),
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
+        "--operator-namespace".into(),
+        NS.into(),
+        "--internal-addr".into(),
+        format!("127.0.0.1:{port}"),
+        "--internal-cert-file".into(),
+        pki.dir.arg("operator.crt"),
+        "--internal-key-file".into(),
+        pki.dir.arg("operator.key"),
+        "--internal-client-ca-file".into(),
+        pki.dir.arg("internal-ca.crt"),
+    ])
+    .unwrap();
+    let (trigger, shutdown) = ebb_plumbing::shutdown::channel();
+    let client = client.clone();
+    let task = tokio::spawn(async move {
+        ebb_operator::serve(args, client, shutdown).await.map_err(|e| format!("{e:#}"))
+    });
+    Operator { task, trigger }
+}
+
+/// A running in-process metrics-apiserver.
+pub struct MetricsServer {
+    pub secure: SocketAddr,
+    pub admin: SocketAddr,
+    pub task: JoinHandle<Result<(), String>>,
+    pub trigger: ShutdownTrigger,
+}
+
+impl MetricsServer {
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        let result = tokio::time::timeout(Duration::from_secs(15), self.task).await;
+        result.expect("the server stops in time").expect("the server did not panic").unwrap();
+    }
+
+    /// `https://localhost:<port><path>` of the secure port.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.secure.port())
+    }
+
+    /// GET `path` on the admin port: status and body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("http://{}{path}", self.admin)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+/// Starts the metrics-apiserver against the operator at 127.0.0.1:`operator_port` with `extra`
+/// flags, checking callers with `client` (unless `--insecure-skip-auth` is among `extra`).
+pub async fn start_metrics_apiserver(
+    client: &kube::Client,
+    pki: &Pki,
+    operator_port: u16,
+    extra: &[&str],
+) -> MetricsServer {
+    let mut argv = vec![
+        "ebb-metrics-apiserver".to_owned(),
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
+        "--secure-addr".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert-file".into(),
+        pki.dir.arg("tls.crt"),
+        "--tls-key-file".into(),
+        pki.dir.arg("tls.key"),
+        "--operator-url".into(),
+        format!("https://127.0.0.1:{operator_port}"),
+        "--operator-ca-file".into(),
+        pki.dir.arg("internal-ca.crt"),
+        "--operator-cert-file".into(),
+        pki.dir.arg("client.crt"),
+        "--operator-key-file".into(),
+        pki.dir.arg("client.key"),
+    ];
+    argv.extend(extra.iter().map(|s| (*s).to_owned()));
+    let args = <ebb_metrics_apiserver::Args as clap::Parser>::try_parse_from(argv).unwrap();
+    let server = ebb_metrics_apiserver::MetricsApiServer::bind(&args, Some(client.clone())).await.unwrap();
+    let (secure, admin) = (server.secure_addr(), server.admin_addr());
+    let (trigger, shutdown) = ebb_plumbing::shutdown::channel();
+    let task = tokio::spawn(async move { server.serve(shutdown).await.map_err(|e| format!("{e:#}")) });
+    MetricsServer { secure, admin, task, trigger }
+}
+
+/// Registers APIService v1beta1.external.metrics.k8s.io for Service keda/ebb-metrics-apiserver
+/// (caBundle: the sandbox CA) and maps the Service to `server`'s secure port.
+pub async fn register(sb: &Sandbox, client: &kube::Client, server: &MetricsServer) {
+    sb.map_service(SERVICE_NS, SERVICE, server.secure);
+    let resource = kube::discovery::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService"),
+        "apiservices",
+    );
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
+        "spec": {
+            "group": "external.metrics.k8s.io", "version": "v1beta1",
+            "service": {"namespace": SERVICE_NS, "name": SERVICE, "port": 443},
+            "caBundle": k8s_openapi::ByteString(sb.ca.cert_pem().as_bytes().to_vec()),
+            "groupPriorityMinimum": 100, "versionPriority": 100,
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &obj).await.unwrap();
+}
+
+/// Creates Deployment `name` with `replicas`.
+pub async fn create_deployment(client: &kube::Client, name: &str, replicas: i32) {
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let dep: Deployment = serde_json::from_value(json!({"metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "x"}]}}}}))
+    .unwrap();
+    deps.create(&PostParams::default(), &dep).await.unwrap();
+}
+
+/// spec.replicas of Deployment `name`.
+pub async fn replicas(client: &kube::Client, name: &str) -> i32 {
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    deps.get(name).await.unwrap().spec.unwrap().replicas.unwrap_or(0)
+}
+
+/// Creates ScaledObject `name` on Deployment `target`: one cron trigger (UTC) whose window
+/// opened this minute and lasts `minutes`, asking for `desired` replicas; min 1, max 5.
+pub async fn create_cron_so(client: &kube::Client, name: &str, target: &str, desired: u32, minutes: u32) {
+    let m = Utc::now().minute();
+    let trigger = json!({"type": "cron", "metadata": {"timezone": "UTC",
+        "start": format!("{:02} * * * *", m), "end": format!("{:02} * * * *", (m + minutes) % 60),
+        "desiredReplicas": desired.to_string()}});
+    let so: ebb_api::ScaledObject =
+        serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"minReplicaCount": 1, "maxReplicaCount": 5, "pollingInterval": 1, "cooldownPeriod": 300,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "triggers": [trigger]}}))
+        .unwrap();
+    let sos: Api<ebb_api::ScaledObject> = Api::namespaced(client.clone(), NS);
+    sos.create(&PostParams::default(), &so).await.unwrap();
+}
+
+/// The external metric name the operator put on the HPA of ScaledObject `so`.
+pub async fn metric_name(client: &kube::Client, so: &str) -> String {
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), NS);
+    let mut name = None;
+    wait_for("the operator's HPA", Duration::from_secs(20), async || {
+        name = hpas
+            .get_opt(&format!("keda-hpa-{so}"))
+            .await
+            .unwrap()
+            .and_then(|h| h.spec?.metrics?.first()?.external.as_ref().map(|e| e.metric.name.clone()));
+        name.is_some()
+    })
+    .await;
+    name.unwrap()
+}
+
+/// The value path of `metric` for ScaledObject `so`, selector percent-encoded as kubectl users
+/// write it.
+pub fn value_path(metric: &str, so: &str) -> String {
+    format!(
+        "/apis/external.metrics.k8s.io/v1beta1/namespaces/{NS}/{metric}?labelSelector=scaledobject.keda.sh%2Fname%3D{so}"
+    )
+}
+
+/// An HTTPS client trusting the sandbox CA, optionally presenting `identity` (a leaf).
+pub fn https_client(sb: &Sandbox, identity: Option<&Leaf>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(sb.ca.cert_pem().as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .tls_info(true)
+        .timeout(Duration::from_secs(10));
+    if let Some(leaf) = identity {
+        let pem = format!("{}{}", leaf.cert_pem, leaf.key_pem);
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// The answer of a request: status and JSON body (`Null` when not JSON).
+pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Runs the real kubectl with `kubeconfig`: success, stdout, stderr.
+pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let kubeconfig = kubeconfig.to_owned();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("kubectl")
+            .env("KUBECONFIG", &kubeconfig)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("kubectl must be installed (scripts/test installs it)");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+/// Polls `f` every 50 ms until it holds; panics after `limit`. Returns how long it took.
+pub async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if f().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// Open file descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// A TCP proxy to `upstream` that can be frozen: while frozen it keeps every connection open
+/// and accepts new ones but forwards nothing, as a hung process would.
+pub struct FreezingProxy {
+    pub port: u16,
+    frozen: tokio::sync::watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl FreezingProxy {
+    pub async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (frozen, watch) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((inbound, _)) = listener.accept().await {
+                let watch = watch.clone();
+                connections.spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
+                    tokio::join!(pump(in_read, out_write, watch.clone()), pump(out_read, in_write, watch));
+                });
+            }
+        });
+        Self { port, frozen, task }
+    }
+
+    pub fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+}
+
+impl Drop for FreezingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: tokio::sync::watch::Receiver<bool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if frozen.wait_for(|f| !*f).await.is_err() {
+            return;
+        }
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        // Bytes read just before a freeze are held until it thaws.
+        if frozen.wait_for(|f| !*f).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
