@@ -102,6 +102,8 @@ async fn failing_source_lands_on_fallback_replicas_at_the_threshold_and_recovers
         fallback.as_deref() == Some("True")
     })
     .await;
+    seen.dedup();
+    println!("while failing, (failures counted, Fallback condition, worker replicas): {seen:?}");
     // Never earlier than the third failure: below it the condition stayed False and the HPA kept 2.
     for (failures, fallback, n) in &seen {
         if *failures < 3 {
