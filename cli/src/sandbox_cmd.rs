@@ -1,5 +1,7 @@
 //! `ebb sandbox`: the whole stack on a local control plane. Starts the control plane, installs
-//! ebb's CRDs, writes a kubeconfig for kubectl and kube-rs, says `sandbox ready`, and unless
+//! ebb's CRDs, writes a kubeconfig for kubectl and kube-rs, starts the three programs with their
+//! certificates and registers the APIService and webhook configuration of `deploy/`
+//! (see `sandbox_stack`), says `sandbox ready`, and unless
 //! `--no-demo` applies a demo — a Deployment and the seed cron ScaledObject with its schedule
 //! shifted to open within the next minute — then prints the replicas over time until Ctrl-C.
 
@@ -12,16 +14,8 @@ use serde_json::{Value, json};
 
 use crate::error::CliError;
 
-/// The three programs, with what each cannot do yet in this build; the sandbox says so
-/// instead of pretending.
-const PROGRAMS: &[(&str, &str)] = &[
-    (
-        "ebb-operator",
-        "fallback end to end, API QPS flags and benchmarks are in progress; the sandbox does not configure its internal metrics endpoint",
-    ),
-    ("ebb-metrics-apiserver", "external.metrics.k8s.io is not served yet: no APIService is registered"),
-    ("ebb-webhook", "admission is not served yet: no ValidatingWebhookConfiguration is installed"),
-];
+/// The three programs, in start order (the metrics API server links to the operator).
+const PROGRAMS: &[&str] = &["ebb-operator", "ebb-metrics-apiserver", "ebb-webhook"];
 
 /// A program started beside the control plane; killed when dropped.
 #[derive(Debug)]
@@ -40,6 +34,7 @@ async fn start_program(
     name: &str,
     kubeconfig: &str,
     logs: &std::path::Path,
+    env: Vec<(&'static str, String)>,
 ) -> Result<(Program, String), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let path = exe.parent().map(|d| d.join(name)).filter(|p| p.exists()).ok_or_else(|| {
@@ -50,8 +45,8 @@ async fn start_program(
     let log2 = log.try_clone().map_err(|e| e.to_string())?;
     let child = tokio::process::Command::new(&path)
         .env("EBB_ADMIN_ADDR", format!("127.0.0.1:{port}"))
-        .env("EBB_SECURE_ADDR", "127.0.0.1:0")
         .env("KUBECONFIG", kubeconfig)
+        .envs(env)
         .stdout(log)
         .stderr(log2)
         .kill_on_drop(true)
@@ -138,17 +133,24 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
     println!("{kubeconfig}");
     let logs = std::path::PathBuf::from("ebb-sandbox-logs");
     std::fs::create_dir_all(&logs).map_err(|e| CliError::Output(format!("{}: {e}", logs.display())))?;
+    let certs = logs.join("certs");
+    std::fs::create_dir_all(&certs).map_err(|e| CliError::Output(format!("{}: {e}", certs.display())))?;
+    let stack = crate::sandbox_stack::Stack::new(&sb, &certs)?;
     let mut programs = Vec::new();
-    for (name, missing) in PROGRAMS {
-        match start_program(name, &opts.kubeconfig, &logs).await {
+    for name in PROGRAMS {
+        match start_program(name, &opts.kubeconfig, &logs, stack.env(name)).await {
             Ok((p, admin)) => {
                 println!("{name}: running, admin {admin} (log {}/{name}.log)", logs.display());
                 programs.push(p);
             }
-            Err(e) => println!("{name}: not running: {e}"),
+            Err(e) => println!("missing: {name}: not running: {e}"),
         }
-        println!("missing: {name}: {missing}");
     }
+    stack.register(&sb)?;
+    println!(
+        "APIService v1beta1.external.metrics.k8s.io → {}, ValidatingWebhookConfiguration → {}",
+        stack.metrics, stack.webhook
+    );
     println!("control plane: {}", sb.url());
     println!("sandbox ready");
     if opts.demo {
