@@ -261,8 +261,7 @@ executable, shared and reclaimable) of the server:
 
 Reading: with wrk on the same CPUs the load itself saturates them, so p99 under 64 connections
 measures CPU contention (nginx's too) more than the server; the light-load row is a single run and
-swings by milliseconds between runs on a shared machine (repeated 8 s runs at 4 connections gave the
-server p99 0.6–2.9 ms, p50 ~0.09 ms). Anonymous memory is what the server itself allocates; glibc
+swings by milliseconds between runs on a shared machine (repeat it before drawing conclusions). Anonymous memory is what the server itself allocates; glibc
 keeps per-thread arenas after a load, hence the growth after it.
 
 Targets: ≥ 0.7 × nginx's throughput with p99 < 2 ms; idle RSS < 15 MB.
