@@ -24,6 +24,7 @@ DURATION="${DURATION:-10s}"
 CONNECTIONS="${CONNECTIONS:-64}"
 THREADS="${THREADS:-2}"
 RUNS="${RUNS:-3}"
+LIGHT_CONNECTIONS="${LIGHT_CONNECTIONS:-4}"
 RESULTS="bench/metrics-apiserver/RESULTS.md"
 
 step() { printf '\n== %s\n' "$*" >&2; }
@@ -147,10 +148,11 @@ to_ms() { # wrk duration (850.00us, 1.23ms, 1.01s) -> milliseconds
     else { printf "%s", v } }'
 }
 
-run_wrk() { # label, url, extra wrk args... -> "rps p50 p99" on stdout
+run_wrk() { # label, url, extra wrk args... -> "rps p50 p99" on stdout (env C: connections)
   local label="$1" url="$2"; shift 2
-  local out
-  out="$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" "$url")"
+  local out connections="${C:-$CONNECTIONS}" threads="$THREADS"
+  [ "$threads" -le "$connections" ] || threads="$connections"
+  out="$(wrk -t"$threads" -c"$connections" -d"$DURATION" --latency "$@" "$url")"
   echo "$out" >"$WORK/wrk-$label-$(date +%s%N).txt"
   if grep -q "Non-2xx" <<<"$out"; then
     echo "$label: wrk saw error answers:" >&2; echo "$out" >&2; exit 1
@@ -174,6 +176,11 @@ for run in $(seq 1 "$RUNS"); do
   SAMPLES[insecure]+="$(run_wrk insecure "https://127.0.0.1:$INSECURE_PORT$VALUE_PATH")"$'\n'
 done
 
+step "latency under light load: one run of $DURATION, $LIGHT_CONNECTIONS connections"
+LIGHT_nginx="$(C=$LIGHT_CONNECTIONS run_wrk nginx-light "https://127.0.0.1:$NGINX_PORT$VALUE_PATH")"
+LIGHT_token="$(C=$LIGHT_CONNECTIONS run_wrk token-light "https://127.0.0.1:$TOKEN_PORT$VALUE_PATH" -H "Authorization: Bearer $TOKEN")"
+light() { awk -v c="$2" '{print $c}' <<<"$1"; }
+
 col() { awk -v c="$1" 'NF {print $c}' <<<"$2" | median; }
 for target in nginx token insecure; do
   declare "RPS_$target=$(col 1 "${SAMPLES[$target]}")"
@@ -181,6 +188,11 @@ for target in nginx token insecure; do
   declare "P99_$target=$(col 3 "${SAMPLES[$target]}")"
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+# Every run, with the ratio to the nginx run just before it (the spread shows how noisy the
+# machine was).
+RUN_ROWS="$(paste -d' ' <(awk 'NF' <<<"${SAMPLES[nginx]}") <(awk 'NF' <<<"${SAMPLES[token]}") \
+  <(awk 'NF' <<<"${SAMPLES[insecure]}") | awk '{printf "| %d | %s (p99 %s) | %s (p99 %s) | %.2f | %s (p99 %s) | %.2f |\n",
+    NR, $1, $3, $4, $6, $4 / $1, $7, $9, $7 / $1}')"
 RATIO_token="$(ratio "$RPS_token" "$RPS_nginx")"
 RATIO_insecure="$(ratio "$RPS_insecure" "$RPS_nginx")"
 
@@ -221,6 +233,19 @@ query), and answers an ExternalMetricValueList of $BODY_BYTES bytes. nginx serve
 | ebb-metrics-apiserver, bearer token (TokenReview + SubjectAccessReview, cached 10 s) | $RPS_token | $P50_token | $P99_token | $RATIO_token |
 | ebb-metrics-apiserver, \`--insecure-skip-auth\` | $RPS_insecure | $P50_insecure | $P99_insecure | $RATIO_insecure |
 
+Each run (req/s, p99 in ms; ratio to the nginx run just before):
+
+| run | nginx | token | ratio | insecure | ratio |
+|---:|---:|---:|---:|---:|---:|
+$RUN_ROWS
+
+Under light load ($LIGHT_CONNECTIONS connections, one run, the CPUs not saturated by the load itself):
+
+| target | req/s | p50 (ms) | p99 (ms) |
+|---|---:|---:|---:|
+| nginx, static file | $(light "$LIGHT_nginx" 1) | $(light "$LIGHT_nginx" 2) | $(light "$LIGHT_nginx" 3) |
+| ebb-metrics-apiserver, bearer token | $(light "$LIGHT_token" 1) | $(light "$LIGHT_token" 2) | $(light "$LIGHT_token" 3) |
+
 During the whole token-mode run: $SERVED values served with $QUERIES queries to the operator
 stand-in (its answers are cache-origin, reused for 1 s; identical requests in flight share one
 query); SubjectAccessReview ${SAR_CALLS:-0} sent, ${SAR_CACHED:-0} answered from the cache; TokenReview
@@ -233,6 +258,11 @@ executable, shared and reclaimable) of the server:
 |---|---:|---:|
 | bearer token | $(mb "$RSS_IDLE_TOKEN") MiB (anon $(mb "$ANON_IDLE_TOKEN") MiB) | $(mb "$RSS_AFTER_TOKEN") MiB (anon $(mb "$ANON_AFTER_TOKEN") MiB) |
 | \`--insecure-skip-auth\` | $(mb "$RSS_IDLE_INSECURE") MiB (anon $(mb "$ANON_IDLE_INSECURE") MiB) | $(mb "$RSS_AFTER_INSECURE") MiB (anon $(mb "$ANON_AFTER_INSECURE") MiB) |
+
+Reading: with wrk on the same CPUs the load itself saturates them, so p99 under 64 connections
+measures CPU contention (nginx's too) more than the server; the light-load row is a single run and
+swings by milliseconds between runs on a shared machine (repeat it before drawing conclusions). Anonymous memory is what the server itself allocates; glibc
+keeps per-thread arenas after a load, hence the growth after it.
 
 Targets: ≥ 0.7 × nginx's throughput with p99 < 2 ms; idle RSS < 15 MB.
 EOF
