@@ -37,7 +37,8 @@ pub struct Stack {
 }
 
 fn free_addr() -> Result<SocketAddr, CliError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| err("cannot find a free port")(e.to_string()))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| err("cannot find a free port")(e.to_string()))?;
     l.local_addr().map_err(|e| err("cannot find a free port")(e.to_string()))
 }
 
@@ -45,7 +46,8 @@ impl Stack {
     /// Issues every certificate into `dir` and picks the local ports.
     pub fn new(sb: &Sandbox, dir: &Path) -> Result<Self, CliError> {
         let write = |name: &str, text: &str| {
-            std::fs::write(dir.join(name), text).map_err(|e| err(&dir.join(name).display().to_string())(e.to_string()))
+            std::fs::write(dir.join(name), text)
+                .map_err(|e| err(&dir.join(name).display().to_string())(e.to_string()))
         };
         let pki = |e: ebb_sandbox::pki::PkiError| err("cannot issue certificates")(e.to_string());
         let internal_ca = CertAuthority::new("ebb-internal-ca").map_err(pki)?;
@@ -57,7 +59,9 @@ impl Stack {
         write("internal-client.crt", &client.cert_pem)?;
         write("internal-client.key", &client.key_pem)?;
         for service in ["ebb-metrics-apiserver", "ebb-webhook"] {
-            let leaf = sb.service_cert(NAMESPACE, service).map_err(|e| err("cannot issue certificates")(e.to_string()))?;
+            let leaf = sb
+                .service_cert(NAMESPACE, service)
+                .map_err(|e| err("cannot issue certificates")(e.to_string()))?;
             write(&format!("{service}.crt"), &leaf.cert_pem)?;
             write(&format!("{service}.key"), &leaf.key_pem)?;
         }
@@ -103,14 +107,15 @@ impl Stack {
         sb.map_service(NAMESPACE, "ebb-metrics-apiserver", self.metrics);
         sb.map_service(NAMESPACE, "ebb-webhook", self.webhook);
         let ca = base64::engine::general_purpose::STANDARD.encode(sb.ca.cert_pem());
-        let mut apiservice: Value = serde_yaml::from_str(APISERVICE).map_err(|e| err("deploy APIService")(e.to_string()))?;
+        let mut apiservice: Value =
+            serde_yaml::from_str(APISERVICE).map_err(|e| err("deploy APIService")(e.to_string()))?;
         apiservice["spec"]["caBundle"] = Value::String(ca.clone());
         if let Some(spec) = apiservice["spec"].as_object_mut() {
             spec.remove("insecureSkipTLSVerify");
         }
         sb.create(&apiservice).map_err(|e| err("cannot register the APIService")(e.message))?;
-        let mut webhooks: Value =
-            serde_yaml::from_str(WEBHOOK_CONFIG).map_err(|e| err("deploy webhook configuration")(e.to_string()))?;
+        let mut webhooks: Value = serde_yaml::from_str(WEBHOOK_CONFIG)
+            .map_err(|e| err("deploy webhook configuration")(e.to_string()))?;
         for hook in webhooks["webhooks"].as_array_mut().into_iter().flatten() {
             hook["clientConfig"]["caBundle"] = Value::String(ca.clone());
         }

@@ -192,7 +192,40 @@ fn sandbox_comes_up_and_serves_kubectl() {
         }
     }
     assert_eq!(lines.last().map(String::as_str), Some("sandbox ready"), "{lines:?}");
-    assert!(lines.iter().any(|l| l.starts_with("missing: ebb-operator")), "says what is missing: {lines:?}");
+    // Each program runs, or (when not built next to `ebb`) the sandbox says it is missing.
+    let running = |name: &str| lines.iter().any(|l| l.starts_with(&format!("{name}: running")));
+    for name in ["ebb-operator", "ebb-metrics-apiserver", "ebb-webhook"] {
+        assert!(
+            running(name) || lines.iter().any(|l| l.starts_with(&format!("missing: {name}"))),
+            "{name}: {lines:?}"
+        );
+    }
+    let kubectl = |args: &[&str]| {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &kc)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The post-install checks of an installation (seed 003).
+    let (ok, out) = kubectl(&["get", "apiservice", "v1beta1.external.metrics.k8s.io", "-o", "name"]);
+    assert!(ok && out.contains("v1beta1.external.metrics.k8s.io"), "{out}");
+    let (ok, out) = kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]);
+    assert!(ok && out.contains("ebb"), "{out}");
+    if running("ebb-operator") && running("ebb-metrics-apiserver") {
+        let mut listed = String::new();
+        for _ in 0..50 {
+            let (ok, out) = kubectl(&["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"]);
+            listed = out;
+            if ok {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        assert!(listed.contains(r#""name":"externalmetrics""#), "{listed}");
+    }
     let out = Command::new("kubectl")
         .env("KUBECONFIG", &kc)
         .args(["get", "crd", "-o", "name"])
