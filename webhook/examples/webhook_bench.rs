@@ -4,7 +4,7 @@
 //! load), review latency over TLS (p50/p99/max, sequential and 8 in flight), and the in-process
 //! handler's latency against an index of the same size.
 //!
-//! `cargo build --release -p ebb-webhook && cargo run --release -p ebb-webhook --example bench -- [N] [REQUESTS]`
+//! `cargo build --release -p ebb-webhook && cargo run --release -p ebb-webhook --example webhook_bench -- [N] [REQUESTS]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
