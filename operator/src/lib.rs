@@ -89,7 +89,14 @@ pub struct Args {
     /// Kubernetes API requests that may be sent at once above the sustained rate.
     #[arg(long, env = "EBB_KUBE_API_BURST", default_value_t = DEFAULT_BURST)]
     pub kube_api_burst: u32,
+    /// Kubernetes API requests in flight at once (watch streams count only until their headers
+    /// arrive). Bounds the connections, and their buffers, a burst can open.
+    #[arg(long, env = "EBB_KUBE_API_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
+    pub kube_api_max_in_flight: u32,
 }
+
+/// Default `--kube-api-max-in-flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 64;
 
 /// Default `--kube-api-qps`: high enough that 1,000 new ScaledObjects (about four requests each)
 /// are reconciled in seconds, low enough not to flood an API server's priority levels.
@@ -107,11 +114,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// A Kubernetes client from KUBECONFIG or the in-cluster configuration, throttled to
-/// `--kube-api-qps` / `--kube-api-burst`.
+/// `--kube-api-qps` / `--kube-api-burst` with at most `--kube-api-max-in-flight` requests open.
 pub async fn client(args: &Args) -> Result<Client, kube::Error> {
     let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
     let throttle = throttle::Throttle::new(args.kube_api_qps, args.kube_api_burst);
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&throttle).build())
+    let in_flight = tower::limit::ConcurrencyLimitLayer::new(args.kube_api_max_in_flight as usize);
+    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&in_flight).with_layer(&throttle).build())
 }
 
 /// Runs the program with `client` until `shutdown` is requested; logging must already be set up.
