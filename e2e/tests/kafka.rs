@@ -36,7 +36,8 @@ async fn lag_scales_the_consumer_from_zero_to_partitions_and_commits_bring_it_ba
     let meta = &mut so["spec"]["triggers"][0]["metadata"];
     assert_eq!(meta["lagThreshold"], "5", "the seed changed: {shown}");
     assert_eq!(meta["activationLagThreshold"], "3", "the seed changed: {shown}");
-    let (topic, group) = (meta["topic"].as_str().unwrap().to_owned(), meta["consumerGroup"].as_str().unwrap().to_owned());
+    let (topic, group) =
+        (meta["topic"].as_str().unwrap().to_owned(), meta["consumerGroup"].as_str().unwrap().to_owned());
     meta["bootstrapServers"] = json!(tansu.bootstrap());
     // The local broker is plaintext without SASL, and the seed's partitionLimitation (1,2,10-20,31)
     // would leave partition 0 out of a 3-partition topic.
@@ -49,8 +50,7 @@ async fn lag_scales_the_consumer_from_zero_to_partitions_and_commits_bring_it_ba
     spec["pollingInterval"] = json!(1);
     spec["cooldownPeriod"] = json!(5);
     // No downscale stabilization on the HPA (the acceptance is the operator's scale to 0).
-    spec["advanced"] =
-        json!({"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}});
+    spec["advanced"] = json!({"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}}}});
 
     // The group has consumed everything so far (offset 0 of empty partitions): no lag.
     admin.create_topic(&topic, PARTITIONS).await.unwrap();
@@ -90,7 +90,10 @@ async fn lag_scales_the_consumer_from_zero_to_partitions_and_commits_bring_it_ba
         replicas(&client, TARGET).await == 0
     })
     .await;
-    assert!(to_zero >= Duration::from_secs(3), "scaled to 0 {to_zero:?} after the commit, before the cooldown");
+    assert!(
+        to_zero >= Duration::from_secs(3),
+        "scaled to 0 {to_zero:?} after the commit, before the cooldown"
+    );
 
     let seen = timeline.counts();
     println!(

@@ -48,7 +48,12 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
             return n;
         }
         for m in got.messages() {
-            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
             n += 1;
         }
     }
@@ -72,7 +77,10 @@ async fn setup(tag: &str, moto: &Moto, cooldown: i64, advanced: Value) -> Stack 
     let trigger = &mut so["spec"]["triggers"][0];
     assert_eq!(trigger["type"], "aws-sqs-queue", "the seed changed: {shown}");
     assert_eq!(trigger["metadata"]["queueLength"], "5", "the seed changed: {shown}");
-    assert!(trigger["metadata"]["queueURL"].as_str().unwrap().ends_with("/orders"), "the seed changed: {shown}");
+    assert!(
+        trigger["metadata"]["queueURL"].as_str().unwrap().ends_with("/orders"),
+        "the seed changed: {shown}"
+    );
     trigger["metadata"]["awsEndpoint"] = json!(moto.endpoint());
     trigger["authenticationRef"] = json!({"name": "aws-keys"});
     let spec = &mut so["spec"];
@@ -132,7 +140,10 @@ async fn messages_scale_order_processor_from_zero_to_n_and_back_to_zero() {
     .await;
     // Not before the cooldown (5 s) since the last active poll, which was at most ~1 s before the
     // drain ended.
-    assert!(to_zero >= Duration::from_secs(3), "scaled to 0 {to_zero:?} after the drain, before the cooldown");
+    assert!(
+        to_zero >= Duration::from_secs(3),
+        "scaled to 0 {to_zero:?} after the drain, before the cooldown"
+    );
 
     let counts = timeline.counts();
     println!(
@@ -155,7 +166,7 @@ async fn messages_scale_order_processor_from_zero_to_n_and_back_to_zero() {
     stack.stop().await;
 }
 
-/// Trials of the activation latency; each costs about pollingInterval / 2 + cooldown + a poll.
+/// Trials of the activation latency; each costs about 2.5 s (offset, activation, cooldown, a poll).
 const TRIALS: usize = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,6 +185,10 @@ async fn activation_latency_with_a_one_second_polling_interval() {
             replicas(&client, TARGET).await == 0
         })
         .await;
+        // The target reaches 0 right after a poll, so sending at once would always land just
+        // after one and measure a whole interval. Offsets spread evenly over the interval sample
+        // every phase of the poll loop.
+        tokio::time::sleep(Duration::from_millis((trial * 1000 / TRIALS) as u64)).await;
         sqs.send_message().queue_url(&url).message_body(format!("trial {trial}")).send().await.unwrap();
         // t0: the message is in the queue once SendMessage has answered.
         let t0 = Instant::now();
