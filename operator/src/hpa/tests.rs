@@ -341,3 +341,15 @@ fn apply_patch_carries_type_meta_and_no_status() {
     assert_eq!(v["kind"], "HorizontalPodAutoscaler");
     assert!(v.get("status").is_none());
 }
+
+#[test]
+fn seed_prometheus_fixture_hpa_carries_its_behavior_and_both_metrics() {
+    let so = so_from(PROMETHEUS);
+    let hpa = desired_hpa(&so, &parsed(&so)).unwrap();
+    let spec = hpa.spec.unwrap();
+    assert!(spec.behavior.is_some());
+    assert_eq!(spec.behavior.as_ref(), so.spec.hpa_behavior());
+    let names: Vec<String> =
+        spec.metrics.unwrap().iter().map(|m| m.external.as_ref().unwrap().metric.name.clone()).collect();
+    assert_eq!(names, ["s0-prometheus", "s1-prometheus"]);
+}
