@@ -95,6 +95,8 @@ async fn lag_scales_the_consumer_from_zero_to_partitions_and_commits_bring_it_ba
         "scaled to 0 {to_zero:?} after the commit, before the cooldown"
     );
 
+    // The recorder samples every 20 ms: let it catch the last change the waits above saw.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let seen = timeline.counts();
     println!(
         "kafka: {} records produced at t={:.3}s, committed at t={:.3}s; replica timeline: {}",

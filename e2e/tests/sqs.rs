@@ -145,6 +145,8 @@ async fn messages_scale_order_processor_from_zero_to_n_and_back_to_zero() {
         "scaled to 0 {to_zero:?} after the drain, before the cooldown"
     );
 
+    // The recorder samples every 20 ms: let it catch the last change the waits above saw.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let counts = timeline.counts();
     println!(
         "sqs: {MESSAGES} messages sent at t={:.3}s, drained at t={:.3}s; replica timeline: {}",
