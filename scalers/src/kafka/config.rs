@@ -232,7 +232,7 @@ fn parse_sasl(p: &Params<'_>) -> Result<Option<SaslSettings>, ParseError> {
         p.text(name)?.ok_or_else(|| {
             p.error(
                 name,
-                ParseErrorKind::MissingParameter,
+                ParseErrorKind::MissingCredentials,
                 format!("sasl {} needs {name:?} from a TriggerAuthentication", mode.trim()),
             )
         })
