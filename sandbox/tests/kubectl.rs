@@ -51,7 +51,7 @@ async fn kubectl_drives_the_control_plane() {
     assert!(out.contains("\"kind\":\"APIGroupList\"") && out.contains("autoscaling"), "{out}");
 
     let (ok, out, err) =
-        run(s(&["apply", "--server-side", "--validate=false", "-f", crds.to_str().unwrap()])).await;
+        run(s(&["apply", "--server-side", "--validate=false", "-k", crds.to_str().unwrap()])).await;
     assert!(ok, "{err}");
     assert_eq!(out.matches("serverside-applied").count(), 3, "{out}");
 
