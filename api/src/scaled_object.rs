@@ -363,10 +363,16 @@ impl ScaledObject {
             .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
             .and_then(|h| h.name.as_deref())
             .filter(|n| !n.is_empty());
-        match custom {
-            Some(n) => n.to_owned(),
-            None => format!("{HPA_NAME_PREFIX}{}", self.metadata.name.as_deref().unwrap_or_default()),
-        }
+        hpa_name_for(self.metadata.name.as_deref().unwrap_or_default(), custom)
+    }
+}
+
+/// The HPA name for ScaledObject `so_name`: the custom name of
+/// `advanced.horizontalPodAutoscalerConfig.name` when set and not empty, else `keda-hpa-<so_name>`.
+pub fn hpa_name_for(so_name: &str, custom: Option<&str>) -> String {
+    match custom.filter(|n| !n.is_empty()) {
+        Some(n) => n.to_owned(),
+        None => format!("{HPA_NAME_PREFIX}{so_name}"),
     }
 }
 

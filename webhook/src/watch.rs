@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 
-use ebb_api::constants::{ANNOTATION_HPA_OWNERSHIP_VALIDATION, GROUP, HPA_NAME_PREFIX, VERSION};
+use ebb_api::constants::{ANNOTATION_HPA_OWNERSHIP_VALIDATION, GROUP, VERSION};
 use futures::{Stream, StreamExt};
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -123,12 +123,10 @@ impl SlimScaledObject {
             .advanced
             .as_ref()
             .and_then(|a| a.horizontal_pod_autoscaler_config.as_ref())
-            .and_then(|h| h.name.as_deref())
-            .filter(|n| !n.is_empty());
-        let hpa = match custom {
-            Some(n) => n.into(),
-            None => format!("{HPA_NAME_PREFIX}{}", self.metadata.name.as_deref().unwrap_or_default()).into(),
-        };
+            .and_then(|h| h.name.as_deref());
+        let hpa =
+            ebb_api::scaled_object::hpa_name_for(self.metadata.name.as_deref().unwrap_or_default(), custom)
+                .into();
         SoKeys { target: workload(&self.spec.scale_target_ref, "apps/v1", "Deployment"), hpa }
     }
 }
