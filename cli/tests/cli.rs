@@ -212,8 +212,8 @@ fn sandbox_comes_up_and_serves_kubectl() {
     // The post-install checks of an installation (seed 003).
     let (ok, out) = kubectl(&["get", "apiservice", "v1beta1.external.metrics.k8s.io", "-o", "name"]);
     assert!(ok && out.contains("v1beta1.external.metrics.k8s.io"), "{out}");
-    let (ok, out) = kubectl(&["get", "validatingwebhookconfigurations", "-o", "name"]);
-    assert!(ok && out.contains("ebb"), "{out}");
+    let (ok, out) = kubectl(&["get", "validatingwebhookconfigurations", "keda-admission", "-o", "name"]);
+    assert!(ok && out.trim() == "validatingwebhookconfiguration.admissionregistration.k8s.io/keda-admission", "{out}");
     if running("ebb-operator") && running("ebb-metrics-apiserver") {
         let mut listed = String::new();
         for _ in 0..50 {

@@ -101,7 +101,7 @@ patches:
 - target:
     group: admissionregistration.k8s.io
     kind: ValidatingWebhookConfiguration
-    name: ebb-webhook
+    name: keda-admission
   patch: |-
     - op: replace
       path: /webhooks/0/clientConfig/caBundle
@@ -126,7 +126,7 @@ caBundles:
     --from-file=$out/tls.crt --from-file=$out/tls.key --from-file=$out/ca.crt
   kubectl patch apiservice v1beta1.external.metrics.k8s.io --type=json \\
     -p '[{"op":"add","path":"/spec/caBundle","value":"$ca_bundle"}]'
-  kubectl patch validatingwebhookconfiguration ebb-webhook --type=json -p '[
+  kubectl patch validatingwebhookconfiguration keda-admission --type=json -p '[
     {"op":"replace","path":"/webhooks/0/clientConfig/caBundle","value":"$ca_bundle"},
     {"op":"replace","path":"/webhooks/1/clientConfig/caBundle","value":"$ca_bundle"},
     {"op":"replace","path":"/webhooks/2/clientConfig/caBundle","value":"$ca_bundle"}]'

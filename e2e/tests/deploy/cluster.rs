@@ -153,8 +153,8 @@ async fn default_overlay_applies_and_answers_the_post_install_checks() {
     let (ok, out, err) = cluster.kubectl(&["get", "validatingwebhookconfigurations"], None).await;
     assert!(ok, "{err}");
     let row: Vec<&str> =
-        out.lines().find(|l| l.starts_with("ebb-webhook ")).unwrap_or("").split_whitespace().collect();
-    assert_eq!(row.get(..2), Some(&["ebb-webhook", "3"][..]), "{out}");
+        out.lines().find(|l| l.starts_with("keda-admission ")).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row.get(..2), Some(&["keda-admission", "3"][..]), "{out}");
     let (ok, out, _) = cluster.kubectl(&["-n", "keda", "get", "deployments", "-o", "name"], None).await;
     assert!(ok);
     assert_eq!(
