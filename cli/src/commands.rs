@@ -39,6 +39,16 @@ pub enum Command {
         /// Do not apply the demo Deployment and ScaledObject.
         #[arg(long)]
         no_demo: bool,
+        /// Install this rendered manifest (e.g. `kubectl kustomize my-overlay > my.yaml`)
+        /// instead of deploy/'s default overlay.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_install")]
+        manifests: Option<std::path::PathBuf>,
+        /// Install nothing: apply ebb yourself (`kubectl apply -k deploy/overlays/default`).
+        #[arg(long)]
+        no_install: bool,
+        /// Where the programs' files and logs go.
+        #[arg(long, default_value = "ebb-sandbox-logs")]
+        dir: std::path::PathBuf,
     },
     /// Query every trigger now and explain whether and how the target would scale.
     Check {
@@ -114,8 +124,15 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 .map_err(|e| CliError::Output(format!("cannot encode CRDs: {e}")))?;
             write_out(&yaml)
         }
-        Command::Sandbox { kubeconfig, port, no_demo } => {
-            crate::sandbox_cmd::run(crate::sandbox_cmd::Options { kubeconfig, port, demo: !no_demo }).await
+        Command::Sandbox { kubeconfig, port, no_demo, manifests, no_install, dir } => {
+            use crate::sandbox_cmd::{Install, Options};
+            let install = match (manifests, no_install) {
+                (Some(f), _) => Install::File(f),
+                (None, true) => Install::Nothing,
+                (None, false) => Install::Default,
+            };
+            crate::sandbox_cmd::run(Options { kubeconfig, port, demo: !no_demo && !no_install, install, dir })
+                .await
         }
         Command::Check { files, output, current_replicas, timeout } => {
             let m = load(&files)?;

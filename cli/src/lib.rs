@@ -7,6 +7,6 @@ pub mod error;
 pub mod load;
 pub mod prepare;
 pub mod sandbox_cmd;
-pub mod sandbox_stack;
+pub mod sandbox_node;
 pub mod simulate;
 pub mod svg;

@@ -11,10 +11,10 @@
 #                      365): DNS names of Services ebb-operator, ebb-webhook and
 #                      ebb-metrics-apiserver in namespace keda, usable for server and client
 #                      authentication
-#   kustomization.yaml deploy/overlays/default plus Secret keda/ebb-certs (tls.crt, tls.key,
+#   kustomization.yaml deploy/base plus Secret keda/ebb-certs (tls.crt, tls.key,
 #                      ca.crt) and the CA as caBundle of the APIService and of the webhooks
 #
-# Install with `kubectl apply -k OUTDIR`. For an installation applied from deploy/overlays/default
+# Install with `kubectl apply -k OUTDIR`. For an installation applied from deploy/base
 # directly, the script also prints the commands that create the Secret and patch the caBundles.
 # Keep ca.key private (or delete it: the next run then makes a new CA, and the caBundles change).
 set -euo pipefail
@@ -30,7 +30,7 @@ case "$days" in
 esac
 
 here="$(cd "$(dirname "$0")" && pwd)"
-overlay="$(cd "$here/../overlays/default" && pwd)"
+overlay="$(cd "$here/../base" && pwd)"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 umask 077
@@ -120,7 +120,7 @@ Wrote $out: ca.crt, ca.key, tls.crt, tls.key, kustomization.yaml.
 Install ebb with these certificates:
   kubectl apply -k $out
 
-Or, for an installation applied from deploy/overlays/default, create the Secret and patch the
+Or, for an installation applied from deploy/base, create the Secret and patch the
 caBundles:
   kubectl -n $namespace create secret generic ebb-certs --type=kubernetes.io/tls \\
     --from-file=$out/tls.crt --from-file=$out/tls.key --from-file=$out/ca.crt

@@ -54,6 +54,14 @@ impl Admission {
             .insert(format!("{namespace}/{name}"), addr);
     }
 
+    /// Removes the mapping of the Service `namespace/name` (it has no endpoints any more).
+    pub fn unmap_service(&self, namespace: &str, name: &str) {
+        self.services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&format!("{namespace}/{name}"));
+    }
+
     pub fn service_addr(&self, namespace: &str, name: &str) -> Option<SocketAddr> {
         self.services
             .read()

@@ -222,7 +222,9 @@ impl ControlPlane {
                 }
             },
         };
-        meta::validate_name(&name).map_err(|e| ApiError::invalid(&res.group, &res.kind, &name, e))?;
+        let valid =
+            if res.path_segment_names { meta::validate_path_segment_name } else { meta::validate_name };
+        valid(&name).map_err(|e| ApiError::invalid(&res.group, &res.kind, &name, e))?;
         m.insert("name".into(), Value::String(name.clone()));
         if res.namespaced {
             m.insert("namespace".into(), Value::String(ns.to_owned()));

@@ -77,6 +77,20 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Path segment name check used for RBAC objects (`system:auth-delegator`): any text but `/`
+/// and `%`, not `.` or `..`.
+pub fn validate_path_segment_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name or generateName is required".into());
+    }
+    if name == "." || name == ".." || name.contains('/') || name.contains('%') {
+        return Err(format!(
+            "metadata.name: Invalid value: {name:?}: may not be '.' or '..' and may not contain '/' or '%'"
+        ));
+    }
+    Ok(())
+}
+
 /// The object without fields that change on every write, for no-op detection.
 pub fn comparable(obj: &Value) -> Value {
     let mut o = obj.clone();
@@ -108,6 +122,10 @@ mod tests {
         assert!(validate_name("web-1.a").is_ok());
         for bad in ["", "Web", "-a", "a-", "a_b"] {
             assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        assert!(validate_path_segment_name("system:auth-delegator").is_ok());
+        for bad in ["", ".", "..", "a/b", "a%b"] {
+            assert!(validate_path_segment_name(bad).is_err(), "{bad}");
         }
     }
 }

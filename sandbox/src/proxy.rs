@@ -29,36 +29,9 @@ pub async fn forward(
     let name = apiservice.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
     let unavailable =
         |why: String| ApiError::service_unavailable(format!("the APIService {name:?} is unavailable: {why}"));
-    let svc = apiservice.pointer("/spec/service").ok_or_else(|| unavailable("no service".into()))?;
-    let ns = svc.get("namespace").and_then(Value::as_str).unwrap_or_default();
-    let svc_name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
-    let addr =
-        state.cp.admission.service_addr(ns, svc_name).ok_or_else(|| {
-            unavailable(format!("service \"{ns}/{svc_name}\" has no endpoints in the sandbox"))
-        })?;
-    let insecure = apiservice.pointer("/spec/insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
-    let ca = match apiservice.pointer("/spec/caBundle").and_then(Value::as_str) {
-        Some(b) => base64::engine::general_purpose::STANDARD
-            .decode(b)
-            .map_err(|e| unavailable(format!("caBundle is not base64: {e}")))?,
-        None if insecure => Vec::new(),
-        None => return Err(unavailable("no caBundle and insecureSkipTLSVerify is not set".into())),
-    };
-    let host = format!("{svc_name}.{ns}.svc");
-    let mut builder = reqwest::Client::builder().resolve(&host, addr).timeout(Duration::from_secs(30));
-    if insecure {
-        builder = builder.danger_accept_invalid_certs(true);
-        if let Some(fp) = &state.front_proxy {
-            let id = reqwest::Identity::from_pem(format!("{}{}", fp.cert_pem, fp.key_pem).as_bytes())
-                .map_err(|e| unavailable(e.to_string()))?;
-            builder = builder.identity(id);
-        }
-    } else {
-        let tls = crate::pki::client_config(&ca, state.front_proxy.as_deref())
+    let (client, host) =
+        backend(&state.cp, apiservice, state.front_proxy.as_deref(), Duration::from_secs(30))
             .map_err(|e| unavailable(e.to_string()))?;
-        builder = builder.use_preconfigured_tls((*tls).clone());
-    }
-    let client = builder.build().map_err(|e| unavailable(e.to_string()))?;
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     // The mapped address stands for the Service's endpoints whatever `spec.service.port` says;
     // a port in the URL would replace the mapped one, so the URL carries none.
@@ -88,6 +61,70 @@ pub async fn forward(
         unavailable(format!("error reading the response: {}", crate::admission::error_chain(&e)))
     })?;
     out.body(Body::from(bytes)).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Why an APIService's backend cannot be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendError {
+    /// No `spec.service`.
+    NoService,
+    /// The Service has no endpoints (nothing mapped to it).
+    NoEndpoints { namespace: String, name: String },
+    /// caBundle, client certificate or client setup.
+    Tls(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoService => f.write_str("no service"),
+            Self::NoEndpoints { namespace, name } => {
+                write!(f, "service \"{namespace}/{name}\" has no endpoints in the sandbox")
+            }
+            Self::Tls(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A client for the APIService's backend Service — its host name resolving to the mapped
+/// address, verifying `caBundle` (or nothing, with `insecureSkipTLSVerify`) and presenting the
+/// front-proxy client certificate — and that host name (`name.namespace.svc`).
+pub fn backend(
+    cp: &crate::control::ControlPlane,
+    apiservice: &Value,
+    front_proxy: Option<&crate::pki::Leaf>,
+    timeout: Duration,
+) -> Result<(reqwest::Client, String), BackendError> {
+    let svc = apiservice.pointer("/spec/service").filter(|s| !s.is_null()).ok_or(BackendError::NoService)?;
+    let ns = svc.get("namespace").and_then(Value::as_str).unwrap_or_default();
+    let svc_name = svc.get("name").and_then(Value::as_str).unwrap_or_default();
+    let addr = cp
+        .admission
+        .service_addr(ns, svc_name)
+        .ok_or_else(|| BackendError::NoEndpoints { namespace: ns.to_owned(), name: svc_name.to_owned() })?;
+    let tls_err = |e: String| BackendError::Tls(e);
+    let insecure = apiservice.pointer("/spec/insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
+    let ca = match apiservice.pointer("/spec/caBundle").and_then(Value::as_str).filter(|b| !b.is_empty()) {
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| tls_err(format!("caBundle is not base64: {e}")))?,
+        None if insecure => Vec::new(),
+        None => return Err(tls_err("no caBundle and insecureSkipTLSVerify is not set".into())),
+    };
+    let host = format!("{svc_name}.{ns}.svc");
+    let mut builder = reqwest::Client::builder().resolve(&host, addr).timeout(timeout);
+    if insecure {
+        builder = builder.danger_accept_invalid_certs(true);
+        if let Some(fp) = front_proxy {
+            let id = reqwest::Identity::from_pem(format!("{}{}", fp.cert_pem, fp.key_pem).as_bytes())
+                .map_err(|e| tls_err(e.to_string()))?;
+            builder = builder.identity(id);
+        }
+    } else {
+        let tls = crate::pki::client_config(&ca, front_proxy).map_err(|e| tls_err(e.to_string()))?;
+        builder = builder.use_preconfigured_tls((*tls).clone());
+    }
+    Ok((builder.build().map_err(|e| tls_err(e.to_string()))?, host))
 }
 
 /// Whether a request header goes on to the backend: not the caller's credentials (the backend

@@ -34,6 +34,9 @@ pub struct Resource {
     pub custom: bool,
     /// The CRD's `additionalPrinterColumns` for this version.
     pub printer_columns: Option<Value>,
+    /// Names are path segments (any text but `/`, `%`, `.` and `..`), as for RBAC objects
+    /// (`system:auth-delegator`), instead of RFC 1123 subdomains.
+    pub path_segment_names: bool,
 }
 
 impl Resource {
@@ -53,7 +56,12 @@ impl Resource {
             virtual_create: false,
             custom: false,
             printer_columns: None,
+            path_segment_names: false,
         }
+    }
+    fn path_segments(mut self) -> Self {
+        self.path_segment_names = true;
+        self
     }
     fn short(mut self, names: &[&str]) -> Self {
         self.short_names = names.iter().map(|s| (*s).to_owned()).collect();
@@ -156,7 +164,26 @@ impl Registry {
             )
             .short(&["hpa"])
             .with_status(),
+            Resource::builtin("", "v1", "Pod", "pods", true).short(&["po"]).with_status(),
             Resource::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
+            Resource::builtin("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false)
+                .path_segments(),
+            Resource::builtin(
+                "rbac.authorization.k8s.io",
+                "v1",
+                "ClusterRoleBinding",
+                "clusterrolebindings",
+                false,
+            )
+            .path_segments(),
+            Resource::builtin("rbac.authorization.k8s.io", "v1", "Role", "roles", true).path_segments(),
+            Resource::builtin("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true)
+                .path_segments(),
+            Resource::builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true)
+                .short(&["netpol"]),
+            Resource::builtin("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true)
+                .short(&["pdb"])
+                .with_status(),
             Resource::builtin(
                 "admissionregistration.k8s.io",
                 "v1",
@@ -275,6 +302,7 @@ impl Registry {
                 scale,
                 virtual_create: false,
                 custom: true,
+                path_segment_names: false,
                 printer_columns: v.get("additionalPrinterColumns").cloned(),
             });
         }

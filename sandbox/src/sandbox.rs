@@ -95,8 +95,9 @@ impl Sandbox {
             .map_err(|source| SandboxError::Listen { addr: cfg.addr, source })?;
         let addr = listener.local_addr().map_err(|source| SandboxError::Listen { addr: cfg.addr, source })?;
         let tls = crate::pki::server_config(&serving, None)?;
+        let front_proxy = Arc::new(front_proxy);
         let state =
-            AppState { cp: cp.clone(), address: addr.to_string(), front_proxy: Some(Arc::new(front_proxy)) };
+            AppState { cp: cp.clone(), address: addr.to_string(), front_proxy: Some(front_proxy.clone()) };
         let (stop, stopped) = watch::channel(false);
         let mut tasks =
             vec![tokio::spawn(crate::serve::serve_tls(listener, tls, router(state), stopped.clone()))];
@@ -104,6 +105,11 @@ impl Sandbox {
             tasks.push(tokio::spawn(crate::controllers::deployments::run(
                 cp.clone(),
                 cfg.ready_delay,
+                stopped.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::controllers::apiservices::run(
+                cp.clone(),
+                front_proxy.clone(),
                 stopped.clone(),
             )));
             let token = uuid::Uuid::new_v4().simple().to_string();

@@ -12,57 +12,21 @@
 //!   `kubectl apply -k` installs; an in-process webhook serving that certificate then admits
 //!   and denies ScaledObjects applied with kubectl, the control plane checking it against the
 //!   caBundle the kustomization set.
+//! - deploy/rendered/default.yaml, the copy `ebb sandbox` installs, equals the rendering of
+//!   the default overlay (`EBB_UPDATE_RENDERED=1` rewrites it).
 //!
-//! The control plane serves no RBAC, NetworkPolicy or PodDisruptionBudget kinds of its own;
-//! [`serve_deploy_kinds`] adds them as plain stored kinds first.
+//! The stack running from these manifests (the sandbox node starting the Deployments' Pods) is
+//! covered by `cli/tests/sandbox.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
 use clap::Parser as _;
-use ebb_sandbox::resources::Resource;
 use ebb_sandbox::sandbox::{Config, Sandbox};
 use serde_json::json;
 
 use super::{deploy, documents, kn, kustomize, render_overlay, run, temp_dir};
-
-/// Kinds the manifests use that the control plane does not serve: (group, version, kind,
-/// plural, namespaced).
-pub const DEPLOY_KINDS: [(&str, &str, &str, &str, bool); 6] = [
-    ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false),
-    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false),
-    ("rbac.authorization.k8s.io", "v1", "Role", "roles", true),
-    ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true),
-    ("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", true),
-    ("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", true),
-];
-
-/// Makes the control plane store (not enforce) the kinds of [`DEPLOY_KINDS`].
-pub fn serve_deploy_kinds(sb: &Sandbox) {
-    let mut registry = sb.cp.registry.write().unwrap();
-    for (group, version, kind, plural, namespaced) in DEPLOY_KINDS {
-        if registry.get(group, version, plural).is_some() {
-            continue;
-        }
-        registry.insert(Resource {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-            list_kind: format!("{kind}List"),
-            plural: plural.into(),
-            singular: kind.to_ascii_lowercase(),
-            namespaced,
-            short_names: Vec::new(),
-            categories: Vec::new(),
-            status: false,
-            scale: None,
-            virtual_create: false,
-            custom: false,
-            printer_columns: None,
-        });
-    }
-}
 
 #[derive(Debug)]
 struct Cluster {
@@ -74,13 +38,6 @@ struct Cluster {
 impl Cluster {
     async fn start(tag: &str) -> Self {
         let sb = Sandbox::start(Config { controllers: false, ..Default::default() }).await.unwrap();
-        let missing: Vec<&str> = DEPLOY_KINDS
-            .iter()
-            .filter(|(g, v, _, p, _)| sb.cp.registry().get(g, v, p).is_none())
-            .map(|k| k.2)
-            .collect();
-        println!("kinds the control plane does not serve itself, added as stored kinds: {missing:?}");
-        serve_deploy_kinds(&sb);
         let dir = temp_dir(tag);
         let kubeconfig = dir.join("kubeconfig");
         ebb_sandbox::kubeconfig::write_kubeconfig(&kubeconfig, &sb.kubeconfig()).unwrap();
@@ -104,6 +61,23 @@ impl Cluster {
         self.sb.stop().await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+#[test]
+fn rendered_default_overlay_is_current() {
+    let path = deploy().join("rendered/default.yaml");
+    let header = "# Generated from deploy/overlays/default by `kubectl kustomize`; do not edit. `ebb sandbox` installs\n\
+                  # it. Regenerate: EBB_UPDATE_RENDERED=1 cargo test -p ebb-e2e --test deploy rendered\n";
+    let want = format!("{header}{}", render_overlay("default").yaml);
+    if std::env::var("EBB_UPDATE_RENDERED").is_ok_and(|v| v == "1") {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is stale: run EBB_UPDATE_RENDERED=1 cargo test -p ebb-e2e --test deploy rendered",
+        path.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
 //! Built-in controllers of the control plane: workloads' status follows their spec
-//! (`deployments`), and the HorizontalPodAutoscaler controller (`hpa`).
+//! (`deployments`), the HorizontalPodAutoscaler controller (`hpa`), and APIService
+//! availability (`apiservices`).
 
+pub mod apiservices;
 pub mod deployments;
 pub mod hpa;

@@ -1,0 +1,294 @@
+//! One Pod of the sandbox node: its process (started from the program built next to `ebb`,
+//! restarted with a growing back-off when it exits), its projected volumes, its readiness
+//! (the container's readiness probe), and the status written to its Pod object.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::launch::{self, Launch, Lookup, PodRef};
+use super::volumes;
+
+/// Local forwarder addresses of Service ports.
+pub type Links = std::collections::BTreeMap<super::forward::PortKey, std::net::SocketAddr>;
+use ebb_sandbox::control::ControlPlane;
+
+/// Longest pause between restarts.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// Where the node finds programs and keeps Pods' files.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Directory holding the built programs (next to `ebb`).
+    pub bin_dir: PathBuf,
+    /// Pods' directories, logs and volumes.
+    pub dir: PathBuf,
+    /// Kubeconfig the programs use.
+    pub kubeconfig: PathBuf,
+}
+
+/// A Pod the node runs.
+#[derive(Debug)]
+pub struct PodRun {
+    pub namespace: String,
+    pub name: String,
+    pub deployment: String,
+    pub template_hash: u64,
+    pub spec: Value,
+    pub launch: Option<Launch>,
+    child: Option<tokio::process::Child>,
+    pub ready: bool,
+    waiting: Option<(String, String)>,
+    pub restarts: u32,
+    retry_at: Option<Instant>,
+    started_at: Option<String>,
+    last_status: Value,
+}
+
+struct StoreLookup<'a>(&'a ControlPlane, &'a str);
+
+impl Lookup for StoreLookup<'_> {
+    fn value(&self, secret: bool, name: &str, key: &str) -> Option<String> {
+        let plural = if secret { "secrets" } else { "configmaps" };
+        let obj = self.0.get(&self.0.resource("", "v1", plural)?, self.1, name).ok()?;
+        let v = obj.pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))?.as_str()?;
+        if secret {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(volumes::unwrapped(v)).ok()?;
+            String::from_utf8(bytes).ok()
+        } else {
+            Some(v.to_owned())
+        }
+    }
+}
+
+fn free_addr() -> Result<std::net::SocketAddr, String> {
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
+    l.local_addr().map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+impl PodRun {
+    pub fn new(namespace: &str, name: String, deployment: &str, template_hash: u64, spec: Value) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+            name,
+            deployment: deployment.to_owned(),
+            template_hash,
+            spec,
+            launch: None,
+            child: None,
+            ready: false,
+            waiting: Some(("ContainerCreating".into(), String::new())),
+            restarts: 0,
+            retry_at: None,
+            started_at: None,
+            last_status: Value::Null,
+        }
+    }
+
+    fn dir(&self, paths: &Paths) -> PathBuf {
+        paths.dir.join("pods").join(format!("{}_{}", self.namespace, self.name))
+    }
+
+    /// The log file of the Pod's process.
+    pub fn log(&self, paths: &Paths) -> PathBuf {
+        paths.dir.join("logs").join(format!("{}_{}.log", self.namespace, self.name))
+    }
+
+    fn wait(&mut self, reason: &str, message: String) {
+        self.ready = false;
+        self.waiting = Some((reason.to_owned(), message));
+    }
+
+    /// One step: notice an exit, (re)start when due, keep volumes current, probe readiness.
+    pub async fn step(&mut self, cp: &ControlPlane, paths: &Paths, links: &Links, http: &reqwest::Client) {
+        if let Some(child) = &mut self.child
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.child = None;
+            self.restarts += 1;
+            let pause = Duration::from_secs(1 << self.restarts.min(5)).min(MAX_BACKOFF);
+            self.retry_at = Some(Instant::now() + pause);
+            let log = self.log(paths);
+            println!(
+                "{}/{}: exited ({status}); restarting in {pause:?} (log {})",
+                self.namespace,
+                self.name,
+                log.display()
+            );
+            self.wait("CrashLoopBackOff", format!("{status}; see {}", log.display()));
+        }
+        if self.launch.is_none() {
+            let sa =
+                self.spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default").to_owned();
+            let pod = PodRef { namespace: &self.namespace, name: &self.name, service_account: &sa };
+            match launch::plan(
+                &self.spec,
+                &pod,
+                &self.dir(paths),
+                &StoreLookup(cp, &self.namespace),
+                &mut free_addr,
+            ) {
+                Ok(l) => self.launch = Some(l),
+                Err(e) => return self.wait("CreateContainerConfigError", e),
+            }
+        }
+        let Some(l) = self.launch.clone() else { return };
+        for v in &l.volumes {
+            match volumes::files(cp, &self.namespace, &v.source) {
+                Ok(Some(files)) => {
+                    if let Err(e) = volumes::write(v, &files) {
+                        return self.wait("ContainerCreating", e);
+                    }
+                }
+                Ok(None) => {
+                    if self.child.is_none() {
+                        let what = match &v.source {
+                            launch::Source::Secret { name, .. } => format!("secret {name:?}"),
+                            launch::Source::ConfigMap { name, .. } => format!("configmap {name:?}"),
+                            launch::Source::EmptyDir => String::new(),
+                        };
+                        return self.wait(
+                            "ContainerCreating",
+                            format!("MountVolume.SetUp failed for volume {:?}: {what} not found", v.name),
+                        );
+                    }
+                }
+                Err(e) => return self.wait("ContainerCreating", e),
+            }
+        }
+        if self.child.is_none() && self.retry_at.is_none_or(|t| Instant::now() >= t) {
+            match self.spawn(&l, paths, links) {
+                Ok(child) => {
+                    self.child = Some(child);
+                    self.waiting = None;
+                    self.started_at =
+                        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                    println!(
+                        "{}/{}: started {} (log {})",
+                        self.namespace,
+                        self.name,
+                        l.program,
+                        self.log(paths).display()
+                    );
+                }
+                Err(e) => {
+                    self.retry_at = Some(Instant::now() + Duration::from_secs(2));
+                    return self.wait("RunContainerError", e);
+                }
+            }
+        }
+        if self.child.is_some() {
+            self.ready = match &l.readiness {
+                Some((path, addr)) => http
+                    .get(format!("http://{addr}{path}"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success()),
+                None => true,
+            };
+        }
+    }
+
+    fn spawn(&self, l: &Launch, paths: &Paths, links: &Links) -> Result<tokio::process::Child, String> {
+        let exe = paths.bin_dir.join(&l.program);
+        if !exe.exists() {
+            return Err(format!(
+                "{} is not built next to ebb in {} (run `cargo build --workspace`)",
+                l.program,
+                paths.bin_dir.display()
+            ));
+        }
+        let log_path = self.log(paths);
+        if let Some(d) = log_path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("{}: {e}", log_path.display()))?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(&l.args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOSTNAME", &self.name)
+            .env("KUBECONFIG", &paths.kubeconfig)
+            .envs(l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .current_dir(self.dir(paths))
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .kill_on_drop(true);
+        if let Some(link) = &l.link {
+            let key = (link.namespace.clone(), link.service.clone(), link.port);
+            let addr = links
+                .get(&key)
+                .ok_or_else(|| format!("no forwarder for Service {}/{}", link.namespace, link.service))?;
+            cmd.env(link.env, addr.to_string());
+        }
+        cmd.spawn().map_err(|e| format!("cannot start {}: {e}", exe.display()))
+    }
+
+    /// Asks the process to stop (SIGTERM), waits up to `grace`, then kills it.
+    pub async fn stop(&mut self, grace: Duration) {
+        let Some(mut child) = self.child.take() else { return };
+        if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
+        if tokio::time::timeout(grace, child.wait()).await.is_err() {
+            let _ = child.kill().await;
+        }
+        self.ready = false;
+    }
+
+    /// The Pod object to create.
+    pub fn object(&self, template: &Value) -> Value {
+        let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+        labels["pod-template-hash"] = json!(format!("{:x}", self.template_hash & 0xff_ffff_ffff));
+        let mut spec = self.spec.clone();
+        spec["nodeName"] = json!("sandbox");
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": labels,
+                "annotations": template.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}))},
+            "spec": spec})
+    }
+
+    /// The Pod's status now; `None` when it is what was last written.
+    pub fn status_change(&mut self) -> Option<Value> {
+        let cname = self.spec.pointer("/containers/0/name").cloned().unwrap_or_else(|| json!("main"));
+        let state = match (&self.waiting, &self.started_at) {
+            (Some((reason, message)), _) => json!({"waiting": {"reason": reason, "message": message}}),
+            (None, Some(at)) => json!({"running": {"startedAt": at}}),
+            (None, None) => json!({"waiting": {"reason": "ContainerCreating"}}),
+        };
+        let ready = if self.ready { "True" } else { "False" };
+        let status = json!({
+            "phase": if self.child.is_some() { "Running" } else { "Pending" },
+            "podIP": "127.0.0.1", "hostIP": "127.0.0.1",
+            "conditions": [{"type": "Ready", "status": ready}, {"type": "ContainersReady", "status": ready}],
+            "containerStatuses": [{"name": cname, "ready": self.ready, "restartCount": self.restarts,
+                "started": self.child.is_some(), "state": state}],
+        });
+        (status != self.last_status).then(|| {
+            self.last_status = status.clone();
+            status
+        })
+    }
+
+    /// Forgets the written status, so the next [`Self::status_change`] rewrites it.
+    pub fn status_lost(&mut self) {
+        self.last_status = Value::Null;
+    }
+
+    /// The Pod's local directory exists for its volumes.
+    pub fn prepare(&self, paths: &Paths) -> Result<(), String> {
+        let d = self.dir(paths);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))
+    }
+}

@@ -1,0 +1,200 @@
+//! `ebb sandbox` end to end, as a user runs it: the stack comes up from `deploy/` — applied by
+//! kubectl from `deploy/overlays/default`, or installed by the sandbox from the rendered copy —
+//! with the operator issuing the certificates, and answers seed 003's post-install checks.
+//! The programs must be built next to `ebb` (the workspace test command builds them).
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+/// A running `ebb sandbox` and its output lines.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    dir: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Running {
+    fn start(tag: &str, extra: &[&str]) -> Self {
+        let bin = Path::new(env!("CARGO_BIN_EXE_ebb")).parent().unwrap().to_path_buf();
+        for p in ["ebb-operator", "ebb-webhook", "ebb-metrics-apiserver"] {
+            assert!(bin.join(p).exists(), "{p} is not built in {} (cargo build --workspace)", bin.display());
+        }
+        let dir = std::env::temp_dir().join(format!("ebb-sandbox-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        let mut args = vec!["sandbox", "--port", "0", "--kubeconfig", kubeconfig.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ebb"))
+            .args(&args)
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                println!("sandbox: {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, seen: Vec::new(), dir, kubeconfig }
+    }
+
+    /// Waits for an output line satisfying `f`.
+    fn wait_line(&mut self, within: Duration, f: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + within;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if f(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no such line within {within:?}; output: {:#?}", self.seen);
+    }
+
+    fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(args)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Polls `kubectl args` until `f` accepts its stdout.
+    fn until(&self, within: Duration, args: &[&str], f: impl Fn(&str) -> bool) -> String {
+        let end = Instant::now() + within;
+        loop {
+            let (ok, out, err) = self.kubectl(args);
+            if ok && f(&out) {
+                return out;
+            }
+            assert!(Instant::now() < end, "kubectl {args:?} within {within:?}: {out}{err}");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status}");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Seed 003's checks, with what an installation of ebb answers.
+fn post_install_checks(sb: &Running) {
+    let (ok, out, err) = sb.kubectl(&["get", "crd"]);
+    assert!(ok, "{err}");
+    let keda: Vec<&str> =
+        out.lines().filter(|l| l.contains("keda")).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(
+        keda,
+        ["clustertriggerauthentications.keda.sh", "scaledobjects.keda.sh", "triggerauthentications.keda.sh"],
+        "{out}"
+    );
+    let out =
+        sb.until(Duration::from_secs(60), &["get", "apiservice", "v1beta1.external.metrics.k8s.io"], |o| {
+            o.lines().nth(1).is_some_and(|l| l.split_whitespace().nth(2) == Some("True"))
+        });
+    let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[..3], ["v1beta1.external.metrics.k8s.io", "keda/ebb-metrics-apiserver", "True"], "{out}");
+    let (ok, out, err) = sb.kubectl(&["get", "--raw", "/apis/external.metrics.k8s.io/v1beta1"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list["kind"], "APIResourceList");
+    assert_eq!(list["groupVersion"], "external.metrics.k8s.io/v1beta1");
+    let r = &list["resources"][0];
+    assert_eq!(
+        (r["name"].as_str(), r["namespaced"].as_bool(), r["kind"].as_str(), r["verbs"].clone()),
+        (Some("externalmetrics"), Some(true), Some("ExternalMetricValueList"), serde_json::json!(["get"])),
+        "{out}"
+    );
+    let (ok, out, err) = sb.kubectl(&["get", "validatingwebhookconfigurations", "keda-admission"]);
+    assert!(ok, "{err}");
+    let row: Vec<&str> = out.lines().nth(1).unwrap_or("").split_whitespace().collect();
+    assert_eq!(row.get(..2), Some(&["keda-admission", "3"][..]), "{out}");
+}
+
+/// ScaledObjects go through the webhook the installation registered: the seed is admitted, a
+/// broken one denied with the webhook's reason.
+fn admission_works(sb: &Running) {
+    let (ok, out, err) =
+        sb.kubectl(&["apply", "--validate=false", "-f", "tests/fixtures/seed/cron-prescale.yaml"]);
+    assert!(ok, "{out}{err}");
+    let bad = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: bad, namespace: default}\n\
+               spec:\n  scaleTargetRef: {name: web}\n  minReplicaCount: 5\n  maxReplicaCount: 2\n  \
+               triggers: [{type: cron, metadata: {timezone: UTC, start: '0 * * * *', end: '5 * * * *', desiredReplicas: '1'}}]\n";
+    let path = sb.dir.join("bad.yaml");
+    std::fs::write(&path, bad).unwrap();
+    let (ok, out, err) = sb.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]);
+    assert!(!ok, "{out}");
+    assert!(err.contains("denied the request") && err.contains("minReplicaCount"), "{err}");
+}
+
+#[test]
+fn kubectl_applies_the_default_overlay_and_the_stack_comes_up() {
+    let mut sb = Running::start("kubectl", &["--no-install"]);
+    sb.wait_line(Duration::from_secs(30), |l| l == "sandbox ready");
+    let (ok, out, err) = sb.kubectl(&["apply", "--validate=false", "-k", "deploy/overlays/default"]);
+    assert!(ok, "kubectl apply -k deploy/overlays/default: {out}{err}");
+    assert!(out.contains("deployment.apps/ebb-operator created"), "{out}");
+    // The node runs one Pod per Deployment; each becomes ready.
+    let pods = sb.until(Duration::from_secs(90), &["get", "pods", "-n", "keda"], |o| {
+        o.lines().skip(1).filter(|l| l.split_whitespace().nth(1) == Some("1/1")).count() == 3
+    });
+    for d in ["ebb-operator", "ebb-webhook", "ebb-metrics-apiserver"] {
+        assert!(pods.lines().any(|l| l.starts_with(&format!("{d}-")) && l.contains("Running")), "{pods}");
+    }
+    // The operator made the certificates and injected the CA.
+    let (ok, out, err) = sb.kubectl(&["get", "secret", "-n", "keda", "ebb-certs", "-o", "jsonpath={.data}"]);
+    assert!(ok, "{err}");
+    let data: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for key in ["tls.crt", "tls.key", "ca.crt"] {
+        assert!(data.get(key).is_some(), "{key} in {out}");
+    }
+    post_install_checks(&sb);
+    admission_works(&sb);
+    sb.stop();
+}
+
+#[test]
+fn the_sandbox_installs_deploy_and_runs_the_demo() {
+    let mut sb = Running::start("install", &[]);
+    sb.wait_line(Duration::from_secs(120), |l| l == "sandbox ready");
+    assert!(
+        sb.seen.iter().any(|l| l.starts_with("installed ") && l.ends_with(" objects; waiting for the stack"))
+    );
+    post_install_checks(&sb);
+    sb.wait_line(Duration::from_secs(10), |l| l.starts_with("demo: Deployment php-apache"));
+    let (ok, out, err) = sb.kubectl(&["get", "scaledobject", "php-apache-cron-scaled", "-o", "name"]);
+    assert!(ok, "{out}{err}");
+    sb.stop();
+}
