@@ -309,7 +309,7 @@ fn link(program: &str, args: &[String], env: &[(String, String)]) -> Option<Serv
     if program != "ebb-metrics-apiserver" {
         return None;
     }
-    let from_args = args.iter().enumerate().find_map(|(i, a)| {
+    let from_args = args.iter().enumerate().rev().find_map(|(i, a)| {
         if a == "--operator-url" {
             args.get(i + 1).cloned()
         } else {
@@ -326,7 +326,8 @@ fn link(program: &str, args: &[String], env: &[(String, String)]) -> Option<Serv
     let mut labels = host.split('.');
     let (service, namespace) = (labels.next()?, labels.next()?);
     let tail: Vec<&str> = labels.collect();
-    let cluster = tail.is_empty() || tail.first() == Some(&"svc");
+    // `service.namespace.svc[.cluster-domain]`: the forms that name a Service unambiguously.
+    let cluster = tail.first() == Some(&"svc");
     cluster.then(|| ServiceLink {
         namespace: namespace.to_owned(),
         service: service.to_owned(),

@@ -325,7 +325,7 @@ async fn dashboard_queries_only_metrics_ebb_exports() {
     // Registered as deployed, with the control plane's CA as caBundle: every ScaledObject below
     // is reviewed, so the webhook's counters have samples.
     let mut vwc =
-        render_overlay("default").get("ValidatingWebhookConfiguration", "ebb-webhook").unwrap().clone();
+        render_overlay("default").get("ValidatingWebhookConfiguration", "keda-admission").unwrap().clone();
     let ca = base64::engine::general_purpose::STANDARD.encode(sb.ca.cert_pem());
     for hook in vwc["webhooks"].as_array_mut().unwrap() {
         hook["clientConfig"]["caBundle"] = json!(ca);

@@ -40,8 +40,13 @@ pub fn deploy() -> PathBuf {
 pub const OVERLAYS: [&str; 3] = ["default", "cert-manager", "high-availability"];
 
 /// The components shipped under deploy/components.
-pub const COMPONENTS: [&str; 4] =
-    ["cert-manager", "high-availability", "service-monitor", "secrets-in-operator-namespace"];
+pub const COMPONENTS: [&str; 5] = [
+    "cert-manager",
+    "high-availability",
+    "service-monitor",
+    "secrets-in-operator-namespace",
+    "self-managed-certificates",
+];
 
 /// Runs `program` with `args` (and `stdin`, if any): (success, stdout, stderr).
 pub fn run(
@@ -128,7 +133,8 @@ pub fn render_everything() -> Rendered {
     let rel = |p: &str| format!("{up}{}", deploy().join(p).strip_prefix("/").unwrap().display());
     let components: Vec<String> = COMPONENTS
         .iter()
-        .filter(|c| **c != "high-availability")
+        // Already in the high-availability overlay, or its alternative (cert-manager).
+        .filter(|c| !["high-availability", "self-managed-certificates"].contains(*c))
         .map(|c| rel(&format!("components/{c}")))
         .collect();
     let text = format!(

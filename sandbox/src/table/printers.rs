@@ -94,6 +94,13 @@ pub fn builtin_columns(group: &str, kind: &str) -> Vec<Column> {
             }),
             age,
         ],
+        ("", "Pod") => vec![
+            name,
+            c("Ready", "string", 0, "Ready containers out of all containers.", pod_ready),
+            c("Status", "string", 0, "The pod's phase, or why its container waits.", pod_status),
+            c("Restarts", "string", 0, "Container restarts.", pod_restarts),
+            age,
+        ],
         ("apiregistration.k8s.io", "APIService") => vec![
             name,
             c("Service", "string", 0, "The service serving this API, or Local.", apiservice_service),
@@ -158,6 +165,28 @@ fn deploy_ready(o: &Value, _: Now) -> Value {
     let desired = int_at(o, "/spec/replicas", 1);
     let ready = int_at(o, "/status/readyReplicas", 0);
     Value::String(format!("{ready}/{desired}"))
+}
+
+fn container_statuses(o: &Value) -> impl Iterator<Item = &Value> {
+    o.pointer("/status/containerStatuses").and_then(Value::as_array).into_iter().flatten()
+}
+
+/// `ready/containers` of a Pod.
+fn pod_ready(o: &Value, _: Now) -> Value {
+    let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, Vec::len);
+    let ready = container_statuses(o).filter(|c| c["ready"] == true).count();
+    Value::String(format!("{ready}/{total}"))
+}
+
+/// The first waiting container's reason, else the phase.
+fn pod_status(o: &Value, _: Now) -> Value {
+    let waiting = container_statuses(o).find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+    Value::String(waiting.unwrap_or_else(|| non_empty(str_at(o, "/status/phase"), "Pending")).to_owned())
+}
+
+fn pod_restarts(o: &Value, _: Now) -> Value {
+    let n: i64 = container_statuses(o).filter_map(|c| c["restartCount"].as_i64()).sum();
+    json!(n)
 }
 
 fn template_containers(o: &Value) -> impl Iterator<Item = &Value> {
