@@ -31,6 +31,15 @@
 //! handshakes (established connections keep theirs). A set of files that does not load (say, a
 //! certificate already replaced whose key is not yet) is logged and the previous configuration
 //! stays in use until the files change again. No restart is needed for a rotation.
+//!
+//! [`start`] (what the program uses) does not need the files to be there at start: with
+//! `--manage-certificates` they come from a Secret the operator itself creates, and the
+//! kubelet projects it into the pod some time later. While a file is missing, [`start`] waits
+//! (checking every second, one log line naming what it waits for) and serves once the files
+//! load. Files that exist but do not load (a corrupted Secret the certificate management is
+//! about to replace) are waited on too: the problem is logged as a warning each time the
+//! files change, and the rest of the operator keeps running. Only a listen address that cannot
+//! be bound fails the start.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -123,6 +132,97 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), InternalError> {
     InternalServer::bind(cfg).await?.serve(source, shutdown).await
+}
+
+/// How often [`start`] looks at missing or unloadable files again.
+const FILE_POLL: Duration = Duration::from_secs(1);
+
+/// Starts the service on its own task: binds now when the files load; otherwise waits for them
+/// (see the module documentation) and binds then. Fails only when the address cannot be bound
+/// at start. The task ends when `shutdown` completes.
+pub async fn start(
+    cfg: InternalServerConfig,
+    source: Arc<dyn ValueSource>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, InternalError> {
+    let first = match InternalServer::bind(cfg.clone()).await {
+        Ok(server) => Some(server),
+        Err(err @ InternalError::Bind { .. }) => return Err(err),
+        Err(err) => {
+            report_unloadable(&cfg, &err);
+            None
+        }
+    };
+    Ok(tokio::spawn(async move {
+        let mut shutdown = Box::pin(shutdown);
+        let server = match first {
+            Some(server) => server,
+            None => {
+                let waiting = wait_for_files(cfg);
+                tokio::select! {
+                    () = &mut shutdown => return,
+                    server = waiting => match server {
+                        Ok(server) => server,
+                        Err(err) => return tracing::error!("internal metrics service failed: {err}"),
+                    },
+                }
+            }
+        };
+        if let Err(err) = server.serve(source, shutdown).await {
+            tracing::error!("internal metrics service failed: {err}");
+        }
+    }))
+}
+
+/// The files of `cfg` that do not exist.
+fn missing_files(cfg: &InternalServerConfig) -> Vec<String> {
+    [&cfg.cert_file, &cfg.key_file, &cfg.client_ca_file]
+        .into_iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Logs why the files do not load yet.
+fn report_unloadable(cfg: &InternalServerConfig, err: &InternalError) {
+    let missing = missing_files(cfg);
+    if missing.is_empty() {
+        tracing::warn!(
+            "internal metrics service: the TLS files do not load ({err}); waiting for them to change"
+        );
+    } else {
+        tracing::info!(
+            "internal metrics service: waiting for {} (the certificate Secret may not exist yet)",
+            missing.join(", ")
+        );
+    }
+}
+
+/// Retries binding every [`FILE_POLL`] until the files load; reports a new problem only when
+/// the files changed since the last report.
+async fn wait_for_files(cfg: InternalServerConfig) -> Result<InternalServer, InternalError> {
+    let stamps = |cfg: &InternalServerConfig| {
+        [&cfg.cert_file, &cfg.key_file, &cfg.client_ca_file].map(|p| ebb_plumbing::tls::stamp(p))
+    };
+    let mut reported = stamps(&cfg);
+    loop {
+        tokio::time::sleep(FILE_POLL).await;
+        let now = stamps(&cfg);
+        if now == reported {
+            continue;
+        }
+        match InternalServer::bind(cfg.clone()).await {
+            Ok(server) => {
+                tracing::info!("internal metrics service: TLS files loaded");
+                return Ok(server);
+            }
+            Err(err @ InternalError::Bind { .. }) => return Err(err),
+            Err(err) => {
+                report_unloadable(&cfg, &err);
+                reported = now;
+            }
+        }
+    }
 }
 
 /// The HTTP routes of the service, without TLS (the TLS layer is [`InternalServer`]'s).

@@ -2,9 +2,11 @@
 //! loop. This module owns the program's flags ([`Args`]) and its lifecycle ([`run`]): logging,
 //! signals, the Kubernetes client, the ScaledObject controller (with its reflector-backed
 //! readiness), the release of loops of deleted objects, and the admin server (`/livez`,
-//! `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT.
+//! `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT; with `--manage-certificates`, also the
+//! certificate management ([`certs`]) on every replica.
 
 pub mod auth;
+pub mod certs;
 pub mod context;
 pub mod error;
 pub mod fallback;
@@ -93,6 +95,8 @@ pub struct Args {
     /// arrive). Bounds the connections, and their buffers, a burst can open.
     #[arg(long, env = "EBB_KUBE_API_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_max_in_flight: u32,
+    #[command(flatten)]
+    pub certificates: certs::CertificateArgs,
 }
 
 /// Default `--kube-api-max-in-flight`.
@@ -139,7 +143,7 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         metrics,
         recorder: Recorder::new(
             client.clone(),
-            Reporter { controller: NAME.into(), instance: Some(instance) },
+            Reporter { controller: NAME.into(), instance: Some(instance.clone()) },
         ),
         resolver: target::Resolver::default(),
         replicas: Default::default(),
@@ -168,6 +172,16 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         election =
             Some(AbortOnDrop(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, shutdown.wait()))));
     }
+    if args.certificates.manage_certificates {
+        let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
+            .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
+        let recorder =
+            Recorder::new(client.clone(), Reporter { controller: NAME.into(), instance: Some(instance) });
+        let manager = certs::CertManager::new(client.clone(), cfg)
+            .with_recorder(recorder)
+            .with_metrics(certs::CertMetrics::register(&mut server.registry));
+        tasks.push(AbortOnDrop(tokio::spawn(manager.run(shutdown.wait()))));
+    }
     if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
         args.internal_cert_file.clone(),
         args.internal_key_file.clone(),
@@ -175,14 +189,8 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
     ) {
         let cfg =
             internal::InternalServerConfig { addr: args.internal_addr, cert_file, key_file, client_ca_file };
-        let server = internal::InternalServer::bind(cfg).await?;
         let source = Arc::new(values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() });
-        let stop = shutdown.wait();
-        tasks.push(AbortOnDrop(tokio::spawn(async move {
-            if let Err(e) = server.serve(source, stop).await {
-                tracing::error!("internal metrics service failed: {e}");
-            }
-        })));
+        tasks.push(AbortOnDrop(internal::start(cfg, source, shutdown.wait()).await?));
     } else {
         tracing::warn!(
             "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"

@@ -1,0 +1,444 @@
+//! The certificate material of the operator's certificate management, and every decision about
+//! it, without any Kubernetes I/O: making a CA and a serving certificate (ECDSA P-256), reading
+//! them back from PEM, deciding whether each is kept or replaced, and building the CA bundle
+//! (current CA first, then earlier CAs that are still valid).
+//!
+//! Times are Unix seconds, as X.509 validity has a resolution of one second. Nothing here puts
+//! key material into an error message.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyPair, KeyUsagePurpose, PublicKeyData,
+};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::pem::Pem;
+
+/// How far back `notBefore` is set, so that a peer whose clock is a little behind accepts a
+/// certificate issued just now.
+const BACKDATE_SECS: i64 = 60;
+
+/// Common name prefix of the CAs; the issue time is appended so that successive CAs have
+/// distinct subjects.
+const CA_NAME: &str = "ebb-ca";
+
+/// Why certificate material could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("generating {what}: {message}")]
+pub struct GenerateError {
+    what: &'static str,
+    message: String,
+}
+
+impl GenerateError {
+    fn new(what: &'static str, message: impl fmt::Display) -> Self {
+        Self { what, message: message.to_string() }
+    }
+}
+
+/// Validity settings of the certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Lifetime of a serving certificate.
+    pub validity: Duration,
+    /// A serving certificate with less than this left is replaced.
+    pub renew_before: Duration,
+    /// Lifetime of a CA.
+    pub ca_validity: Duration,
+}
+
+impl Timing {
+    /// Checks that the settings make sense together; the message names the flags.
+    pub fn check(&self) -> Result<(), String> {
+        let show = |d: Duration| humantime::format_duration(d).to_string();
+        if self.validity.as_secs() < 2 {
+            return Err(format!("--certificate-validity ({}) must be at least 2s", show(self.validity)));
+        }
+        if self.renew_before.as_secs() == 0 || self.renew_before >= self.validity {
+            return Err(format!(
+                "--certificate-renew-before ({}) must be at least 1s and shorter than --certificate-validity ({})",
+                show(self.renew_before),
+                show(self.validity)
+            ));
+        }
+        if self.ca_validity <= self.ca_renew_window() {
+            return Err(format!(
+                "--ca-validity ({}) must be longer than --certificate-validity plus --certificate-renew-before ({}): \
+                 a CA is replaced once it could no longer outlive a new certificate",
+                show(self.ca_validity),
+                show(self.ca_renew_window())
+            ));
+        }
+        Ok(())
+    }
+
+    /// A CA with less than this left is replaced: every certificate it signs must be able to
+    /// run its full validity and still be renewed before the CA expires.
+    pub fn ca_renew_window(&self) -> Duration {
+        self.validity + self.renew_before
+    }
+}
+
+/// One parsed certificate: what the decisions look at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertInfo {
+    /// DER encoding.
+    pub der: Vec<u8>,
+    /// `notBefore`, Unix seconds.
+    pub not_before: i64,
+    /// `notAfter`, Unix seconds.
+    pub not_after: i64,
+    /// Serial number, hex.
+    pub serial: String,
+    /// DNS subject alternative names.
+    pub dns_names: BTreeSet<String>,
+    /// Whether basicConstraints marks it as a CA.
+    pub is_ca: bool,
+    /// Extended key usage serverAuth / clientAuth.
+    pub server_auth: bool,
+    pub client_auth: bool,
+    /// DER of the subject public key info.
+    pub spki: Vec<u8>,
+}
+
+impl CertInfo {
+    /// Parses one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let mut dns_names = BTreeSet::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                if let GeneralName::DNSName(n) = name {
+                    dns_names.insert((*n).to_owned());
+                }
+            }
+        }
+        let (server_auth, client_auth) = match cert.extended_key_usage() {
+            Ok(Some(eku)) => (eku.value.server_auth || eku.value.any, eku.value.client_auth || eku.value.any),
+            _ => (false, false),
+        };
+        Ok(Self {
+            der: der.to_vec(),
+            not_before: cert.validity().not_before.timestamp(),
+            not_after: cert.validity().not_after.timestamp(),
+            serial: cert.raw_serial_as_string(),
+            dns_names,
+            is_ca: cert.is_ca(),
+            server_auth,
+            client_auth,
+            spki: cert.tbs_certificate.subject_pki.raw.to_vec(),
+        })
+    }
+
+    /// Whether this certificate's signature verifies with `issuer`'s key and names it as issuer.
+    pub fn signed_by(&self, issuer: &CertInfo) -> bool {
+        let (Ok((_, child)), Ok((_, parent))) = (
+            x509_parser::parse_x509_certificate(&self.der),
+            x509_parser::parse_x509_certificate(&issuer.der),
+        ) else {
+            return false;
+        };
+        issued_by(&child, &parent)
+    }
+
+    /// The certificate as one PEM block.
+    pub fn pem(&self) -> String {
+        pem_encode(&self.der)
+    }
+}
+
+fn issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
+    child.issuer() == parent.subject() && child.verify_signature(Some(parent.public_key())).is_ok()
+}
+
+/// Encodes one DER certificate as PEM (64-column lines, LF).
+pub fn pem_encode(der: &[u8]) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
+    out.push_str("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(chunk));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// Every CERTIFICATE block of a PEM text, parsed; other blocks are skipped.
+pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertInfo>, String> {
+    let mut out = Vec::new();
+    for block in Pem::iter_from_buffer(pem) {
+        let block: Pem = block.map_err(|e| format!("bad PEM: {e}"))?;
+        if block.label == "CERTIFICATE" {
+            out.push(CertInfo::from_der(&block.contents)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The first certificate of a PEM text.
+fn first_cert(pem: &[u8]) -> Result<CertInfo, String> {
+    parse_certs(pem)?.into_iter().next().ok_or_else(|| "no certificate in the PEM data".to_owned())
+}
+
+/// Parses a PEM private key and checks that it belongs to `cert`.
+fn matching_key(key_pem: &[u8], cert: &CertInfo) -> Result<KeyPair, String> {
+    let text = std::str::from_utf8(key_pem).map_err(|_| "the private key is not PEM text".to_owned())?;
+    // rcgen's error names the problem, never the key.
+    let key = KeyPair::from_pem(text).map_err(|e| format!("the private key does not parse: {e}"))?;
+    if key.subject_public_key_info() != cert.spki {
+        return Err("the private key does not belong to the certificate".to_owned());
+    }
+    Ok(key)
+}
+
+/// A CA: its certificate and private key, both PEM.
+#[derive(Clone, Debug)]
+pub struct Ca {
+    pub info: CertInfo,
+    pub cert_pem: String,
+    /// PKCS#8 PEM. Never logged.
+    pub key_pem: String,
+}
+
+impl Ca {
+    /// Reads a CA from its PEM certificate and key, checking that they belong together and that
+    /// the certificate is a CA.
+    pub fn parse(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+        let info = first_cert(cert_pem)?;
+        if !info.is_ca {
+            return Err("the certificate is not a CA (basicConstraints)".to_owned());
+        }
+        matching_key(key_pem, &info)?;
+        Ok(Self { cert_pem: info.pem(), key_pem: String::from_utf8_lossy(key_pem).into_owned(), info })
+    }
+
+    /// A new self-signed CA valid from (about) `now` for `validity`.
+    pub fn generate(now: i64, validity: Duration) -> Result<Self, GenerateError> {
+        let err = |e: rcgen::Error| GenerateError::new("the CA", e);
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, format!("{CA_NAME}@{now}"));
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        set_validity(&mut params, now, validity);
+        let cert = params.self_signed(&key).map_err(err)?;
+        let info = CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new("the CA", e))?;
+        Ok(Self { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
+    }
+
+    /// Issues a serving certificate for `dns_names`, usable for server and client
+    /// authentication, valid from (about) `now` for `validity`.
+    pub fn issue(
+        &self,
+        dns_names: &[String],
+        now: i64,
+        validity: Duration,
+    ) -> Result<Serving, GenerateError> {
+        let err = |e: rcgen::Error| GenerateError::new("the serving certificate", e);
+        let ca_key = KeyPair::from_pem(&self.key_pem).map_err(err)?;
+        let issuer = Issuer::from_ca_cert_der(&self.info.der.clone().into(), ca_key).map_err(err)?;
+        let key = KeyPair::generate().map_err(err)?;
+        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(err)?;
+        params.distinguished_name = DistinguishedName::new();
+        if let Some(first) = dns_names.first() {
+            params.distinguished_name.push(DnType::CommonName, first.clone());
+        }
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages =
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        set_validity(&mut params, now, validity);
+        let cert = params.signed_by(&key, &issuer).map_err(err)?;
+        let info =
+            CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new("the serving certificate", e))?;
+        Ok(Serving { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
+    }
+}
+
+fn set_validity(params: &mut CertificateParams, now: i64, validity: Duration) {
+    let secs = i64::try_from(validity.as_secs()).unwrap_or(i64::MAX / 2);
+    let at =
+        |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    params.not_before = at(now - BACKDATE_SECS);
+    params.not_after = at(now.saturating_add(secs));
+}
+
+/// A serving certificate and its key, both PEM.
+#[derive(Clone, Debug)]
+pub struct Serving {
+    pub info: CertInfo,
+    pub cert_pem: String,
+    /// PKCS#8 PEM. Never logged.
+    pub key_pem: String,
+}
+
+impl Serving {
+    /// Reads a serving certificate (the first of `cert_pem`) and checks that `key_pem` is its key.
+    pub fn parse(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
+        let info = first_cert(cert_pem)?;
+        matching_key(key_pem, &info)?;
+        Ok(Self {
+            cert_pem: String::from_utf8_lossy(cert_pem).into_owned(),
+            key_pem: String::from_utf8_lossy(key_pem).into_owned(),
+            info,
+        })
+    }
+}
+
+/// Why a CA or a serving certificate is (re)issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// The Secret does not exist.
+    Missing,
+    /// The Secret's content does not parse (or the key does not match, or it is not a CA).
+    Unparseable(String),
+    /// The serving certificate is not signed by the current CA.
+    OtherIssuer,
+    /// The serving certificate's DNS names are not the configured ones.
+    DnsNames,
+    /// The serving certificate lacks serverAuth or clientAuth.
+    Usage,
+    /// Less than the renewal window is left.
+    Expiring { not_after: i64 },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("the Secret does not exist"),
+            Self::Unparseable(why) => write!(f, "its content is unusable: {why}"),
+            Self::OtherIssuer => f.write_str("the certificate is not signed by the current CA"),
+            Self::DnsNames => f.write_str("the certificate's DNS names differ from the configured ones"),
+            Self::Usage => {
+                f.write_str("the certificate is not valid for both server and client authentication")
+            }
+            Self::Expiring { not_after } => write!(f, "the certificate expires at {}", rfc3339(*not_after)),
+        }
+    }
+}
+
+impl Reason {
+    /// A short machine-friendly word for events and logs.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Unparseable(_) => "unusable",
+            Self::OtherIssuer => "ca-changed",
+            Self::DnsNames => "dns-names-changed",
+            Self::Usage => "usage",
+            Self::Expiring { .. } => "renewal",
+        }
+    }
+}
+
+/// RFC 3339 rendering of Unix seconds.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map(|d| d.to_rfc3339()).unwrap_or_else(|| t.to_string())
+}
+
+/// Seconds of a duration as i64.
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
+}
+
+/// What to do with the CA Secret's content.
+pub fn plan_ca(current: Option<&Result<Ca, String>>, now: i64, timing: &Timing) -> Result<(), Reason> {
+    match current {
+        None => Err(Reason::Missing),
+        Some(Err(why)) => Err(Reason::Unparseable(why.clone())),
+        Some(Ok(ca)) if ca.info.not_after - now <= secs(timing.ca_renew_window()) => {
+            Err(Reason::Expiring { not_after: ca.info.not_after })
+        }
+        Some(Ok(_)) => Ok(()),
+    }
+}
+
+/// When the CA is due for replacement, Unix seconds.
+pub fn ca_renew_at(ca: &CertInfo, timing: &Timing) -> i64 {
+    ca.not_after - secs(timing.ca_renew_window())
+}
+
+/// When a serving certificate is due for renewal, Unix seconds.
+pub fn serving_renew_at(cert: &CertInfo, timing: &Timing) -> i64 {
+    cert.not_after - secs(timing.renew_before)
+}
+
+/// Whether the serving certificate is kept (Ok) or reissued (the reason).
+pub fn plan_serving(
+    current: Option<&Result<Serving, String>>,
+    ca: &CertInfo,
+    dns_names: &[String],
+    now: i64,
+    timing: &Timing,
+) -> Result<(), Reason> {
+    let serving = match current {
+        None => return Err(Reason::Missing),
+        Some(Err(why)) => return Err(Reason::Unparseable(why.clone())),
+        Some(Ok(s)) => &s.info,
+    };
+    if !serving.signed_by(ca) {
+        return Err(Reason::OtherIssuer);
+    }
+    let want: BTreeSet<String> = dns_names.iter().cloned().collect();
+    if serving.dns_names != want {
+        return Err(Reason::DnsNames);
+    }
+    if !(serving.server_auth && serving.client_auth) {
+        return Err(Reason::Usage);
+    }
+    if serving.not_after - now <= secs(timing.renew_before) {
+        return Err(Reason::Expiring { not_after: serving.not_after });
+    }
+    Ok(())
+}
+
+/// The CA bundle: the current CA first, then every other CA certificate of `previous` (the
+/// bundle published so far) that is still valid at `now`, in their order, without duplicates.
+/// Unparseable parts of `previous` are dropped.
+pub fn bundle(current: &CertInfo, previous: &[u8], now: i64) -> String {
+    let mut out = current.pem();
+    let mut seen = vec![current.der.clone()];
+    let kept = Pem::iter_from_buffer(previous)
+        .map_while(Result::ok)
+        .filter(|b| b.label == "CERTIFICATE")
+        .filter_map(|b| CertInfo::from_der(&b.contents).ok());
+    for cert in kept {
+        if cert.is_ca && cert.not_after > now && !seen.contains(&cert.der) {
+            out.push_str(&cert.pem());
+            seen.push(cert.der);
+        }
+    }
+    out
+}
+
+/// The DNS names of a certificate for `services` in `namespace`: per service S, `S`, `S.N`,
+/// `S.N.svc` and `S.N.svc.<cluster_domain>`.
+pub fn dns_names(services: &[String], namespace: &str, cluster_domain: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in services.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        for name in [
+            s.to_owned(),
+            format!("{s}.{namespace}"),
+            format!("{s}.{namespace}.svc"),
+            format!("{s}.{namespace}.svc.{cluster_domain}"),
+        ] {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
