@@ -84,9 +84,6 @@ fn rendered_default_overlay_is_current() {
 async fn default_overlay_applies_and_answers_the_post_install_checks() {
     let cluster = Cluster::start("apply").await;
     let rendered = render_overlay("default");
-    let (_, o, e) = cluster.kubectl(&["get", "--raw", "/apis/rbac.authorization.k8s.io/v1"], None).await;
-    println!("DEBUG {o} {e} {:?}", cluster.sb.cp.registry().all().map(|r| r.plural.clone()).collect::<Vec<_>>());
-    println!("DEBUG2 {:?}", ebb_sandbox::control::ControlPlane::new(10).registry().all().map(|r| r.plural.clone()).collect::<Vec<_>>());
     let (ok, out, err) =
         cluster.kubectl(&["apply", "--validate=false", "-f", "-"], Some(&rendered.yaml)).await;
     assert!(ok, "kubectl apply failed:\n{out}\n{err}");
