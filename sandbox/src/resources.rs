@@ -156,6 +156,7 @@ impl Registry {
             )
             .short(&["hpa"])
             .with_status(),
+            Resource::builtin("", "v1", "Pod", "pods", true).short(&["po"]).with_status(),
             Resource::builtin("coordination.k8s.io", "v1", "Lease", "leases", true),
             Resource::builtin(
                 "admissionregistration.k8s.io",
