@@ -191,9 +191,11 @@ async fn leader_label(pods: &Api<Pod>, name: &str) -> (Option<String>, u64) {
 }
 
 /// Each write of the Lease seen: (resourceVersion, holder; empty when released).
-fn record_lease(client: &kube::Client) -> (Arc<Mutex<Vec<(u64, String)>>>, tokio::task::JoinHandle<()>) {
+type LeaseWrites = Arc<Mutex<Vec<(u64, String)>>>;
+
+fn record_lease(client: &kube::Client) -> (LeaseWrites, tokio::task::JoinHandle<()>) {
     let leases: Api<Lease> = Api::default_namespaced(client.clone());
-    let seen: Arc<Mutex<Vec<(u64, String)>>> = Arc::default();
+    let seen: LeaseWrites = Arc::default();
     let out = seen.clone();
     let task = tokio::spawn(async move {
         let mut stream = watcher(leases, watcher::Config::default()).applied_objects().boxed();
