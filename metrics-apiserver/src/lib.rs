@@ -59,6 +59,12 @@ pub struct Args {
     #[arg(long, env = "EBB_OPERATOR_URL", default_value = "https://ebb-operator.keda.svc:9666")]
     pub operator_url: String,
 
+    /// Connect to this HOST:PORT instead of the address --operator-url's host resolves to; the
+    /// operator's certificate is still verified for the URL's host name (e.g. where Service
+    /// names do not resolve).
+    #[arg(long, env = "EBB_OPERATOR_CONNECT_TO")]
+    pub operator_connect_to: Option<String>,
+
     /// CA bundle the operator's serving certificate must chain to.
     #[arg(long, env = "EBB_OPERATOR_CA_FILE", default_value = "/certs/ca.crt")]
     pub operator_ca_file: PathBuf,
@@ -162,6 +168,7 @@ mod tests {
         let args = Args::try_parse_from([NAME]).unwrap();
         assert_eq!(args.secure_addr, "0.0.0.0:6443".parse::<SocketAddr>().unwrap());
         assert_eq!(args.operator_url, "https://ebb-operator.keda.svc:9666");
+        assert_eq!(args.operator_connect_to, None);
         assert_eq!(args.operator_check_interval, Duration::from_millis(250));
         assert_eq!(args.auth_cache_ttl, Duration::from_secs(10));
         assert_eq!(args.value_cache_ttl, Duration::from_secs(1));
@@ -177,6 +184,8 @@ mod tests {
             "127.0.0.1:7443",
             "--operator-url",
             "https://127.0.0.1:9666",
+            "--operator-connect-to",
+            "127.0.0.1:19666",
             "--operator-timeout",
             "2s",
             "--operator-check-interval",
@@ -190,6 +199,7 @@ mod tests {
         .unwrap();
         assert_eq!(args.secure_addr, "127.0.0.1:7443".parse::<SocketAddr>().unwrap());
         assert_eq!(args.operator_timeout, Duration::from_secs(2));
+        assert_eq!(args.operator_connect_to.as_deref(), Some("127.0.0.1:19666"));
         assert_eq!(args.operator_check_interval, Duration::from_millis(100));
         assert!(args.insecure_skip_auth);
         assert_eq!(args.auth_cache_ttl, Duration::from_secs(1));

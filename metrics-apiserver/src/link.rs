@@ -3,6 +3,11 @@
 //! readiness and the `ebb_metrics_apiserver_operator_link_up` gauge, and value queries that
 //! fail fast while the link is down.
 //!
+//! - The URL names a Service that routes to the leading operator replica only. A value query
+//!   answered `NotLeader`, or failing to connect or to keep its connection, is asked again on a
+//!   fresh connection (up to [`VALUE_ATTEMPTS`] times, pauses from [`RETRY_BACKOFF`] on, within
+//!   the query's timeout), so a connection made before a leader change does not stay with the
+//!   former leader.
 //! - While the last check failed, every value request is answered 503 at once, naming the
 //!   operator's URL and the failure; a request in flight when the link goes down is answered 503
 //!   at that moment rather than waiting for its own timeout. A request that finds the operator
@@ -33,6 +38,11 @@ use crate::values;
 /// Cached answers kept at most (one per ScaledObject metric asked for recently).
 const VALUE_CACHE_SIZE: usize = 10_000;
 
+/// Tries of one value query (the first included).
+pub const VALUE_ATTEMPTS: u32 = 3;
+/// Pause before the first retry of a value query; doubled before the next.
+pub const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Where the operator is and how to reach it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkConfig {
@@ -50,6 +60,9 @@ pub struct LinkConfig {
     pub check_interval: Duration,
     /// How long an answer the operator gave from its cache is reused (zero: never).
     pub value_cache_ttl: Duration,
+    /// `HOST:PORT` to connect to instead of the URL's host (whose name the certificate must
+    /// still carry).
+    pub connect_to: Option<String>,
 }
 
 impl LinkConfig {
@@ -92,9 +105,14 @@ impl OperatorLink {
     /// passes.
     pub fn new(cfg: &LinkConfig, readiness: Readiness, metrics: Metrics) -> Result<Self, ClientError> {
         let client = |timeout| {
-            InternalClient::from_files(&cfg.url, &cfg.ca_file, &cfg.cert_file, &cfg.key_file, timeout)
+            let client =
+                InternalClient::from_files(&cfg.url, &cfg.ca_file, &cfg.cert_file, &cfg.key_file, timeout)?;
+            match &cfg.connect_to {
+                Some(addr) => client.connect_to(addr),
+                None => Ok(client),
+            }
         };
-        let values = client(cfg.timeout)?;
+        let values = client(cfg.timeout)?.with_retries(VALUE_ATTEMPTS, RETRY_BACKOFF);
         let health = client(cfg.check_timeout())?;
         readiness.set_not_ready(format!(
             "waiting for the first answer of the operator's internal metrics service at {}",
@@ -267,6 +285,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             check_interval: Duration::from_millis(ms),
             value_cache_ttl: Duration::from_secs(1),
+            connect_to: None,
         };
         assert_eq!(cfg(250).check_timeout(), Duration::from_secs(1));
         assert_eq!(cfg(10).check_timeout(), Duration::from_millis(500));

@@ -197,6 +197,7 @@ impl MetricsApiServer {
             timeout: args.operator_timeout,
             check_interval: args.operator_check_interval,
             value_cache_ttl: args.value_cache_ttl,
+            connect_to: args.operator_connect_to.clone(),
         };
         let link = OperatorLink::new(&link_cfg, readiness.clone(), metrics.clone())
             .context("the client of the operator's internal metrics service")?;

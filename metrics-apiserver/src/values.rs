@@ -70,8 +70,10 @@ pub fn value_error(
             "{message} (check the ScaledObject exists, is Ready, and lists {metric} in status.externalMetricNames)"
         )),
         ValueError::NotLeader => ApiStatus::unavailable(format!(
-            "the operator at {operator} is not the leader and holds no values for {what}; \
-             --operator-url must reach the leading operator replica"
+            "the operator at {operator} is not the leader and holds no values for {what}, also on fresh \
+             connections; --operator-url must reach the leading operator replica (Service ebb-operator \
+             selects the Pod labelled ebb.keda.sh/leader=true: the leader needs --pod-name and RBAC to \
+             patch its Pod)"
         )),
         ValueError::Timeout(message) => ApiStatus::timeout(format!("no value for {what} in time: {message}")),
         ValueError::Scaler(message) => ApiStatus::internal(format!("the scaler of {what} failed: {message}")),

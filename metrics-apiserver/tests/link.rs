@@ -119,6 +119,7 @@ async fn queries_are_shared_cached_answers_reused_and_outages_answered_at_once()
         timeout: Duration::from_secs(5),
         check_interval: Duration::from_millis(100),
         value_cache_ttl: Duration::from_millis(400),
+        connect_to: None,
     };
     let readiness = Readiness::default();
     let link = Arc::new(OperatorLink::new(&cfg, readiness.clone(), Metrics::unregistered()).unwrap());

@@ -14,6 +14,8 @@
 //! Times in the Lease come from this process's wall clock, so replicas are assumed to have
 //! clocks agreeing to well within the lease duration (as NTP-synced nodes do).
 
+pub mod podlabel;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -68,6 +68,10 @@ pub struct Args {
     /// Name of the leader-election Lease.
     #[arg(long, env = "EBB_LEASE_NAME", default_value = "ebb-operator")]
     pub lease_name: String,
+    /// This replica's Pod (in --operator-namespace). The replica that serves metric values labels
+    /// it `ebb.keda.sh/leader=true`, which Service ebb-operator selects; unset: no label.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
     #[arg(long, env = "EBB_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
     #[arg(long, env = "EBB_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -154,6 +158,16 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
     let mut tasks = Vec::new();
     let mut election = None;
+    // Spawned before the election: on shutdown the election waits for the label's removal and
+    // only then releases the Lease.
+    let pod_label = args.pod_name.clone().map(|pod| {
+        let cfg = leader::podlabel::PodLabelConfig {
+            namespace: args.operator_namespace.clone(),
+            pod,
+            stop_timeout: args.renew_deadline / 4,
+        };
+        leader::podlabel::PodLabel::spawn(client.clone(), cfg, leader_rx.clone(), shutdown.wait())
+    });
     if args.leader_elect {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -169,8 +183,15 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
             retry_period: args.retry_period,
             ..leader::LeaderConfig::new(args.operator_namespace.clone(), args.lease_name.clone(), identity)
         };
-        election =
-            Some(AbortOnDrop(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, shutdown.wait()))));
+        let label_removed = pod_label.as_ref().map(leader::podlabel::PodLabel::finished);
+        let stop = shutdown.wait();
+        let stop = async move {
+            stop.await;
+            if let Some(removed) = label_removed {
+                removed.await;
+            }
+        };
+        election = Some(AbortOnDrop(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, stop))));
     }
     if args.certificates.manage_certificates {
         let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
@@ -211,6 +232,11 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         && shutdown.is_requested()
     {
         let _ = tokio::time::timeout(args.renew_deadline + Duration::from_secs(1), &mut e.0).await;
+    }
+    if let Some(label) = &pod_label
+        && shutdown.is_requested()
+    {
+        let _ = tokio::time::timeout(args.renew_deadline, label.finished()).await;
     }
     result?;
     Ok(())

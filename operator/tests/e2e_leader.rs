@@ -4,6 +4,11 @@
 //! the lease duration plus a retry period and a margin, reconciles a ScaledObject created after
 //! the crash and keeps scaling the earlier one, and the recorded `/scale` writes show no
 //! flip-flops (a stale loop of the crashed leader would undo the new leader's scale-in).
+//!
+//! With `--pod-name`, the leader labels its own Pod `ebb.keda.sh/leader=true` (what Service
+//! ebb-operator selects): a stale label is removed at start, the follower's Pod stays
+//! unlabelled, a graceful stop removes the label before the Lease is released, and the new
+//! leader labels its Pod. A Pod that does not exist stops nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,7 +22,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use support::*;
@@ -165,4 +171,104 @@ async fn follower_takes_over_after_the_leader_crashes() {
     watch_task.abort();
     sb.stop().await;
     eprintln!("takeover after {took_over:?}");
+}
+
+const LEADER_LABEL: &str = ebb_operator::leader::podlabel::LEADER_LABEL;
+
+async fn create_pod(client: &kube::Client, name: &str, labels: serde_json::Value) {
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels},
+        "spec": {"containers": [{"name": "operator", "image": "ebb"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+}
+
+/// The leader label of Pod `name` (`None`: absent), and the Pod's resourceVersion.
+async fn leader_label(pods: &Api<Pod>, name: &str) -> (Option<String>, u64) {
+    let pod = pods.get(name).await.unwrap();
+    let rv = pod.metadata.resource_version.as_deref().unwrap_or("0").parse().unwrap();
+    (pod.metadata.labels.unwrap_or_default().get(LEADER_LABEL).cloned(), rv)
+}
+
+/// Each write of the Lease seen: (resourceVersion, holder; empty when released).
+type LeaseWrites = Arc<Mutex<Vec<(u64, String)>>>;
+
+fn record_lease(client: &kube::Client) -> (LeaseWrites, tokio::task::JoinHandle<()>) {
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    let seen: LeaseWrites = Arc::default();
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(leases, watcher::Config::default()).applied_objects().boxed();
+        while let Some(ev) = stream.next().await {
+            let Ok(lease) = ev else { continue };
+            let rv = lease.metadata.resource_version.as_deref().unwrap_or("0").parse().unwrap();
+            let holder = lease.spec.and_then(|s| s.holder_identity).unwrap_or_default();
+            out.lock().unwrap().push((rv, holder));
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_labels_its_pod_and_hands_the_label_over() {
+    let (sb, client) = start_sandbox().await;
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let leases: Api<Lease> = Api::default_namespaced(client.clone());
+    create_pod(&client, "op-a", json!({"app": "ebb-operator"})).await;
+    // op-b carries a label left by an earlier process that led.
+    create_pod(&client, "op-b", json!({"app": "ebb-operator", LEADER_LABEL: "true"})).await;
+    let (lease_writes, lease_task) = record_lease(&client);
+
+    let with_pod = |pod: &'static str| [&LEASE[..], &["--pod-name", pod]].concat();
+    let op_a = start_operator(&client, &with_pod("op-a")).await;
+    wait_for("the leader to label op-a", Duration::from_secs(10), async || {
+        leader_label(&pods, "op-a").await.0.as_deref() == Some("true")
+    })
+    .await;
+    let first = holder(&leases).await.unwrap();
+    let op_b = start_operator(&client, &with_pod("op-b")).await;
+    wait_for("the follower to remove its stale label", Duration::from_secs(10), async || {
+        leader_label(&pods, "op-b").await.0.is_none()
+    })
+    .await;
+    holds_for("op-a labelled, op-b not", Duration::from_secs(2), async || {
+        leader_label(&pods, "op-a").await.0.is_some()
+            && leader_label(&pods, "op-b").await.0.is_none()
+            && holder(&leases).await.as_deref() == Some(first.as_str())
+    })
+    .await;
+
+    // A graceful stop: the label goes first, then the Lease is released.
+    op_a.stop().await;
+    let (label, removed_at) = leader_label(&pods, "op-a").await;
+    assert_eq!(label, None, "the stopped leader's Pod keeps the label");
+    let writes = lease_writes.lock().unwrap().clone();
+    let released_at = writes
+        .iter()
+        .find(|(_, h)| h.is_empty())
+        .map(|(rv, _)| *rv)
+        .unwrap_or_else(|| panic!("no release of the Lease seen: {writes:?}"));
+    assert!(removed_at < released_at, "label removed at {removed_at}, Lease released at {released_at}");
+    let took = wait_for("the new leader to label op-b", Duration::from_secs(5), async || {
+        leader_label(&pods, "op-b").await.0.as_deref() == Some("true")
+    })
+    .await;
+    assert!(holder(&leases).await.is_some_and(|h| h != first));
+    assert_eq!(leader_label(&pods, "op-a").await.0, None);
+    op_b.stop().await;
+    assert_eq!(leader_label(&pods, "op-b").await.0, None, "removed on shutdown");
+    println!("op-b labelled {took:?} after op-a stopped");
+
+    // A Pod that does not exist: the replica leads anyway and stops in time.
+    let op_c = start_operator(&client, &with_pod("no-such-pod")).await;
+    wait_for("op-c to lead", Duration::from_secs(10), async || holder(&leases).await.is_some()).await;
+    assert!(op_c.metrics().await.is_ok());
+    let stopping = Instant::now();
+    op_c.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(3), "stop took {:?}", stopping.elapsed());
+    assert_eq!(holder(&leases).await, None, "released on shutdown");
+    assert!(pods.get_opt("no-such-pod").await.unwrap().is_none(), "a patch must not create a Pod");
+
+    lease_task.abort();
+    sb.stop().await;
 }

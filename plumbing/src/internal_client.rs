@@ -9,8 +9,19 @@
 //! each request and rebuilds its connection pool when they changed, so rotated client
 //! certificates and CA bundles take effect without a restart; if the new files do not load, the
 //! previous configuration stays in use and the failure is logged.
+//!
+//! Failover: the service's URL names a Service that routes to the leading operator replica only,
+//! but an HTTP/2 connection made before a leader change stays with the replica it reached. So a
+//! client with retries ([`InternalClient::with_retries`]) answering `NotLeader`, or failing to
+//! connect or to keep its connection (refused, reset, TLS), drops its connection pool and asks
+//! again on a fresh connection after a short pause, all within one request's timeout. A failed
+//! health check drops the pool too.
+//!
+//! [`InternalClient::connect_to`] makes the client connect to another address than the URL's
+//! host resolves to, while still verifying the server's certificate for the URL's host name.
 
 use crate::tls::{Stamp, stamp};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,21 +70,47 @@ pub enum ClientError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    /// The address to connect to instead of the URL's host is not `HOST:PORT`, or cannot stand
+    /// in for the URL's host.
+    #[error("invalid connect-to address {value:?}: {message}")]
+    InvalidConnectTo {
+        /// The address given.
+        value: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Client of the operator's internal metrics service. Cheap to share behind an `Arc`; requests
 /// may run concurrently and share HTTP/2 connections.
 #[derive(Debug)]
 pub struct InternalClient {
+    /// The service's URL as given (named in messages).
     base: String,
+    /// Where requests go: `base`, with the connect-to port when there is one.
+    target: String,
     timeout: Duration,
+    connect_to: Option<Arc<ConnectTo>>,
+    retries: Retries,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
     http: reqwest::Client,
+    /// The TLS configuration `http` was built with (ALPN set), to build a fresh pool from.
+    tls: ClientConfig,
+    /// Counts the pools built; a failed request drops its pool only if it is still current.
+    generation: u64,
     files: Option<TlsFiles>,
+}
+
+/// How often a value query is tried, and the pause before the first retry (doubled for each
+/// further one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retries {
+    attempts: u32,
+    backoff: Duration,
 }
 
 /// The PEM files a client was made from, and what they looked like when last loaded.
@@ -112,8 +149,55 @@ impl InternalClient {
                 message: "expected https://<host>[:<port>]".to_owned(),
             });
         }
-        let http = http_client(tls, timeout)?;
-        Ok(Self { base, timeout, state: Mutex::new(State { http, files: None }) })
+        let tls = with_alpn(tls);
+        let http = http_client(tls.clone(), timeout, None)?;
+        Ok(Self {
+            target: base.clone(),
+            base,
+            timeout,
+            connect_to: None,
+            retries: Retries { attempts: 1, backoff: Duration::ZERO },
+            state: Mutex::new(State { http, tls, generation: 0, files: None }),
+        })
+    }
+
+    /// This client, trying a value query up to `attempts` times (at least once) within its
+    /// timeout: again after `NotLeader` or a failure to connect or to keep the connection, each
+    /// time on a fresh connection, after `backoff` (doubled for each further retry).
+    pub fn with_retries(mut self, attempts: u32, backoff: Duration) -> Self {
+        self.retries = Retries { attempts: attempts.max(1), backoff };
+        self
+    }
+
+    /// This client, connecting to `addr` (`HOST:PORT`: an IP address and port, or a host name
+    /// resolved at each connection, and port) instead of the address the URL's host resolves
+    /// to. The server's certificate is still verified for the URL's host name, which must be a
+    /// name, not an IP address.
+    pub fn connect_to(mut self, addr: &str) -> Result<Self, ClientError> {
+        let invalid = |message: &str| ClientError::InvalidConnectTo {
+            value: addr.to_owned(),
+            message: message.to_owned(),
+        };
+        let target = ConnectTo::parse(addr).map_err(|m| invalid(&m))?;
+        let mut url = reqwest::Url::parse(&self.base).map_err(|e| invalid(&e.to_string()))?;
+        if url.domain().is_none() {
+            return Err(invalid(&format!(
+                "the operator URL {} names an IP address; connecting elsewhere needs a host name to verify",
+                self.base
+            )));
+        }
+        // The connector puts the URL's port on every resolved address: requests carry the
+        // connect-to port (the host name, and so the certificate check, stay).
+        url.set_port(Some(target.port)).map_err(|()| invalid("the URL cannot carry a port"))?;
+        self.target = url.as_str().trim_end_matches('/').to_owned();
+        let target = Arc::new(target);
+        {
+            let mut state = self.lock();
+            state.http = http_client(state.tls.clone(), self.timeout, Some(target.clone()))?;
+            state.generation += 1;
+        }
+        self.connect_to = Some(target);
+        Ok(self)
     }
 
     /// A client trusting the CA certificates in `ca_pem` and presenting the certificate chain
@@ -166,7 +250,38 @@ impl InternalClient {
                 "no ScaledObject or metric can be named {namespace:?}/{scaled_object:?}/{metric:?}"
             )));
         };
-        let response = self.get(&path).await?;
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut pause = self.retries.backoff;
+        let mut attempt = 1;
+        loop {
+            let (http, generation) = self.http();
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let result = tokio::time::timeout(remaining, self.value_once(&http, &path, metric))
+                .await
+                .unwrap_or_else(|_| Err(self.timeout_error()));
+            let Err(err @ (ValueError::NotLeader | ValueError::Unreachable(_))) = &result else {
+                return result;
+            };
+            // Another replica may lead by now, or the connection is gone: a fresh one.
+            self.reconnect(generation);
+            if attempt >= self.retries.attempts || tokio::time::Instant::now() + pause >= deadline {
+                return result;
+            }
+            tracing::debug!(operator = %self.base, attempt, "asking again on a fresh connection: {err}");
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+
+    /// One value query on `http`.
+    async fn value_once(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        metric: &str,
+    ) -> Result<MetricValue, ValueError> {
+        let response = self.get(http, path).await?;
         let status = response.status().as_u16();
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
         if status != 200 {
@@ -187,8 +302,19 @@ impl InternalClient {
 
     /// Checks the link: `GET /healthz` must answer 200 `ok`. Returns the HTTP version the
     /// connection speaks (HTTP/2 unless the server refused it).
+    /// A check that fails for want of an answer drops the connection pool: the next one
+    /// connects afresh.
     pub async fn check(&self) -> Result<reqwest::Version, ValueError> {
-        let response = self.get(wire::HEALTHZ_PATH).await?;
+        let (http, generation) = self.http();
+        let result = self.check_once(&http).await;
+        if let Err(ValueError::Unreachable(_) | ValueError::Timeout(_)) = &result {
+            self.reconnect(generation);
+        }
+        result
+    }
+
+    async fn check_once(&self, http: &reqwest::Client) -> Result<reqwest::Version, ValueError> {
+        let response = self.get(http, wire::HEALTHZ_PATH).await?;
         let status = response.status().as_u16();
         let version = response.version();
         let body = response.bytes().await.map_err(|err| self.transport_error(&err))?;
@@ -212,32 +338,54 @@ impl InternalClient {
         }
     }
 
-    async fn get(&self, path: &str) -> Result<reqwest::Response, ValueError> {
-        let http = self.http();
-        http.get(format!("{}{path}", self.base)).send().await.map_err(|err| self.transport_error(&err))
+    async fn get(&self, http: &reqwest::Client, path: &str) -> Result<reqwest::Response, ValueError> {
+        http.get(format!("{}{path}", self.target)).send().await.map_err(|err| self.transport_error(&err))
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> ValueError {
-        if err.is_timeout() {
-            ValueError::Timeout(format!("no answer from the operator within {:?}", self.timeout))
-        } else {
-            ValueError::Unreachable(error_chain(err))
+        if err.is_timeout() { self.timeout_error() } else { ValueError::Unreachable(error_chain(err)) }
+    }
+
+    fn timeout_error(&self) -> ValueError {
+        ValueError::Timeout(format!("no answer from the operator within {:?}", self.timeout))
+    }
+
+    /// Drops the connection pool (requests in flight keep their connection) unless it was
+    /// rebuilt since `generation` was handed out.
+    fn reconnect(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.generation != generation {
+            return;
+        }
+        match http_client(state.tls.clone(), self.timeout, self.connect_to.clone()) {
+            Ok(http) => {
+                state.http = http;
+                state.generation += 1;
+            }
+            Err(err) => tracing::warn!(operator = %self.base, "cannot build a fresh connection pool: {err}"),
         }
     }
 
-    /// The HTTP client to use, rebuilt first if the PEM files it came from changed.
-    fn http(&self) -> reqwest::Client {
+    /// The HTTP client to use and its generation, rebuilt first if the PEM files it came from
+    /// changed.
+    fn http(&self) -> (reqwest::Client, u64) {
         let mut state = self.lock();
-        let State { http, files } = &mut *state;
+        let State { http, tls, generation, files } = &mut *state;
         if let Some(files) = files {
             let stamps = files.current_stamps();
             if stamps != files.stamps {
                 // Remembered even on failure: a broken set is reported once and retried when
                 // the files change again.
                 files.stamps = stamps;
-                match files.config().and_then(|tls| http_client(tls, self.timeout)) {
-                    Ok(rebuilt) => {
+                let rebuild = files.config().map(with_alpn).and_then(|new_tls| {
+                    let rebuilt = http_client(new_tls.clone(), self.timeout, self.connect_to.clone())?;
+                    Ok((new_tls, rebuilt))
+                });
+                match rebuild {
+                    Ok((new_tls, rebuilt)) => {
                         *http = rebuilt;
+                        *tls = new_tls;
+                        *generation += 1;
                         let cert = files.cert_file.display();
                         tracing::info!(%cert, "internal metrics client: TLS files reloaded");
                     }
@@ -249,7 +397,7 @@ impl InternalClient {
                 }
             }
         }
-        http.clone()
+        (http.clone(), *generation)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -259,11 +407,65 @@ impl InternalClient {
     }
 }
 
-fn http_client(mut tls: ClientConfig, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+/// `tls` offering ALPN `h2`, `http/1.1` unless it sets protocols of its own.
+fn with_alpn(mut tls: ClientConfig) -> ClientConfig {
     if tls.alpn_protocols.is_empty() {
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }
-    Ok(reqwest::Client::builder().use_preconfigured_tls(tls).timeout(timeout).https_only(true).build()?)
+    tls
+}
+
+fn http_client(
+    tls: ClientConfig,
+    timeout: Duration,
+    connect_to: Option<Arc<ConnectTo>>,
+) -> Result<reqwest::Client, ClientError> {
+    let mut builder = reqwest::Client::builder().use_preconfigured_tls(tls).timeout(timeout).https_only(true);
+    if let Some(target) = connect_to {
+        builder = builder.dns_resolver(target);
+    }
+    Ok(builder.build()?)
+}
+
+/// Where to connect instead of the URL's host: every name the client resolves (it only ever
+/// asks for the URL's host) resolves to this host's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConnectTo {
+    host: String,
+    port: u16,
+}
+
+impl ConnectTo {
+    /// `HOST:PORT`, `IPv4:PORT` or `[IPv6]:PORT`, with a port other than 0.
+    fn parse(addr: &str) -> Result<Self, String> {
+        if let Ok(sa) = addr.parse::<SocketAddr>() {
+            if sa.port() == 0 {
+                return Err("the port must not be 0".to_owned());
+            }
+            return Ok(Self { host: sa.ip().to_string(), port: sa.port() });
+        }
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Err("expected HOST:PORT".to_owned());
+        };
+        let port = port.parse::<u16>().ok().filter(|p| *p != 0);
+        let Some(port) = port else {
+            return Err("expected HOST:PORT with a port from 1 to 65535".to_owned());
+        };
+        if host.is_empty() || host.contains([':', '/', '[', ']', ' ']) {
+            return Err("expected HOST:PORT (an IPv6 address goes in brackets)".to_owned());
+        }
+        Ok(Self { host: host.to_owned(), port })
+    }
+}
+
+impl reqwest::dns::Resolve for ConnectTo {
+    fn resolve(&self, _name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let (host, port) = (self.host.clone(), self.port);
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port)).await?.collect();
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 /// A rustls client configuration (ring provider, passed explicitly) trusting exactly the CA
@@ -309,4 +511,21 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_to_addresses_parse() {
+        let ok = |s: &str| ConnectTo::parse(s).map(|c| (c.host, c.port));
+        assert_eq!(ok("127.0.0.1:9666"), Ok(("127.0.0.1".to_owned(), 9666)));
+        assert_eq!(ok("[::1]:443"), Ok(("::1".to_owned(), 443)));
+        assert_eq!(ok("operator.local:9666"), Ok(("operator.local".to_owned(), 9666)));
+        for bad in ["127.0.0.1", "host:", ":9666", "host:0", "host:70000", "::1:9666", "a b:1", "127.0.0.1:0"]
+        {
+            assert!(ConnectTo::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

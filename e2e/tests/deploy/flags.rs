@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use clap::CommandFactory as _;
 use serde_json::{Value, json};
 
-use super::{Rendered, all_renderings, kn, render_overlay, selects};
+use super::{Rendered, all_renderings, kn, render_overlay, selects_at_run_time};
 
 /// Paths the admin server (plumbing) serves on every program.
 pub const ADMIN_PATHS: [&str; 3] = ["/livez", "/readyz", "/metrics"];
@@ -189,7 +189,7 @@ fn check_operator_url(r: &Rendered, at: &str, url: &str) -> Vec<String> {
         .find(|p| p["port"].as_i64() == port.parse::<i64>().ok());
     let operator = r.get("Deployment", "ebb-operator");
     let ok = sp.zip(operator).is_some_and(|(sp, op)| {
-        selects(&service["spec"]["selector"], &op["spec"]["template"]["metadata"]["labels"])
+        selects_at_run_time(&service["spec"]["selector"], &op["spec"]["template"]["metadata"]["labels"])
             && op["spec"]["template"]["spec"]["containers"][0]["ports"]
                 .as_array()
                 .into_iter()

@@ -178,3 +178,20 @@ pub fn kn(o: &Value) -> String {
 pub fn selects(selector: &Value, labels: &Value) -> bool {
     selector.as_object().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
+
+/// Labels a program sets on its own Pod at run time, which no Pod template carries: the leading
+/// operator replica's leader label.
+pub const RUN_TIME_LABELS: [(&str, &str); 1] =
+    [(ebb_operator::leader::podlabel::LEADER_LABEL, ebb_operator::leader::podlabel::LEADER_VALUE)];
+
+/// Whether `selector` selects Pods of a template labelled `labels` once they carry the
+/// [`RUN_TIME_LABELS`] (as Service ebb-operator selects the leading operator's Pod).
+pub fn selects_at_run_time(selector: &Value, labels: &Value) -> bool {
+    let mut labels = labels.clone();
+    if let Some(map) = labels.as_object_mut() {
+        for (k, v) in RUN_TIME_LABELS {
+            map.insert(k.to_owned(), Value::from(v));
+        }
+    }
+    selects(selector, &labels)
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{all_renderings, deploy, kn, render_overlay, repo, run, selects, temp_dir};
+use super::{all_renderings, deploy, kn, render_overlay, repo, run, selects, selects_at_run_time, temp_dir};
 
 /// Kubernetes versions the manifests are validated for: the oldest supported and the one the
 /// workspace's API types follow.
@@ -177,7 +177,7 @@ fn services_policies_and_api_registrations_reach_real_container_ports() {
     // (Service, port, container port it must reach).
     let expected = [
         ("ebb-operator", 9666, 9666),
-        ("ebb-operator", 8080, 8080),
+        ("ebb-operator-metrics", 8080, 8080),
         ("ebb-webhook", 443, 9443),
         ("ebb-webhook", 8080, 8080),
         ("ebb-metrics-apiserver", 443, 6443),
@@ -188,7 +188,12 @@ fn services_policies_and_api_registrations_reach_real_container_ports() {
         for svc in r.of_kind("Service") {
             let dep = r
                 .of_kind("Deployment")
-                .find(|d| selects(&svc["spec"]["selector"], &d["spec"]["template"]["metadata"]["labels"]))
+                .find(|d| {
+                    selects_at_run_time(
+                        &svc["spec"]["selector"],
+                        &d["spec"]["template"]["metadata"]["labels"],
+                    )
+                })
                 .unwrap_or_else(|| panic!("{}: {} selects no Deployment", r.name, kn(svc)));
             for p in svc["spec"]["ports"].as_array().unwrap() {
                 let target = container_port(dep, &p["targetPort"]).unwrap_or_else(|| {
@@ -382,7 +387,11 @@ fn cert_manager_references() {
         }
         let dns: BTreeSet<&str> =
             cert["spec"]["dnsNames"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        for svc in r.of_kind("Service") {
+        // Every Service serving TLS (all but the plain-HTTP metrics-only ones).
+        let tls_services = r
+            .of_kind("Service")
+            .filter(|s| s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] != "metrics"));
+        for svc in tls_services {
             let host = format!(
                 "{}.{}.svc",
                 svc["metadata"]["name"].as_str().unwrap(),
@@ -435,15 +444,91 @@ fn service_monitor_selects_the_admin_ports() {
                 .contains(&s["metadata"]["namespace"])
         })
         .collect();
-    assert_eq!(selected.len(), 3, "the ServiceMonitor must select the three Services");
     for e in endpoints {
         assert_eq!(e["path"], "/metrics");
         assert!(e.get("honorLabels").is_none_or(|h| h == false), "honorLabels would drop exported_namespace");
-        for s in &selected {
-            let port = s["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == e["port"]);
-            let port = port.unwrap_or_else(|| panic!("{} has no port {}", kn(s), e["port"]));
-            assert_eq!(port["port"], 8080);
+        // Services without the endpoint's port yield no target (ebb-operator: the leader's
+        // internal port only).
+        let scraped: Vec<&Value> = selected
+            .iter()
+            .copied()
+            .filter(|s| s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] == e["port"]))
+            .collect();
+        let names: BTreeSet<&str> = scraped.iter().map(|s| s["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["ebb-operator-metrics", "ebb-webhook", "ebb-metrics-apiserver"]),
+            "the ServiceMonitor must scrape the three programs"
+        );
+        for s in &scraped {
+            let port =
+                s["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == e["port"]).unwrap();
+            assert_eq!(port["port"], 8080, "{}", kn(s));
+            // Every replica is scraped: the selector needs no label set at run time.
+            let dep = r
+                .of_kind("Deployment")
+                .find(|d| selects(&s["spec"]["selector"], &d["spec"]["template"]["metadata"]["labels"]));
+            assert!(dep.is_some(), "{} does not select every Pod of a Deployment", kn(s));
         }
+    }
+}
+
+#[test]
+fn only_the_leading_operator_serves_the_internal_port() {
+    let leader = super::RUN_TIME_LABELS[0];
+    for r in all_renderings() {
+        let op = r.get("Deployment", "ebb-operator").unwrap();
+        let labels = &op["spec"]["template"]["metadata"]["labels"];
+        assert!(labels.get(leader.0).is_none(), "{}: the Pod template carries {}", r.name, leader.0);
+        // The internal port is reachable only through a Service that needs the leader label.
+        for svc in r.of_kind("Service") {
+            let internal =
+                svc["spec"]["ports"].as_array().unwrap().iter().any(|p| p["targetPort"] == "internal");
+            if internal && selects_at_run_time(&svc["spec"]["selector"], labels) {
+                assert_eq!(
+                    svc["spec"]["selector"][leader.0],
+                    leader.1,
+                    "{}: {} reaches followers",
+                    r.name,
+                    kn(svc)
+                );
+            }
+        }
+        let internal = r.get("Service", "ebb-operator").unwrap();
+        assert_eq!(internal["spec"]["selector"][leader.0], leader.1, "{}", r.name);
+        assert!(!selects(&internal["spec"]["selector"], labels), "{}", r.name);
+        let metrics = r.get("Service", "ebb-operator-metrics").unwrap();
+        assert!(selects(&metrics["spec"]["selector"], labels), "{}: metrics of every replica", r.name);
+
+        // The Pod learns its name, and may label itself.
+        let env = op["spec"]["template"]["spec"]["containers"][0]["env"].as_array().unwrap();
+        let pod_name = env.iter().find(|e| e["name"] == "POD_NAME");
+        assert_eq!(
+            pod_name.map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"]),
+            Some(&json!("metadata.name")),
+            "{}",
+            r.name
+        );
+        let may_patch_pods = r.of_kind("RoleBinding").any(|b| {
+            let bound = b["metadata"]["namespace"] == "keda"
+                && b["subjects"].as_array().unwrap().iter().any(|s| s["name"] == "ebb-operator");
+            let role = r.of_kind("Role").find(|role| {
+                role["metadata"]["name"] == b["roleRef"]["name"] && role["metadata"]["namespace"] == "keda"
+            });
+            bound
+                && b["roleRef"]["kind"] == "Role"
+                && role.is_some_and(|role| {
+                    role["rules"].as_array().unwrap().iter().any(|rule| {
+                        rule["apiGroups"] == json!([""])
+                            && rule["resources"] == json!(["pods"])
+                            && ["get", "patch"]
+                                .iter()
+                                .all(|v| rule["verbs"].as_array().unwrap().contains(&json!(v)))
+                            && rule.get("resourceNames").is_none()
+                    })
+                })
+        });
+        assert!(may_patch_pods, "{}: no Role in keda lets ebb-operator get and patch its Pod", r.name);
     }
 }
 
