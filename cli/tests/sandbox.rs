@@ -101,11 +101,33 @@ impl Running {
         }
     }
 
-    fn stop(mut self) {
+    /// SIGTERM, then the exit status within 20 s (SIGKILL after that).
+    fn terminate(&mut self) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "clean exit on SIGTERM: {status}");
+        let end = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    fn stop(mut self) {
+        let status = self.terminate();
+        assert!(status.is_some_and(|s| s.success()), "clean exit on SIGTERM: {status:?}");
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Running {
+    /// A failed test still stops the sandbox (which stops its programs).
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
     }
 }
 

@@ -64,10 +64,24 @@ impl Lookup for StoreLookup<'_> {
     }
 }
 
+/// Ports for Pods come from 20000–29999, below the kernel's ephemeral range, so that a port
+/// found free is not taken by an outgoing connection or a `:0` listener before the program
+/// binds it. Each process starts at its own offset; ports are handed out in turn.
+const PORTS: std::ops::Range<u32> = 20000..30000;
+
 fn free_addr() -> Result<std::net::SocketAddr, String> {
-    let l =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot find a free port: {e}"))?;
-    l.local_addr().map_err(|e| format!("cannot find a free port: {e}"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = PORTS.end - PORTS.start;
+    let offset = (std::process::id() % 100) * (span / 100);
+    for _ in 0..span {
+        let port = PORTS.start + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if std::net::TcpListener::bind(addr).is_ok() {
+            return Ok(addr);
+        }
+    }
+    Err(format!("no free port in 127.0.0.1:{}-{}", PORTS.start, PORTS.end - 1))
 }
 
 impl PodRun {
@@ -120,6 +134,8 @@ impl PodRun {
                 log.display()
             );
             self.wait("CrashLoopBackOff", format!("{status}; see {}", log.display()));
+            // Planned again before the restart: fresh ports, current Secret and ConfigMap values.
+            self.launch = None;
         }
         if self.launch.is_none() {
             let sa =

@@ -180,7 +180,8 @@ fn pod_ready(o: &Value, _: Now) -> Value {
 
 /// The first waiting container's reason, else the phase.
 fn pod_status(o: &Value, _: Now) -> Value {
-    let waiting = container_statuses(o).find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+    let waiting =
+        container_statuses(o).find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
     Value::String(waiting.unwrap_or_else(|| non_empty(str_at(o, "/status/phase"), "Pending")).to_owned())
 }
 
