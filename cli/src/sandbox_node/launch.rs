@@ -115,7 +115,7 @@ pub fn plan(
         mounts.push((path.trim_end_matches('/').to_owned(), vol.dir.clone()));
     }
     // Longest mount path first, so /a/b wins over /a.
-    mounts.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.0.len()));
     let mut ports = BTreeMap::new();
     let mut port_names = BTreeMap::new();
     for p in container.get("ports").and_then(Value::as_array).into_iter().flatten() {
