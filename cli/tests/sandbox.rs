@@ -220,3 +220,66 @@ fn the_sandbox_installs_deploy_and_runs_the_demo() {
     assert!(ok, "{out}{err}");
     sb.stop();
 }
+
+/// The high-availability overlay on the sandbox: two replicas of each program; value queries
+/// through the aggregator reach whichever operator leads, before and after the leader's Pod
+/// is deleted.
+#[test]
+fn high_availability_overlay_follows_the_leader() {
+    let rendered = Command::new("kubectl")
+        .args(["kustomize", "deploy/overlays/high-availability"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(rendered.status.success(), "{}", String::from_utf8_lossy(&rendered.stderr));
+    let file = std::env::temp_dir().join(format!("ebb-sandbox-ha-{}.yaml", std::process::id()));
+    std::fs::write(&file, &rendered.stdout).unwrap();
+    let mut sb = Running::start("ha", &["--no-demo", "--manifests", file.to_str().unwrap()]);
+    sb.wait_line(Duration::from_secs(120), |l| l == "sandbox ready");
+    let pods = sb.until(Duration::from_secs(30), &["get", "pods", "-n", "keda"], |o| {
+        o.lines().skip(1).filter(|l| l.split_whitespace().nth(1) == Some("1/1")).count() == 6
+    });
+    println!("{pods}");
+    let so = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: default}\n\
+              spec: {replicas: 1, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, \
+              spec: {containers: [{name: web, image: web}]}}}\n---\n\
+              apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: cron-ha, namespace: default}\n\
+              spec:\n  scaleTargetRef: {name: web}\n  pollingInterval: 1\n  \
+              triggers: [{type: cron, metadata: {timezone: UTC, start: '0 * * * *', end: '59 * * * *', desiredReplicas: '3'}}]\n";
+    let path = sb.dir.join("so.yaml");
+    std::fs::write(&path, so).unwrap();
+    let (ok, out, err) = sb.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]);
+    assert!(ok, "{out}{err}");
+    let leader = |sb: &Running| {
+        sb.until(
+            Duration::from_secs(30),
+            &["get", "pods", "-n", "keda", "-l", "ebb.keda.sh/leader=true", "-o", "name"],
+            |o| o.lines().count() == 1,
+        )
+        .trim()
+        .to_owned()
+    };
+    let value = "/apis/external.metrics.k8s.io/v1beta1/namespaces/default/s0-cron-UTC-0xxxx-59xxxx\
+                 ?labelSelector=scaledobject.keda.sh%2Fname%3Dcron-ha";
+    let first = leader(&sb);
+    assert!(first.starts_with("pod/ebb-operator-"), "{first}");
+    let answer = sb
+        .until(Duration::from_secs(30), &["get", "--raw", value], |o| o.contains("ExternalMetricValueList"));
+    assert!(answer.contains("s0-cron-UTC-0xxxx-59xxxx"), "{answer}");
+    // The leader's Pod goes: the node stops its process (SIGTERM: it gives up the label and the
+    // Lease), the other replica leads and labels itself, and values flow again through the
+    // same Service.
+    let (ok, out, err) = sb.kubectl(&["delete", "-n", "keda", &first]);
+    assert!(ok, "{out}{err}");
+    let second = sb.until(
+        Duration::from_secs(40),
+        &["get", "pods", "-n", "keda", "-l", "ebb.keda.sh/leader=true", "-o", "name"],
+        |o| o.lines().count() == 1 && o.trim() != first,
+    );
+    println!("leader {first} → {}", second.trim());
+    let answer = sb
+        .until(Duration::from_secs(30), &["get", "--raw", value], |o| o.contains("ExternalMetricValueList"));
+    assert!(answer.contains("s0-cron-UTC-0xxxx-59xxxx"), "{answer}");
+    let _ = std::fs::remove_file(&file);
+    sb.stop();
+}

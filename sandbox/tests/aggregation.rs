@@ -251,3 +251,48 @@ async fn token_and_subject_access_reviews() {
     }
     sb.stop().await;
 }
+
+/// The APIService's `Available` condition, polled until `want` (status, reason) or 10 s.
+async fn wait_available(client: &kube::Client, want: (&str, &str)) -> Value {
+    let gvk = kube::api::GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &kube::api::ApiResource::from_gvk(&gvk));
+    let mut last = Value::Null;
+    for _ in 0..100 {
+        let o = serde_json::to_value(api.get(APISERVICE).await.unwrap()).unwrap();
+        last = o.pointer("/status/conditions/0").cloned().unwrap_or(Value::Null);
+        if last["type"] == "Available" && last["status"] == want.0 && last["reason"] == want.1 {
+            return last;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("APIService condition never became {want:?}; last {last}");
+}
+
+#[tokio::test]
+async fn available_condition_follows_the_backend() {
+    let (sb, _) = common::start(Config::default()).await;
+    let client = client_with(&sb, &sb.admin_token).await;
+    let cert = sb.service_cert("keda", "ebb-metrics-apiserver").unwrap();
+    let server = backend::serve(
+        &cert,
+        Some(sb.front_proxy_ca.cert_pem()),
+        backend::metrics_router(Metrics::default()),
+    )
+    .await;
+    backend::register_external_metrics(&client, sb.ca.cert_pem()).await;
+    let c = wait_available(&client, ("False", "MissingEndpoints")).await;
+    assert!(c["message"].as_str().unwrap().contains("keda/ebb-metrics-apiserver"), "{c}");
+    sb.map_service("keda", "ebb-metrics-apiserver", server.addr);
+    let c = wait_available(&client, ("True", "Passed")).await;
+    let since = c["lastTransitionTime"].clone();
+    // Nothing listens there any more: the discovery check fails (a second later, so the
+    // transition time, in whole seconds, must change).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    sb.map_service("keda", "ebb-metrics-apiserver", closed);
+    let c = wait_available(&client, ("False", "FailedDiscoveryCheck")).await;
+    assert_ne!(c["lastTransitionTime"], since, "a new status is a transition");
+    sb.cp.admission.unmap_service("keda", "ebb-metrics-apiserver");
+    wait_available(&client, ("False", "MissingEndpoints")).await;
+    sb.stop().await;
+}

@@ -131,10 +131,15 @@ impl State {
                 (template_hash(template), replicas, template.clone()),
             );
         }
-        // Pods of deleted Deployments, of an older template, or beyond the replica count.
+        // Pods deleted through the API (`kubectl delete pod`), of deleted Deployments, of an
+        // older template, or beyond the replica count.
         let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut remove = Vec::new();
         for (k, p) in &self.pods {
+            if self.cp.get(&pod_res, &p.namespace, &p.name).is_err() {
+                remove.push(k.clone());
+                continue;
+            }
             let dep = (p.namespace.clone(), p.deployment.clone());
             let n = counts.entry(dep.clone()).or_default();
             match wanted.get(&dep) {

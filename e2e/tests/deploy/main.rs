@@ -125,7 +125,7 @@ pub fn render_overlay(name: &str) -> Rendered {
     Rendered { name: name.to_owned(), objects: documents(&yaml), yaml }
 }
 
-/// Renders the high-availability overlay with every component added, from a kustomization in
+/// Renders the base with every component but `self-managed-certificates`, from a kustomization in
 /// a temporary directory (kustomize accepts only relative paths to other kustomizations).
 pub fn render_everything() -> Rendered {
     let dir = temp_dir("everything");
@@ -133,19 +133,23 @@ pub fn render_everything() -> Rendered {
     let rel = |p: &str| format!("{up}{}", deploy().join(p).strip_prefix("/").unwrap().display());
     let components: Vec<String> = COMPONENTS
         .iter()
-        // Already in the high-availability overlay, or its alternative (cert-manager).
-        .filter(|c| !["high-availability", "self-managed-certificates"].contains(*c))
+        // The alternative to cert-manager: one of the two manages the certificates.
+        .filter(|c| **c != "self-managed-certificates")
         .map(|c| rel(&format!("components/{c}")))
         .collect();
     let text = format!(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- {}\ncomponents:\n{}\n",
-        rel("overlays/high-availability"),
+        rel("base"),
         components.iter().map(|c| format!("- {c}")).collect::<Vec<_>>().join("\n")
     );
     std::fs::write(dir.join("kustomization.yaml"), text).unwrap();
     let yaml = kustomize(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
-    Rendered { name: "high-availability + every component".into(), objects: documents(&yaml), yaml }
+    Rendered {
+        name: "base + every component but self-managed-certificates".into(),
+        objects: documents(&yaml),
+        yaml,
+    }
 }
 
 /// Every shipped overlay, and the combination of every component.
