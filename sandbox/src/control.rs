@@ -556,7 +556,7 @@ impl ControlPlane {
             Some(o) => Ok(as_served(res, &o)),
             None => {
                 if orphan {
-                    self.orphan_dependents(meta::uid(&cur).unwrap_or_default());
+                    crate::gc::orphan_dependents(self, meta::uid(&cur).unwrap_or_default());
                 }
                 self.after_delete(res, &cur);
                 Ok(crate::status::success(&res.group, &res.plural, name, meta::uid(&cur)))
@@ -580,38 +580,10 @@ impl ControlPlane {
             && res.plural == "namespaces"
             && let Some(ns) = meta::name(obj)
         {
-            self.delete_namespace_contents(ns);
+            crate::gc::delete_namespace_contents(self, ns);
         }
         if let Some(uid) = meta::uid(obj) {
             crate::gc::collect(self, uid);
-        }
-    }
-
-    fn delete_namespace_contents(&self, ns: &str) {
-        for (k, obj) in self.store.all() {
-            if k.2 == ns {
-                let _ = self.store.mutate::<(), ()>(&k, |_, _| Ok((Write::Delete, ())));
-                if let Some(uid) = meta::uid(&obj) {
-                    crate::gc::collect(self, uid);
-                }
-            }
-        }
-    }
-
-    fn orphan_dependents(&self, uid: &str) {
-        for (k, obj) in self.store.all() {
-            if meta::owner_uids(&obj).iter().any(|u| u == uid) {
-                let _ = self.store.mutate::<(), ()>(&k, |cur, _| {
-                    let Some(c) = cur else { return Ok((Write::Keep, ())) };
-                    let mut o = c.clone();
-                    if let Some(refs) =
-                        o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut)
-                    {
-                        refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
-                    }
-                    Ok((Write::Put(o), ()))
-                });
-            }
         }
     }
 }

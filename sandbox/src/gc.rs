@@ -1,9 +1,12 @@
 //! Background garbage collection through `metadata.ownerReferences`: when an owner is deleted,
 //! dependents whose owners are all gone are deleted too (cascading), after their own
-//! finalizers. It runs right after the owner's removal rather than on a separate worker.
+//! finalizers. It runs right after the owner's removal rather than on a separate worker. Also
+//! the deletion of a namespace's contents and the orphaning of dependents (Orphan propagation).
 
 use crate::control::ControlPlane;
 use crate::meta;
+use serde_json::Value;
+
 use crate::store::Write;
 
 /// Deletes, in the background, the dependents left without owners by the deletion of `uid`.
@@ -44,4 +47,32 @@ pub fn collect(cp: &ControlPlane, uid: &str) {
 
 fn uid_exists(cp: &ControlPlane, uid: &str) -> bool {
     cp.store.all().iter().any(|(_, o)| meta::uid(o) == Some(uid))
+}
+
+/// Deletes every object of namespace `ns` (and what they own).
+pub fn delete_namespace_contents(cp: &ControlPlane, ns: &str) {
+    for (k, obj) in cp.store.all() {
+        if k.2 == ns {
+            let _ = cp.store.mutate::<(), ()>(&k, |_, _| Ok((Write::Delete, ())));
+            if let Some(uid) = meta::uid(&obj) {
+                collect(cp, uid);
+            }
+        }
+    }
+}
+
+/// Removes `uid` from the owner references of its dependents (Orphan propagation).
+pub fn orphan_dependents(cp: &ControlPlane, uid: &str) {
+    for (k, obj) in cp.store.all() {
+        if meta::owner_uids(&obj).iter().any(|u| u == uid) {
+            let _ = cp.store.mutate::<(), ()>(&k, |cur, _| {
+                let Some(c) = cur else { return Ok((Write::Keep, ())) };
+                let mut o = c.clone();
+                if let Some(refs) = o.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
+                }
+                Ok((Write::Put(o), ()))
+            });
+        }
+    }
 }
