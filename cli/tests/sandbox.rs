@@ -165,12 +165,19 @@ fn post_install_checks(sb: &Running) {
     assert_eq!(row.get(..2), Some(&["keda-admission", "3"][..]), "{out}");
 }
 
-/// ScaledObjects go through the webhook the installation registered: the seed is admitted, a
-/// broken one denied with the webhook's reason.
+/// ScaledObjects go through the webhook the installation registered: the seeds are admitted
+/// (the kafka one with the webhook's warning shown by kubectl), a broken one denied with the
+/// webhook's reason.
 fn admission_works(sb: &Running) {
     let (ok, out, err) =
         sb.kubectl(&["apply", "--validate=false", "-f", "tests/fixtures/seed/cron-prescale.yaml"]);
     assert!(ok, "{out}{err}");
+    // Admitted with the webhook's warning, which kubectl prints.
+    let (ok, out, err) =
+        sb.kubectl(&["apply", "--validate=false", "-f", "tests/fixtures/seed/kafka-trigger.yaml"]);
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("Warning: "), "{err}");
+    println!("kafka seed: {out}{err}");
     let bad = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: bad, namespace: default}\n\
                spec:\n  scaleTargetRef: {name: web}\n  minReplicaCount: 5\n  maxReplicaCount: 2\n  \
                triggers: [{type: cron, metadata: {timezone: UTC, start: '0 * * * *', end: '5 * * * *', desiredReplicas: '1'}}]\n";

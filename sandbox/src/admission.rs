@@ -16,7 +16,7 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::control::{ControlPlane, UserInfo};
+use crate::control::{ControlPlane, UserInfo, WriteCtx};
 use crate::meta;
 use crate::resources::Resource;
 use crate::selectors::LabelSelector;
@@ -82,9 +82,9 @@ impl Admission {
         name: &str,
         new: Option<&Value>,
         old: Option<&Value>,
-        user: &UserInfo,
-        dry_run: bool,
+        ctx: &WriteCtx,
     ) -> Result<(), ApiError> {
+        let (user, dry_run) = (&ctx.user, ctx.dry_run);
         let (configs, _) =
             cp.store.list("admissionregistration.k8s.io", "validatingwebhookconfigurations", None);
         if configs.is_empty() {
@@ -123,6 +123,13 @@ impl Admission {
                             resp.pointer("/response/allowed").and_then(Value::as_bool).unwrap_or(false);
                         if !allowed {
                             return Err(denial(&hook_name, resp.pointer("/response/status")));
+                        }
+                        for w in
+                            resp.pointer("/response/warnings").and_then(Value::as_array).into_iter().flatten()
+                        {
+                            if let Some(w) = w.as_str() {
+                                ctx.warnings.push(w.to_owned());
+                            }
                         }
                     }
                     Err(e) if fail_open => {

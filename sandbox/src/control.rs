@@ -42,6 +42,23 @@ pub struct WriteCtx {
     pub field_manager: String,
     pub dry_run: bool,
     pub force: bool,
+    /// Warnings admission webhooks returned for this request (sent as `Warning` headers).
+    pub warnings: Warnings,
+}
+
+/// Warnings collected while a request is handled.
+#[derive(Debug, Clone, Default)]
+pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Warnings {
+    pub fn push(&self, w: String) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(w);
+    }
+
+    /// Every warning so far, leaving none.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 /// Which part of an object a request addresses.
@@ -309,9 +326,7 @@ impl ControlPlane {
         }
         self.check_namespace(res, ns)?;
         let (obj, name) = self.prepare_create(res, ns, obj, ctx)?;
-        self.admission
-            .admit(self, res, Operation::Create, "", ns, &name, Some(&obj), None, &ctx.user, ctx.dry_run)
-            .await?;
+        self.admission.admit(self, res, Operation::Create, "", ns, &name, Some(&obj), None, ctx).await?;
         self.store_create(res, ns, &name, obj, ctx.dry_run)
     }
 
@@ -378,9 +393,7 @@ impl ControlPlane {
             if let (Some(mf), Some(m)) = (managed, meta::metadata_mut(&mut obj)) {
                 m.insert("managedFields".into(), mf);
             }
-            self.admission
-                .admit(self, res, Operation::Create, "", ns, &name, Some(&obj), None, &ctx.user, ctx.dry_run)
-                .await?;
+            self.admission.admit(self, res, Operation::Create, "", ns, &name, Some(&obj), None, ctx).await?;
             return self.store_create(res, ns, &name, obj, ctx.dry_run);
         }
         let precondition =
@@ -458,8 +471,7 @@ impl ControlPlane {
                     name,
                     Some(&new),
                     Some(&cur),
-                    &ctx.user,
-                    ctx.dry_run,
+                    ctx,
                 )
                 .await?;
             if ctx.dry_run {
@@ -528,9 +540,7 @@ impl ControlPlane {
                 "the UID in the precondition does not match the UID in record. The object might have been deleted and then recreated",
             ));
         }
-        self.admission
-            .admit(self, res, Operation::Delete, "", ns, name, None, Some(&cur), &ctx.user, ctx.dry_run)
-            .await?;
+        self.admission.admit(self, res, Operation::Delete, "", ns, name, None, Some(&cur), ctx).await?;
         if ctx.dry_run {
             return Ok(as_served(res, &cur));
         }
@@ -607,6 +617,7 @@ pub(crate) fn system_ctx() -> WriteCtx {
         field_manager: "kube-apiserver".into(),
         dry_run: false,
         force: false,
+        warnings: Warnings::default(),
     }
 }
 

@@ -250,6 +250,7 @@ async fn object(
         field_manager: field_manager(&q, headers),
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         force: q.get("force").is_some_and(|v| v == "true"),
+        warnings: Default::default(),
     };
     let list_opts = ListOptions {
         label_selector: q.get("labelSelector").cloned(),
@@ -258,7 +259,7 @@ async fn object(
         continue_: q.get("continue").cloned(),
     };
     let ns_opt = o.namespace.as_deref();
-    match (method.clone(), o.name.as_deref()) {
+    let out = match (method.clone(), o.name.as_deref()) {
         (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             Ok(watch::serve(cp.clone(), res, ns_opt.map(str::to_owned), list_opts, &q, drop_watch))
         }
@@ -328,5 +329,36 @@ async fn object(
             Ok(json_response(200, &list))
         }
         (m, _) => Err(ApiError::method_not_allowed(format!("{m} is not supported on {}", uri.path()))),
+    };
+    let mut resp = out?;
+    for w in ctx.warnings.take() {
+        if let Ok(v) = header::HeaderValue::from_str(&warning_header(&w)) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// A `Warning` header value as kube-apiserver sends it: code 299, no agent, the text quoted
+/// (control characters and non-ASCII replaced, as header values allow neither).
+pub fn warning_header(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| match c {
+            '"' => "\\\"".to_owned(),
+            '\\' => "\\\\".to_owned(),
+            c if c.is_ascii_graphic() || c == ' ' => c.to_string(),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    format!("299 - \"{clean}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn warnings_are_quoted_header_values() {
+        assert_eq!(super::warning_header("plain"), r#"299 - "plain""#);
+        assert_eq!(super::warning_header("a \"b\" c\\d\né"), r#"299 - "a \"b\" c\\d??""#);
     }
 }

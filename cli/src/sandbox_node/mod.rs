@@ -68,6 +68,7 @@ fn ctx() -> WriteCtx {
         field_manager: "kubelet".into(),
         dry_run: false,
         force: false,
+        warnings: Default::default(),
     }
 }
 
