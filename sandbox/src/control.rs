@@ -20,73 +20,16 @@ use crate::status::ApiError;
 use crate::store::{Key, Store, Write};
 
 mod list;
+mod request;
 mod scale;
 mod write;
 
 pub use list::ListOptions;
+pub(crate) use request::system_ctx;
+pub use request::{PatchType, Sub, UserInfo, Warnings, WriteCtx};
 use scale::from_scale;
 pub(crate) use scale::{selector_string, to_scale};
 use write::{apply_error, apply_patch, merge_for_write};
-
-/// Who is making a request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct UserInfo {
-    pub username: String,
-    pub groups: Vec<String>,
-}
-
-/// Per-request options shared by writes.
-#[derive(Debug, Clone)]
-pub struct WriteCtx {
-    pub user: UserInfo,
-    pub field_manager: String,
-    pub dry_run: bool,
-    pub force: bool,
-    /// Warnings admission webhooks returned for this request (sent as `Warning` headers).
-    pub warnings: Warnings,
-}
-
-/// Warnings collected while a request is handled.
-#[derive(Debug, Clone, Default)]
-pub struct Warnings(Arc<std::sync::Mutex<Vec<String>>>);
-
-impl Warnings {
-    pub fn push(&self, w: String) {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(w);
-    }
-
-    /// Every warning so far, leaving none.
-    pub fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-    }
-}
-
-/// Which part of an object a request addresses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sub {
-    Main,
-    Status,
-    Scale,
-}
-
-impl Sub {
-    pub fn name(self) -> Option<&'static str> {
-        match self {
-            Sub::Main => None,
-            Sub::Status => Some("status"),
-            Sub::Scale => Some("scale"),
-        }
-    }
-}
-
-/// The kinds of patch bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchType {
-    Merge,
-    Json,
-    Strategic,
-    Apply,
-}
 
 /// The whole control plane.
 #[derive(Debug)]
@@ -607,17 +550,6 @@ enum Retry {
 impl From<Retry> for ApiError {
     fn from(_: Retry) -> Self {
         ApiError::internal("retry")
-    }
-}
-
-/// A context for the control plane's own writes.
-pub(crate) fn system_ctx() -> WriteCtx {
-    WriteCtx {
-        user: UserInfo { username: "system:apiserver".into(), groups: vec!["system:masters".into()] },
-        field_manager: "kube-apiserver".into(),
-        dry_run: false,
-        force: false,
-        warnings: Warnings::default(),
     }
 }
 

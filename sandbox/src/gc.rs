@@ -3,10 +3,10 @@
 //! finalizers. It runs right after the owner's removal rather than on a separate worker. Also
 //! the deletion of a namespace's contents and the orphaning of dependents (Orphan propagation).
 
-use crate::control::ControlPlane;
-use crate::meta;
 use serde_json::Value;
 
+use crate::control::ControlPlane;
+use crate::meta;
 use crate::store::Write;
 
 /// Deletes, in the background, the dependents left without owners by the deletion of `uid`.

@@ -102,14 +102,13 @@ pub fn backend(
         .admission
         .service_addr(ns, svc_name)
         .ok_or_else(|| BackendError::NoEndpoints { namespace: ns.to_owned(), name: svc_name.to_owned() })?;
-    let tls_err = |e: String| BackendError::Tls(e);
     let insecure = apiservice.pointer("/spec/insecureSkipTLSVerify").and_then(Value::as_bool) == Some(true);
     let ca = match apiservice.pointer("/spec/caBundle").and_then(Value::as_str).filter(|b| !b.is_empty()) {
         Some(b) => base64::engine::general_purpose::STANDARD
             .decode(b)
-            .map_err(|e| tls_err(format!("caBundle is not base64: {e}")))?,
+            .map_err(|e| BackendError::Tls(format!("caBundle is not base64: {e}")))?,
         None if insecure => Vec::new(),
-        None => return Err(tls_err("no caBundle and insecureSkipTLSVerify is not set".into())),
+        None => return Err(BackendError::Tls("no caBundle and insecureSkipTLSVerify is not set".into())),
     };
     let host = format!("{svc_name}.{ns}.svc");
     let mut builder = reqwest::Client::builder().resolve(&host, addr).timeout(timeout);
@@ -117,14 +116,15 @@ pub fn backend(
         builder = builder.danger_accept_invalid_certs(true);
         if let Some(fp) = front_proxy {
             let id = reqwest::Identity::from_pem(format!("{}{}", fp.cert_pem, fp.key_pem).as_bytes())
-                .map_err(|e| tls_err(e.to_string()))?;
+                .map_err(|e| BackendError::Tls(e.to_string()))?;
             builder = builder.identity(id);
         }
     } else {
-        let tls = crate::pki::client_config(&ca, front_proxy).map_err(|e| tls_err(e.to_string()))?;
+        let tls =
+            crate::pki::client_config(&ca, front_proxy).map_err(|e| BackendError::Tls(e.to_string()))?;
         builder = builder.use_preconfigured_tls((*tls).clone());
     }
-    Ok((builder.build().map_err(|e| tls_err(e.to_string()))?, host))
+    Ok((builder.build().map_err(|e| BackendError::Tls(e.to_string()))?, host))
 }
 
 /// Whether a request header goes on to the backend: not the caller's credentials (the backend
