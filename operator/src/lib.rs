@@ -147,7 +147,7 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         metrics,
         recorder: Recorder::new(
             client.clone(),
-            Reporter { controller: NAME.into(), instance: Some(instance.clone()) },
+            Reporter { controller: NAME.into(), instance: Some(instance) },
         ),
         resolver: target::Resolver::default(),
         replicas: Default::default(),
@@ -196,10 +196,8 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
     if args.certificates.manage_certificates {
         let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
             .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
-        let recorder =
-            Recorder::new(client.clone(), Reporter { controller: NAME.into(), instance: Some(instance) });
         let manager = certs::CertManager::new(client.clone(), cfg)
-            .with_recorder(recorder)
+            .with_recorder(ctx.recorder.clone())
             .with_metrics(certs::CertMetrics::register(&mut server.registry));
         tasks.push(AbortOnDrop(tokio::spawn(manager.run(shutdown.wait()))));
     }

@@ -9,7 +9,7 @@
 
 use k8s_openapi::ByteString;
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::Value;
 
 /// Writes attempted per object and pass before giving up on conflicts (the next pass retries).
@@ -36,30 +36,26 @@ pub enum Target {
 }
 
 impl Target {
-    fn resource(self) -> ApiResource {
-        let (group, kind, plural) = match self {
+    /// Group, kind and plural (all version v1).
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
             Self::ApiService => ("apiregistration.k8s.io", "APIService", "apiservices"),
             Self::ValidatingWebhookConfiguration => (
                 "admissionregistration.k8s.io",
                 "ValidatingWebhookConfiguration",
                 "validatingwebhookconfigurations",
             ),
-        };
-        ApiResource {
-            group: group.into(),
-            version: "v1".into(),
-            api_version: format!("{group}/v1"),
-            kind: kind.into(),
-            plural: plural.into(),
         }
+    }
+
+    fn resource(self) -> ApiResource {
+        let (group, kind, plural) = self.names();
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
     }
 
     /// The kind, for messages.
     pub fn kind(self) -> &'static str {
-        match self {
-            Self::ApiService => "APIService",
-            Self::ValidatingWebhookConfiguration => "ValidatingWebhookConfiguration",
-        }
+        self.names().1
     }
 }
 
