@@ -21,6 +21,8 @@ use crate::sandbox_node::{Node, pods::Paths};
 /// The rendered default overlay of `deploy/` (kept equal to `kubectl kustomize
 /// deploy/overlays/default` by the deploy tests).
 pub const DEFAULT_INSTALL: &str = include_str!("../../deploy/rendered/default.yaml");
+/// Where [`DEFAULT_INSTALL`] comes from, for messages.
+const DEFAULT_INSTALL_NAME: &str = "deploy/rendered/default.yaml";
 
 /// What `ebb sandbox` installs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,14 +181,9 @@ pub async fn run(opts: Options) -> Result<(), CliError> {
     let node = Node::start(sb.cp.clone(), Paths { bin_dir, dir: dir.clone(), kubeconfig: kubeconfig_path });
     println!("node: running ebb's Deployments as local processes (files and logs in {})", dir.display());
     let installed = match &opts.install {
-        Install::Default => Some(
-            install(
-                &sb,
-                &objects(DEFAULT_INSTALL, "deploy/rendered/default.yaml")?,
-                "deploy/rendered/default.yaml",
-            )
-            .await?,
-        ),
+        Install::Default => {
+            Some(install(&sb, &objects(DEFAULT_INSTALL, DEFAULT_INSTALL_NAME)?, DEFAULT_INSTALL_NAME).await?)
+        }
         Install::File(path) => {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|e| CliError::Output(format!("{name}: {e}")))?;

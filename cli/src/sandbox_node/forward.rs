@@ -40,6 +40,11 @@ impl Forwarders {
         Ok(addr)
     }
 
+    /// The local address of `key`'s forwarder, if it is started.
+    pub fn get(&self, key: &PortKey) -> Option<SocketAddr> {
+        self.listeners.get(key).map(|(addr, _)| *addr)
+    }
+
     /// Replaces every port's endpoints.
     pub fn set_endpoints(&self, all: BTreeMap<PortKey, Vec<SocketAddr>>) {
         *self.endpoints.lock().unwrap_or_else(PoisonError::into_inner) = all;
@@ -53,7 +58,14 @@ async fn serve(
 ) {
     let next = AtomicUsize::new(0);
     loop {
-        let Ok((mut inbound, _)) = listener.accept().await else { continue };
+        let mut inbound = match listener.accept().await {
+            Ok((inbound, _)) => inbound,
+            Err(_) => {
+                // Out of file descriptors or the like: pause instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let target = {
             let all = endpoints.lock().unwrap_or_else(PoisonError::into_inner);
             all.get(&key).filter(|e| !e.is_empty()).map(|e| e[next.fetch_add(1, Ordering::Relaxed) % e.len()])

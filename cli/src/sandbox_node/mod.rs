@@ -57,7 +57,6 @@ struct State {
     paths: Paths,
     pods: BTreeMap<(String, String), PodRun>,
     forwarders: Forwarders,
-    links: BTreeMap<PortKey, SocketAddr>,
     mapped: BTreeSet<(String, String)>,
     http: reqwest::Client,
 }
@@ -79,7 +78,6 @@ async fn run(cp: Arc<ControlPlane>, paths: Paths, mut stopped: watch::Receiver<b
         paths,
         pods: BTreeMap::new(),
         forwarders: Forwarders::default(),
-        links: BTreeMap::new(),
         mapped: BTreeSet::new(),
         http,
     };
@@ -91,10 +89,7 @@ async fn run(cp: Arc<ControlPlane>, paths: Paths, mut stopped: watch::Receiver<b
             _ = tick.tick() => st.tick().await,
         }
     }
-    let keys: Vec<_> = st.pods.keys().cloned().collect();
-    let stops = keys.iter().filter_map(|k| st.pods.remove(k)).map(|mut p| async move {
-        p.stop(GRACE).await;
-    });
+    let stops = std::mem::take(&mut st.pods).into_values().map(|mut p| async move { p.stop(GRACE).await });
     futures::future::join_all(stops).await;
 }
 
@@ -172,20 +167,24 @@ impl State {
                 self.pods.insert((ns.clone(), name), pod);
             }
         }
-        let needed: Vec<PortKey> = self
+        // Plan first, so that the forwarders of the Services a process links to exist before
+        // it starts.
+        for p in self.pods.values_mut() {
+            p.plan(&self.cp, &self.paths);
+        }
+        let links: BTreeSet<PortKey> = self
             .pods
             .values()
             .filter_map(|p| p.launch.as_ref()?.link.as_ref())
             .map(|l| (l.namespace.clone(), l.service.clone(), l.port))
-            .filter(|k| !self.links.contains_key(k))
             .collect();
-        for k in needed {
-            if let Ok(addr) = self.forwarders.addr(&k).await {
-                self.links.insert(k, addr);
+        for k in &links {
+            if let Err(e) = self.forwarders.addr(k).await {
+                println!("Service {}/{} port {}: {e}", k.0, k.1, k.2);
             }
         }
         for p in self.pods.values_mut() {
-            p.step(&self.cp, &self.paths, &self.links, &self.http).await;
+            p.step(&self.cp, &self.paths, &self.forwarders, &self.http).await;
             if let Some(status) = p.status_change() {
                 let written = match self.cp.get(&pod_res, &p.namespace, &p.name) {
                     Ok(mut obj) => {
@@ -211,6 +210,15 @@ impl State {
         let Some(pod_res) = self.cp.resource("", "v1", "pods") else { return };
         let (services, _) = self.cp.store.list("", "services", None);
         let mut endpoints: BTreeMap<PortKey, Vec<SocketAddr>> = BTreeMap::new();
+        // The Pods' labels as stored (the operator's leader label is set through the API).
+        let labels: BTreeMap<&str, Value> = self
+            .pods
+            .values()
+            .filter_map(|p| {
+                let obj = self.cp.get(&pod_res, &p.namespace, &p.name).ok()?;
+                Some((p.name.as_str(), obj.pointer("/metadata/labels")?.clone()))
+            })
+            .collect();
         for (key, svc) in &services {
             let (ns, name) = (&key.2, &key.3);
             let Some(selector) =
@@ -220,12 +228,10 @@ impl State {
             };
             let mut selected = Vec::new();
             for p in self.pods.values().filter(|p| p.namespace == *ns) {
-                let labels = self
-                    .cp
-                    .get(&pod_res, ns, &p.name)
-                    .ok()
-                    .and_then(|o| o.pointer("/metadata/labels").cloned());
-                if labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v))) {
+                if labels
+                    .get(p.name.as_str())
+                    .is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+                {
                     selected.push(p);
                 }
             }
@@ -257,15 +263,15 @@ impl State {
                         l.ports.get(&container).copied()
                     })
                     .collect();
-                if let Ok(addr) = self.forwarders.addr(&pk).await {
-                    self.links.insert(pk.clone(), addr);
+                if let Err(e) = self.forwarders.addr(&pk).await {
+                    println!("Service {ns}/{name} port {number}: {e}");
                 }
                 endpoints.insert(pk, addrs);
             }
             let Some(main) = main else { continue };
             let up = endpoints.get(&main).is_some_and(|e| !e.is_empty());
-            match (up, self.links.get(&main)) {
-                (true, Some(addr)) => self.cp.admission.map_service(ns, name, *addr),
+            match (up, self.forwarders.get(&main)) {
+                (true, Some(addr)) => self.cp.admission.map_service(ns, name, addr),
                 _ => self.cp.admission.unmap_service(ns, name),
             }
             self.mapped.insert((ns.clone(), name.clone()));

@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::forward::Forwarders;
 use super::launch::{self, Launch, Lookup, PodRef};
 use super::volumes;
 
-/// Local forwarder addresses of Service ports.
-pub type Links = std::collections::BTreeMap<super::forward::PortKey, std::net::SocketAddr>;
 use ebb_sandbox::control::ControlPlane;
 
 /// Longest pause between restarts.
@@ -50,17 +49,16 @@ pub struct PodRun {
 struct StoreLookup<'a>(&'a ControlPlane, &'a str);
 
 impl Lookup for StoreLookup<'_> {
+    /// Read as a volume of the object would show it (Secret data decoded).
     fn value(&self, secret: bool, name: &str, key: &str) -> Option<String> {
-        let plural = if secret { "secrets" } else { "configmaps" };
-        let obj = self.0.get(&self.0.resource("", "v1", plural)?, self.1, name).ok()?;
-        let v = obj.pointer(&format!("/data/{}", key.replace('~', "~0").replace('/', "~1")))?.as_str()?;
-        if secret {
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(volumes::unwrapped(v)).ok()?;
-            String::from_utf8(bytes).ok()
+        let name = name.to_owned();
+        let source = if secret {
+            launch::Source::Secret { name, items: Vec::new(), optional: true }
         } else {
-            Some(v.to_owned())
-        }
+            launch::Source::ConfigMap { name, items: Vec::new(), optional: true }
+        };
+        let bytes = volumes::files(self.0, self.1, &source).ok()??.remove(key)?;
+        String::from_utf8(bytes).ok()
     }
 }
 
@@ -117,8 +115,9 @@ impl PodRun {
         self.waiting = Some((reason.to_owned(), message));
     }
 
-    /// One step: notice an exit, (re)start when due, keep volumes current, probe readiness.
-    pub async fn step(&mut self, cp: &ControlPlane, paths: &Paths, links: &Links, http: &reqwest::Client) {
+    /// Notices an exit, and plans the process when it is not planned (first start, or a restart
+    /// after an exit: fresh ports, current Secret and ConfigMap values).
+    pub fn plan(&mut self, cp: &ControlPlane, paths: &Paths) {
         if let Some(child) = &mut self.child
             && let Ok(Some(status)) = child.try_wait()
         {
@@ -134,7 +133,6 @@ impl PodRun {
                 log.display()
             );
             self.wait("CrashLoopBackOff", format!("{status}; see {}", log.display()));
-            // Planned again before the restart: fresh ports, current Secret and ConfigMap values.
             self.launch = None;
         }
         if self.launch.is_none() {
@@ -149,9 +147,20 @@ impl PodRun {
                 &mut free_addr,
             ) {
                 Ok(l) => self.launch = Some(l),
-                Err(e) => return self.wait("CreateContainerConfigError", e),
+                Err(e) => self.wait("CreateContainerConfigError", e),
             }
         }
+    }
+
+    /// After [`Self::plan`]: keeps volumes current, (re)starts the process when due, probes
+    /// readiness. Services the process links to have their forwarders in `forwarders`.
+    pub async fn step(
+        &mut self,
+        cp: &ControlPlane,
+        paths: &Paths,
+        forwarders: &Forwarders,
+        http: &reqwest::Client,
+    ) {
         let Some(l) = self.launch.clone() else { return };
         for v in &l.volumes {
             match volumes::files(cp, &self.namespace, &v.source) {
@@ -177,7 +186,7 @@ impl PodRun {
             }
         }
         if self.child.is_none() && self.retry_at.is_none_or(|t| Instant::now() >= t) {
-            match self.spawn(&l, paths, links) {
+            match self.spawn(&l, paths, forwarders) {
                 Ok(child) => {
                     self.child = Some(child);
                     self.waiting = None;
@@ -209,7 +218,12 @@ impl PodRun {
         }
     }
 
-    fn spawn(&self, l: &Launch, paths: &Paths, links: &Links) -> Result<tokio::process::Child, String> {
+    fn spawn(
+        &self,
+        l: &Launch,
+        paths: &Paths,
+        forwarders: &Forwarders,
+    ) -> Result<tokio::process::Child, String> {
         let exe = paths.bin_dir.join(&l.program);
         if !exe.exists() {
             return Err(format!(
@@ -242,7 +256,7 @@ impl PodRun {
             .kill_on_drop(true);
         if let Some(link) = &l.link {
             let key = (link.namespace.clone(), link.service.clone(), link.port);
-            let addr = links
+            let addr = forwarders
                 .get(&key)
                 .ok_or_else(|| format!("no forwarder for Service {}/{}", link.namespace, link.service))?;
             cmd.env(link.env, addr.to_string());
