@@ -1,7 +1,10 @@
 //! Test support shared by the scalers', operator's and CLI's tests: each module starts one real
-//! metric source on 127.0.0.1 (installed by `scripts/backends/*.sh`, which the test command runs),
-//! waits until it is ready, and stops it when its handle is dropped.
+//! backend on 127.0.0.1 (installed by `scripts/backends/*.sh`, which the test command runs) —
+//! a metric source, or upstream Kubernetes ([`kubernetes`]) — waits until it is ready, and stops
+//! it when its handle is dropped.
 
+pub mod kubernetes;
 pub mod moto;
 pub mod prometheus;
 pub mod tansu;
+pub mod watched;

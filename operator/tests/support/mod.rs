@@ -22,19 +22,42 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-/// The cluster the tests run on: the local control plane, or — with `EBB_E2E_REAL_CLUSTER=1` —
-/// the real cluster `KUBECONFIG` names. On a real cluster each test works in a namespace of its
-/// own (the client's default namespace), deleted by [`Cluster::stop`]; tests that need the local
-/// control plane's fault injection or direct store access are skipped there.
+/// The cluster the tests run on, chosen by `EBB_E2E_CLUSTER`: `local` (default) is ebb's local
+/// control plane; `upstream` is upstream Kubernetes (etcd, kube-apiserver,
+/// kube-controller-manager) started on loopback by `ebb_testbackends::kubernetes`, one per test
+/// binary; `kubeconfig` (or the older `EBB_E2E_REAL_CLUSTER=1`) is the cluster `KUBECONFIG`
+/// names. On any cluster but the local one each test works in a namespace of its own (the
+/// client's default namespace), deleted by [`Cluster::stop`]; tests that need the local control
+/// plane's fault injection or direct store access are skipped there, saying so.
 pub struct Cluster {
     pub sandbox: Option<Sandbox>,
     namespace: Option<String>,
     client: kube::Client,
 }
 
-/// Whether the e2e tests run against the real cluster of `KUBECONFIG`.
+/// Where the e2e tests run (see [`Cluster`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Local,
+    Upstream,
+    Kubeconfig,
+}
+
+/// The target `EBB_E2E_CLUSTER` (or `EBB_E2E_REAL_CLUSTER=1`) selects; panics on an unknown name.
+pub fn target() -> Target {
+    match std::env::var("EBB_E2E_CLUSTER").as_deref() {
+        Ok("upstream") => Target::Upstream,
+        Ok("kubeconfig") => Target::Kubeconfig,
+        Ok("local") => Target::Local,
+        Ok(other) => panic!("EBB_E2E_CLUSTER={other:?}: expected local, upstream or kubeconfig"),
+        Err(_) if std::env::var("EBB_E2E_REAL_CLUSTER").is_ok_and(|v| v == "1") => Target::Kubeconfig,
+        Err(_) => Target::Local,
+    }
+}
+
+/// Whether the e2e tests run on a cluster other than the local control plane.
 pub fn real_cluster() -> bool {
-    std::env::var("EBB_E2E_REAL_CLUSTER").is_ok_and(|v| v == "1")
+    target() != Target::Local
 }
 
 impl Cluster {
@@ -61,7 +84,7 @@ impl Cluster {
 /// the test works in. On the local control plane the HPA controller syncs every `hpa_sync`.
 pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
     if real_cluster() {
-        let mut config = kube::Config::infer().await.expect("EBB_E2E_REAL_CLUSTER=1 needs KUBECONFIG");
+        let mut config = real_cluster_config().await;
         let client = kube::Client::try_from(config.clone()).unwrap();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let pp = PatchParams::apply("ebb-e2e").force();
@@ -88,6 +111,19 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     let client = kube::Client::try_from(config).unwrap();
     (Cluster { sandbox: Some(sb), namespace: None, client: client.clone() }, client)
+}
+
+/// The admin client configuration of the upstream control plane (started on first use) or of
+/// `KUBECONFIG`.
+async fn real_cluster_config() -> kube::Config {
+    if target() == Target::Upstream {
+        let path = tokio::task::spawn_blocking(|| ebb_testbackends::kubernetes::Upstream::shared().kubeconfig_path())
+            .await
+            .unwrap();
+        let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
+        return kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    }
+    kube::Config::infer().await.expect("EBB_E2E_CLUSTER=kubeconfig needs KUBECONFIG")
 }
 
 static NEXT_NS: AtomicUsize = AtomicUsize::new(0);
