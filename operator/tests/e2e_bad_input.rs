@@ -36,13 +36,14 @@ async fn invalid_objects_fail_their_check_and_the_rest_keeps_scaling() {
     cms.create(&PostParams::default(), &cm).await.unwrap();
     let op = start_operator(&client, &[]).await;
 
+    let ns = client.default_namespace().to_owned();
     let mut bad_tz = open_window(2);
     bad_tz["metadata"]["timezone"] = json!("Mars/Olympus");
     let cases = [
         (
             "bad-timezone",
             scaled_object("bad-timezone", "web", json!([bad_tz]), json!({})),
-            r#"spec.triggers[0] (cron) metadata.timezone: unknown time zone "Mars/Olympus""#,
+            r#"spec.triggers[0] (cron) metadata.timezone: unknown time zone "Mars/Olympus""#.to_owned(),
         ),
         (
             "no-scale",
@@ -52,12 +53,12 @@ async fn invalid_objects_fail_their_check_and_the_rest_keeps_scaling() {
                 json!([open_window(2)]),
                 json!({"scaleTargetRef": {"apiVersion": "v1", "kind": "ConfigMap", "name": "x"}}),
             ),
-            "/scale",
+            "/scale".to_owned(),
         ),
         (
             "no-target",
             scaled_object("no-target", "missing", json!([open_window(2)]), json!({})),
-            "apps/v1.Deployment default/missing not found",
+            format!("apps/v1.Deployment {ns}/missing not found"),
         ),
     ];
     for (_, so, _) in &cases {

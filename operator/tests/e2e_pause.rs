@@ -217,8 +217,9 @@ async fn restore_to_original_replica_count_on_delete() {
     })
     .await;
     assert_eq!(replicas(&client, "restore").await, 2, "back to the replicas before ebb");
-    wait_for("the HPA to be gone", Duration::from_secs(5), async || !hpa_exists(&client, "restore").await)
-        .await;
+    let gone =
+        wait_for("the HPA to be gone", gc_limit(), async || !hpa_exists(&client, "restore").await).await;
+    eprintln!("HPA collected {gone:?} after the ScaledObject");
     assert_eq!(count_events(&client, "restore", "ScaledObjectDeleted").await, 1);
     // No loop is left to scale the target back to 0.
     holds_for("the restored replicas", Duration::from_secs(3), async || {
@@ -261,8 +262,9 @@ async fn deleting_removes_the_hpa_and_stops_the_loop() {
         get_so(&client, "plain").await.is_none()
     })
     .await;
-    wait_for("the HPA to be collected", Duration::from_secs(5), async || !hpa_exists(&client, "plain").await)
-        .await;
+    let gone =
+        wait_for("the HPA to be collected", gc_limit(), async || !hpa_exists(&client, "plain").await).await;
+    eprintln!("HPA collected {gone:?} after the ScaledObject");
     assert_eq!(replicas(&client, "plain").await, 1, "without restore the target keeps its replicas");
     wait_for("the object's series to be dropped", Duration::from_secs(5), async || {
         series(&op.metrics().await.unwrap(), "keda_scaled_object_paused", "plain").is_none()

@@ -11,6 +11,11 @@ mod=testbackends/kubernetes
 if ! command -v go >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends golang-go
 fi
+# Go 1.21 and later fetch the toolchain the go.mod asks for from the module proxy by themselves.
+if ! go version | awk '{ split(substr($3, 3), v, "."); exit !(v[1] > 1 || v[2] >= 21) }'; then
+  echo "kubernetes.sh: $(go version) is too old; Go 1.21 or later is needed" >&2
+  exit 1
+fi
 
 kube_version="$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2 } $1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$mod/go.mod")"
 etcd_version="$(awk '$1 == "go.etcd.io/etcd/server/v3" && $2 ~ /^v/ { print $2 }' "$mod/go.mod")"

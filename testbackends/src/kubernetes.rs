@@ -91,7 +91,8 @@ pub fn versions() -> (String, String) {
 /// Where `scripts/backends/kubernetes.sh` puts the binaries (`$EBB_KUBE_CACHE`, default
 /// `/var/tmp/ebb-kube`, then `<kubernetes>-etcd-<etcd>/bin`).
 pub fn bin_dir() -> PathBuf {
-    let root = std::env::var_os("EBB_KUBE_CACHE").map_or_else(|| PathBuf::from("/var/tmp/ebb-kube"), PathBuf::from);
+    let root =
+        std::env::var_os("EBB_KUBE_CACHE").map_or_else(|| PathBuf::from("/var/tmp/ebb-kube"), PathBuf::from);
     let (kube, etcd) = versions();
     root.join(format!("{kube}-etcd-{etcd}")).join("bin")
 }
@@ -121,9 +122,7 @@ impl Upstream {
         let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
 
         let mut etcd = start_etcd(&dir, etcd_port, peer_port)?;
-        wait(&mut etcd, "etcd /health", || {
-            http_status(etcd_port, "/health").is_ok_and(|s| s == 200)
-        })?;
+        wait(&mut etcd, "etcd /health", || http_status(etcd_port, "/health").is_ok_and(|s| s == 200))?;
 
         let apiserver_args = apiserver_args(&dir, &files, etcd_port, port, &opts.apiserver_args);
         let mut apiserver = start_apiserver(&dir, &apiserver_args)?;
@@ -213,7 +212,6 @@ impl Upstream {
         let kubeconfig = self.kubeconfig_path();
         wait_apiserver(&mut self.apiserver, &kubeconfig)
     }
-
 }
 
 impl Drop for Upstream {
@@ -273,7 +271,14 @@ fn apiserver_args(dir: &Path, files: &pki::Files, etcd: u16, port: u16, extra: &
 }
 
 fn start_apiserver(dir: &Path, args: &[String]) -> Result<Watched, String> {
-    Watched::spawn("kube-apiserver", &binary("kube-apiserver")?, args, &[], &dir.join("kube-apiserver.log"), None)
+    Watched::spawn(
+        "kube-apiserver",
+        &binary("kube-apiserver")?,
+        args,
+        &[],
+        &dir.join("kube-apiserver.log"),
+        None,
+    )
 }
 
 fn start_controller_manager(dir: &Path, files: &pki::Files, opts: &Options) -> Result<Watched, String> {
@@ -334,7 +339,8 @@ fn wait(proc: &mut Watched, what: &str, mut ready: impl FnMut() -> bool) -> Resu
 }
 
 fn free_port() -> Result<u16, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
+    let l =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 

@@ -9,7 +9,12 @@ use ebb_testbackends::kubernetes::{Options, Upstream, versions};
 
 fn kubectl(up: &Upstream, args: &[&str]) -> String {
     let out = up.run_kubectl(args).unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), up.logs(20));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        up.logs(20)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -22,7 +27,8 @@ fn serves_the_pinned_release_and_runs_its_controllers() {
     assert_eq!(version["clientVersion"]["gitVersion"], versions().0.as_str());
 
     // The aggregator's front-proxy CA is published where aggregated API servers read it.
-    let auth = kubectl(&up, &["get", "cm", "-n", "kube-system", "extension-apiserver-authentication", "-o", "json"]);
+    let auth =
+        kubectl(&up, &["get", "cm", "-n", "kube-system", "extension-apiserver-authentication", "-o", "json"]);
     assert!(auth.contains("requestheader-client-ca-file"), "{auth}");
 
     kubectl(&up, &["create", "deployment", "web", "--image=x", "--replicas=2"]);
@@ -32,7 +38,11 @@ fn serves_the_pinned_release_and_runs_its_controllers() {
         if pods.lines().count() == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "no 2 Pods from the ReplicaSet controller: {pods:?}\n{}", up.logs(20));
+        assert!(
+            Instant::now() < deadline,
+            "no 2 Pods from the ReplicaSet controller: {pods:?}\n{}",
+            up.logs(20)
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     // Service ClusterIPs come from the loopback range.

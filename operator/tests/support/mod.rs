@@ -88,8 +88,14 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
         let client = kube::Client::try_from(config.clone()).unwrap();
         let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
         let pp = PatchParams::apply("ebb-e2e").force();
-        for (name, crd) in ebb_api::crds::all() {
-            crds.patch(name, &pp, &Patch::Apply(&crd)).await.unwrap();
+        for (_, crd) in ebb_api::crds::all() {
+            let name = crd.metadata.name.clone().unwrap();
+            crds.patch(&name, &pp, &Patch::Apply(&crd)).await.unwrap();
+            wait_for(&format!("CRD {name} Established"), Duration::from_secs(30), async || {
+                let conds = crds.get(&name).await.ok().and_then(|c| c.status?.conditions).unwrap_or_default();
+                conds.iter().any(|c| c.type_ == "Established" && c.status == "True")
+            })
+            .await;
         }
         let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
         let nss: Api<Namespace> = Api::all(client.clone());
@@ -117,13 +123,22 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
 /// `KUBECONFIG`.
 async fn real_cluster_config() -> kube::Config {
     if target() == Target::Upstream {
-        let path = tokio::task::spawn_blocking(|| ebb_testbackends::kubernetes::Upstream::shared().kubeconfig_path())
-            .await
-            .unwrap();
+        let path = tokio::task::spawn_blocking(|| {
+            ebb_testbackends::kubernetes::Upstream::shared().kubeconfig_path()
+        })
+        .await
+        .unwrap();
         let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
         return kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     }
     kube::Config::infer().await.expect("EBB_E2E_CLUSTER=kubeconfig needs KUBECONFIG")
+}
+
+/// How long garbage collection of an owner's dependents may take. Upstream's garbage collector
+/// learns of a CRD created after it started only at its 30 s discovery resync, and the tests
+/// install the CRDs when they start; the local control plane collects at once.
+pub fn gc_limit() -> Duration {
+    if real_cluster() { Duration::from_secs(75) } else { Duration::from_secs(5) }
 }
 
 static NEXT_NS: AtomicUsize = AtomicUsize::new(0);

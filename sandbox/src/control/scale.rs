@@ -53,6 +53,49 @@ pub(super) fn from_scale(res: &Resource, cur: &Value, scale: &Value) -> Result<V
     Ok(obj)
 }
 
+/// After a `/scale` write of 0 replicas no manager owns the replicas field: a Scale's
+/// `spec.replicas` is omitted when 0, so the write sets nothing and the field's previous owners
+/// lose it, as upstream's field manager records it. Entries left owning nothing are dropped.
+pub(super) fn disown_zero_replicas(res: &Resource, obj: &mut Value) {
+    let Some(paths) = res.scale.as_ref() else { return };
+    if get_path(obj, &paths.spec_replicas).and_then(Value::as_i64) != Some(0) {
+        return;
+    }
+    let parts: Vec<String> = paths
+        .spec_replicas
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("f:{p}"))
+        .collect();
+    let Some(entries) = obj.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for entry in entries.iter_mut() {
+        if let Some(fields) = entry.get_mut("fieldsV1") {
+            remove_field(fields, &parts);
+        }
+    }
+    entries.retain(|e| e.get("fieldsV1").and_then(Value::as_object).is_some_and(|f| !f.is_empty()));
+}
+
+/// Removes the set path `parts` from a fieldsV1 tree, pruning parents left empty (their `.`
+/// marker alone does not keep them).
+fn remove_field(tree: &mut Value, parts: &[String]) {
+    let Some((first, rest)) = parts.split_first() else { return };
+    let Some(map) = tree.as_object_mut() else { return };
+    if rest.is_empty() {
+        map.remove(first);
+        return;
+    }
+    if let Some(child) = map.get_mut(first) {
+        remove_field(child, rest);
+        if child.as_object().is_some_and(|c| c.is_empty()) {
+            map.remove(first);
+        }
+    }
+}
+
 /// A label selector (metav1.LabelSelector or already a string) as `a=b,c=d`.
 pub(crate) fn selector_string(v: &Value) -> String {
     if let Some(s) = v.as_str() {

@@ -165,6 +165,9 @@ pub(super) fn merge_for_write(
             sub.name(),
             &list_keys(res),
         );
+        if sub == Sub::Scale {
+            super::scale::disown_zero_replicas(res, &mut new);
+        }
     }
     Ok(new)
 }
