@@ -1,8 +1,10 @@
-//! Conformance of the HorizontalPodAutoscaler controller with kube-controller-manager's: real
-//! autoscaling/v2 HPAs on a Deployment, with an External metric read through the aggregated
-//! external.metrics.k8s.io API from a fake metrics server the test controls. The replica counts
-//! must follow the shared replica calculator (run here in lockstep as the oracle), and status
-//! (counts, currentMetrics, conditions) must read as upstream writes it.
+//! Conformance of the HorizontalPodAutoscaler controller's status with kube-controller-manager's:
+//! real autoscaling/v2 HPAs on a Deployment, with an External metric read through the aggregated
+//! external.metrics.k8s.io API from a fake metrics server the test controls. Status (counts,
+//! currentMetrics, conditions, the aggregation headers) must read as upstream writes it; the
+//! replica counts follow the shared replica calculator, run here in lockstep. Whether the
+//! calculator and this controller decide as upstream does is settled against
+//! kube-controller-manager itself in `hpa_upstream.rs`.
 
 #![allow(clippy::unwrap_used)]
 

@@ -174,6 +174,14 @@ impl Upstream {
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     }
 
+    /// The front-proxy CA (PEM): aggregated API servers verify the aggregator's client
+    /// certificate with it (kube-apiserver also publishes it in
+    /// `kube-system/extension-apiserver-authentication`).
+    pub fn front_proxy_ca_pem(&self) -> Result<String, String> {
+        let path = self.dir.join("front-proxy-ca.crt");
+        std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
     /// The directory holding the PKI, kubeconfigs and logs.
     pub fn dir(&self) -> &Path {
         &self.dir

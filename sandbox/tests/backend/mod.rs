@@ -131,6 +131,8 @@ pub struct MetricRequest {
 pub struct Metrics {
     /// The value every known metric has.
     pub value: Arc<Mutex<f64>>,
+    /// Values for one namespace, taking precedence over `value`.
+    pub in_namespace: Arc<Mutex<std::collections::BTreeMap<String, f64>>>,
     /// Answer 500 to metric reads.
     pub fail: Arc<AtomicBool>,
     /// Every metric read, in order.
@@ -142,6 +144,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn set(&self, v: f64) {
         *self.value.lock().unwrap() = v;
+    }
+
+    /// Sets the value every metric of namespace `ns` has.
+    pub fn set_in(&self, ns: &str, v: f64) {
+        self.in_namespace.lock().unwrap().insert(ns.to_owned(), v);
     }
 
     pub fn set_failing(&self, fail: bool) {
@@ -210,7 +217,7 @@ async fn metric(
     {
         return status(StatusCode::NOT_FOUND, &format!("no metric {name} for selector {:?}", seen.selector));
     }
-    let value = *m.value.lock().unwrap();
+    let value = m.in_namespace.lock().unwrap().get(&ns).copied().unwrap_or(*m.value.lock().unwrap());
     Json(json!({
         "kind": "ExternalMetricValueList", "apiVersion": GROUP_VERSION, "metadata": {},
         "items": [{
