@@ -49,6 +49,11 @@ pub enum Command {
         /// Where the programs' files and logs go.
         #[arg(long, default_value = "ebb-sandbox-logs")]
         dir: std::path::PathBuf,
+        /// Run on upstream Kubernetes (etcd, kube-apiserver, kube-controller-manager) built by
+        /// `scripts/backends/kubernetes.sh` instead of ebb's embedded control plane (--port is
+        /// then picked freely).
+        #[arg(long)]
+        upstream: bool,
     },
     /// Query every trigger now and explain whether and how the target would scale.
     Check {
@@ -124,15 +129,19 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 .map_err(|e| CliError::Output(format!("cannot encode CRDs: {e}")))?;
             write_out(&yaml)
         }
-        Command::Sandbox { kubeconfig, port, no_demo, manifests, no_install, dir } => {
+        Command::Sandbox { kubeconfig, port, no_demo, manifests, no_install, dir, upstream } => {
             use crate::sandbox_cmd::{Install, Options};
             let install = match (manifests, no_install) {
                 (Some(f), _) => Install::File(f),
                 (None, true) => Install::Nothing,
                 (None, false) => Install::Default,
             };
-            crate::sandbox_cmd::run(Options { kubeconfig, port, demo: !no_demo && !no_install, install, dir })
-                .await
+            let opts = Options { kubeconfig, port, demo: !no_demo && !no_install, install, dir };
+            if upstream {
+                crate::sandbox_upstream::run(opts).await
+            } else {
+                crate::sandbox_cmd::run(opts).await
+            }
         }
         Command::Check { files, output, current_replicas, timeout } => {
             let m = load(&files)?;

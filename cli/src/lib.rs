@@ -8,5 +8,6 @@ pub mod load;
 pub mod prepare;
 pub mod sandbox_cmd;
 pub mod sandbox_node;
+pub mod sandbox_upstream;
 pub mod simulate;
 pub mod svg;

@@ -22,7 +22,7 @@ use crate::sandbox_node::{Node, pods::Paths};
 /// deploy/overlays/default` by the deploy tests).
 pub const DEFAULT_INSTALL: &str = include_str!("../../deploy/rendered/default.yaml");
 /// Where [`DEFAULT_INSTALL`] comes from, for messages.
-const DEFAULT_INSTALL_NAME: &str = "deploy/rendered/default.yaml";
+pub(crate) const DEFAULT_INSTALL_NAME: &str = "deploy/rendered/default.yaml";
 
 /// What `ebb sandbox` installs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ pub fn shifted_cron(now: chrono::DateTime<Utc>) -> Value {
     })
 }
 
-fn demo_deployment() -> Value {
+pub(crate) fn demo_deployment() -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "php-apache", "namespace": "default", "labels": {"app": "php-apache"}},
         "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "php-apache"}},
@@ -88,7 +88,7 @@ fn demo_deployment() -> Value {
 }
 
 /// Ctrl-C or SIGTERM.
-async fn stop_signal() {
+pub(crate) async fn stop_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

@@ -33,7 +33,8 @@ pub const SERVICE_CIDR: &str = "127.0.100.0/24";
 const KUBERNETES_SERVICE_IP: [u8; 4] = [127, 0, 100, 1];
 /// kube-controller-manager's controllers (legacy names, accepted by every release since 1.26).
 pub const CONTROLLERS: &str = "deployment,replicaset,horizontalpodautoscaling,garbagecollector,namespace,\
-endpoint,endpointslice,serviceaccount,serviceaccount-token,job,cronjob,root-ca-cert-publisher,podgc";
+endpoint,endpointslice,serviceaccount,serviceaccount-token,job,cronjob,root-ca-cert-publisher,podgc,\
+clusterrole-aggregation,disruption,ttl-after-finished";
 /// How long each component may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -40,6 +40,18 @@ impl Forwarders {
         Ok(addr)
     }
 
+    /// Starts `key`'s forwarder listening on `at` (a Service's ClusterIP and port, when the
+    /// ClusterIPs are loopback addresses), unless it is started already; its address.
+    pub async fn listen_at(&mut self, key: &PortKey, at: SocketAddr) -> Result<SocketAddr, String> {
+        if let Some((addr, _)) = self.listeners.get(key) {
+            return Ok(*addr);
+        }
+        let listener = TcpListener::bind(at).await.map_err(|e| format!("cannot listen on {at}: {e}"))?;
+        let task = tokio::spawn(serve(listener, key.clone(), self.endpoints.clone()));
+        self.listeners.insert(key.clone(), (at, task));
+        Ok(at)
+    }
+
     /// The local address of `key`'s forwarder, if it is started.
     pub fn get(&self, key: &PortKey) -> Option<SocketAddr> {
         self.listeners.get(key).map(|(addr, _)| *addr)

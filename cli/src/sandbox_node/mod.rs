@@ -10,6 +10,7 @@
 pub mod forward;
 pub mod launch;
 pub mod pods;
+pub mod remote;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -49,6 +50,19 @@ impl Node {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+    }
+}
+
+/// Where the node reads the Secrets and ConfigMaps its Pods' volumes and environment refer to:
+/// the local control plane's store, or a snapshot listed from any API server.
+pub trait Objects: Sync {
+    /// The object `plural` (core group: `secrets`, `configmaps`) `namespace/name`, if present.
+    fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value>;
+}
+
+impl Objects for ControlPlane {
+    fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.resource("", "v1", plural).and_then(|r| self.get(&r, namespace, name).ok())
     }
 }
 
@@ -170,7 +184,7 @@ impl State {
         // Plan first, so that the forwarders of the Services a process links to exist before
         // it starts.
         for p in self.pods.values_mut() {
-            p.plan(&self.cp, &self.paths);
+            p.plan(self.cp.as_ref(), &self.paths);
         }
         let links: BTreeSet<PortKey> = self
             .pods
@@ -184,7 +198,7 @@ impl State {
             }
         }
         for p in self.pods.values_mut() {
-            p.step(&self.cp, &self.paths, &self.forwarders, &self.http).await;
+            p.step(self.cp.as_ref(), &self.paths, &self.forwarders, &self.http).await;
             if let Some(status) = p.status_change() {
                 let written = match self.cp.get(&pod_res, &p.namespace, &p.name) {
                     Ok(mut obj) => {

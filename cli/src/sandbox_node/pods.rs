@@ -8,11 +8,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::Objects;
 use super::forward::Forwarders;
 use super::launch::{self, Launch, Lookup, PodRef};
 use super::volumes;
-
-use ebb_sandbox::control::ControlPlane;
 
 /// Longest pause between restarts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
@@ -44,9 +43,15 @@ pub struct PodRun {
     retry_at: Option<Instant>,
     started_at: Option<String>,
     last_status: Value,
+    /// The address written as the Pod's IP (loopback on the local control plane; upstream
+    /// refuses loopback endpoint addresses, so the remote node gives each Pod a TEST-NET-1 one,
+    /// which nothing dials: Services are reached through the node's forwarders).
+    pub pod_ip: String,
+    /// A kubeconfig of the Pod's own (its service account's token) instead of `Paths::kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
 }
 
-struct StoreLookup<'a>(&'a ControlPlane, &'a str);
+struct StoreLookup<'a>(&'a dyn Objects, &'a str);
 
 impl Lookup for StoreLookup<'_> {
     /// Read as a volume of the object would show it (Secret data decoded).
@@ -98,6 +103,8 @@ impl PodRun {
             retry_at: None,
             started_at: None,
             last_status: Value::Null,
+            pod_ip: "127.0.0.1".into(),
+            kubeconfig: None,
         }
     }
 
@@ -117,7 +124,7 @@ impl PodRun {
 
     /// Notices an exit, and plans the process when it is not planned (first start, or a restart
     /// after an exit: fresh ports, current Secret and ConfigMap values).
-    pub fn plan(&mut self, cp: &ControlPlane, paths: &Paths) {
+    pub fn plan(&mut self, cp: &dyn Objects, paths: &Paths) {
         if let Some(child) = &mut self.child
             && let Ok(Some(status)) = child.try_wait()
         {
@@ -156,7 +163,7 @@ impl PodRun {
     /// readiness. Services the process links to have their forwarders in `forwarders`.
     pub async fn step(
         &mut self,
-        cp: &ControlPlane,
+        cp: &dyn Objects,
         paths: &Paths,
         forwarders: &Forwarders,
         http: &reqwest::Client,
@@ -247,7 +254,7 @@ impl PodRun {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOSTNAME", &self.name)
-            .env("KUBECONFIG", &paths.kubeconfig)
+            .env("KUBECONFIG", self.kubeconfig.as_ref().unwrap_or(&paths.kubeconfig))
             .envs(l.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(self.dir(paths))
             .stdin(std::process::Stdio::null())
@@ -300,7 +307,7 @@ impl PodRun {
         let ready = if self.ready { "True" } else { "False" };
         let status = json!({
             "phase": if self.child.is_some() { "Running" } else { "Pending" },
-            "podIP": "127.0.0.1", "hostIP": "127.0.0.1",
+            "podIP": self.pod_ip, "podIPs": [{"ip": self.pod_ip}], "hostIP": "127.0.0.1",
             "conditions": [{"type": "Ready", "status": ready}, {"type": "ContainersReady", "status": ready}],
             "containerStatuses": [{"name": cname, "ready": self.ready, "restartCount": self.restarts,
                 "started": self.child.is_some(), "state": state}],

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use base64::Engine;
-use ebb_sandbox::control::ControlPlane;
 use serde_json::Value;
 
+use super::Objects;
 use super::launch::{Source, Volume};
 
 /// The files a volume should hold now: `None` while a required Secret or ConfigMap is missing.
 pub fn files(
-    cp: &ControlPlane,
+    objects: &dyn Objects,
     namespace: &str,
     source: &Source,
 ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
@@ -22,7 +22,7 @@ pub fn files(
         Source::Secret { name, items, optional } => ("secrets", name, items, *optional, true),
         Source::ConfigMap { name, items, optional } => ("configmaps", name, items, *optional, false),
     };
-    let obj = cp.resource("", "v1", plural).and_then(|r| cp.get(&r, namespace, name).ok());
+    let obj = objects.object(plural, namespace, name);
     let Some(obj) = obj else {
         return Ok(if optional { Some(BTreeMap::new()) } else { None });
     };
