@@ -209,10 +209,15 @@ impl Upstream {
             .join("\n")
     }
 
-    /// Stops kube-apiserver (SIGTERM): clients see refused connections until
-    /// [`Upstream::start_apiserver`].
+    /// Stops kube-apiserver (SIGTERM, its graceful shutdown): clients see refused connections
+    /// until [`Upstream::start_apiserver`].
     pub fn stop_apiserver(&mut self) {
         self.apiserver.stop(Duration::from_secs(20));
+    }
+
+    /// Kills kube-apiserver (SIGKILL), as a crash: open connections break at once.
+    pub fn kill_apiserver(&mut self) {
+        self.apiserver.kill();
     }
 
     /// Starts kube-apiserver again on the same port, etcd and PKI, and waits until it is ready.

@@ -1,7 +1,9 @@
 //! Child processes that cannot outlive the test process: [`Watched::spawn`] runs a program under
 //! a small shell watchdog that stops it (SIGTERM) as soon as the test process is gone, so a
 //! backend kept in a `static` (never dropped) or a test killed mid-run leaves nothing behind.
-//! Output goes to a log file whose tail [`Watched::log_tail`] returns for error messages.
+//! Output goes to a log file whose tail [`Watched::log_tail`] returns for error messages. The
+//! watchdog leads a process group of its own, so [`Watched::kill`] ends the program at once, as
+//! a crash would, and nothing outlives a stop that ran out of patience.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,7 @@ impl Watched {
         let out = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("cannot reuse {}: {e}", log.display()))?;
         let mut cmd = Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("-c")
             .arg(WATCHDOG)
             .arg("ebb-watchdog")
@@ -81,7 +84,7 @@ impl Watched {
     }
 
     /// Stops the program: SIGTERM to the watchdog (which stops the program and waits for it),
-    /// then SIGKILL after `grace`.
+    /// then SIGKILL to both after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -92,7 +95,13 @@ impl Watched {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
+        self.kill();
+    }
+
+    /// Ends the program and its watchdog at once (SIGKILL to their process group), as a crash.
+    pub fn kill(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.wait();
     }
 }

@@ -14,6 +14,7 @@ use chrono::{Timelike, Utc};
 use ebb_api::ScaledObject;
 use ebb_plumbing::shutdown::ShutdownTrigger;
 use ebb_sandbox::sandbox::{Config, Sandbox};
+use ebb_testbackends::kubernetes::Upstream;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
@@ -84,30 +85,8 @@ impl Cluster {
 /// the test works in. On the local control plane the HPA controller syncs every `hpa_sync`.
 pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
     if real_cluster() {
-        let mut config = real_cluster_config().await;
-        let client = kube::Client::try_from(config.clone()).unwrap();
-        let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-        let pp = PatchParams::apply("ebb-e2e").force();
-        for (_, crd) in ebb_api::crds::all() {
-            let name = crd.metadata.name.clone().unwrap();
-            crds.patch(&name, &pp, &Patch::Apply(&crd)).await.unwrap();
-            wait_for(&format!("CRD {name} Established"), Duration::from_secs(30), async || {
-                let conds = crds.get(&name).await.ok().and_then(|c| c.status?.conditions).unwrap_or_default();
-                conds.iter().any(|c| c.type_ == "Established" && c.status == "True")
-            })
-            .await;
-        }
-        let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
-        let nss: Api<Namespace> = Api::all(client.clone());
-        nss.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap(),
-        )
-        .await
-        .unwrap();
-        config.default_namespace = ns.clone();
-        let client = kube::Client::try_from(config).unwrap();
-        return (Cluster { sandbox: None, namespace: Some(ns), client: client.clone() }, client);
+        let config = real_cluster_config().await;
+        return on_real_cluster(config).await;
     }
     let sb = Sandbox::start(Config { hpa_sync, ..Default::default() }).await.unwrap();
     for (_, crd) in ebb_api::crds::all() {
@@ -119,15 +98,51 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
     (Cluster { sandbox: Some(sb), namespace: None, client: client.clone() }, client)
 }
 
+/// The CRDs applied (and Established) on the cluster of `config`, and a namespace of the test's
+/// own there, the client's default namespace.
+async fn on_real_cluster(mut config: kube::Config) -> (Cluster, kube::Client) {
+    let client = kube::Client::try_from(config.clone()).unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply("ebb-e2e").force();
+    for (_, crd) in ebb_api::crds::all() {
+        let name = crd.metadata.name.clone().unwrap();
+        crds.patch(&name, &pp, &Patch::Apply(&crd)).await.unwrap();
+        wait_for(&format!("CRD {name} Established"), Duration::from_secs(30), async || {
+            let conds = crds.get(&name).await.ok().and_then(|c| c.status?.conditions).unwrap_or_default();
+            conds.iter().any(|c| c.type_ == "Established" && c.status == "True")
+        })
+        .await;
+    }
+    let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap())
+        .await
+        .unwrap();
+    config.default_namespace = ns.clone();
+    let client = kube::Client::try_from(config).unwrap();
+    (Cluster { sandbox: None, namespace: Some(ns), client: client.clone() }, client)
+}
+
+/// An upstream control plane of the test's own (not shared: the test may stop and restart its
+/// components), ready as [`start_cluster`] makes it; `None`, saying why, unless
+/// `EBB_E2E_CLUSTER=upstream`.
+pub async fn start_own_upstream(what: &str) -> Option<(Upstream, Cluster, kube::Client)> {
+    if target() != Target::Upstream {
+        println!("skipped: {what} needs upstream Kubernetes (EBB_E2E_CLUSTER=upstream)");
+        return None;
+    }
+    let up = tokio::task::spawn_blocking(|| Upstream::start(&Default::default())).await.unwrap().unwrap();
+    let kc = kube::config::Kubeconfig::read_from(up.kubeconfig_path()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
+    let (cluster, client) = on_real_cluster(config).await;
+    Some((up, cluster, client))
+}
+
 /// The admin client configuration of the upstream control plane (started on first use) or of
 /// `KUBECONFIG`.
 async fn real_cluster_config() -> kube::Config {
     if target() == Target::Upstream {
-        let path = tokio::task::spawn_blocking(|| {
-            ebb_testbackends::kubernetes::Upstream::shared().kubeconfig_path()
-        })
-        .await
-        .unwrap();
+        let path = tokio::task::spawn_blocking(|| Upstream::shared().kubeconfig_path()).await.unwrap();
         let kc = kube::config::Kubeconfig::read_from(&path).unwrap();
         return kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
     }
