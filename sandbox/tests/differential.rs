@@ -7,6 +7,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backend;
+#[path = "differential/webhook.rs"]
+mod webhook;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +41,8 @@ enum Pick {
     Out,
     /// Exit status and, on failure, stderr normalized.
     Err,
+    /// Exit status, stdout and stderr (warnings), normalized.
+    OutErr,
     /// Exit status and these JSON pointers of stdout (`-o json`), normalized.
     Json(&'static [&'static str]),
     /// Exit status and the managers owning this field path (`f:spec/f:replicas` form) in
@@ -65,6 +71,16 @@ const CM_FINAL: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\ndata: {k: v}\n";
 const SO_OK: &str = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: ok}\nspec:\n  scaleTargetRef: {name: web}\n  triggers: [{type: cron, metadata: {timezone: UTC, start: 0 * * * *, end: 5 * * * *, desiredReplicas: \"2\"}}]\n  unknownField: dropped\n";
 const SO_BAD: &str = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: bad}\nspec:\n  scaleTargetRef: {name: web}\n  pollingInterval: often\n  triggers: [{type: cron, metadata: {}}]\n";
+const CM_HOOKED: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hooked, labels: {webhook: \"on\"}}\n";
+const CM_DENIED: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: denied, labels: {webhook: \"on\", deny: \"true\"}}\n";
+const CM_WARNED: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: warned, labels: {webhook: \"on\", warn: \"true\"}}\n";
+const CM_SLOW_FAIL: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-fail, labels: {slow: fail}}\n";
+const CM_SLOW_IGNORE: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-ignore, labels: {slow: ignore}}\n";
 const OWNED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned}\ndata: {k: v}\n";
 
 fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
@@ -78,7 +94,6 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                     &["get", "deploy", "web", "-o", "json"],
                     Pick::Json(&["/spec", "/metadata/labels", "/metadata/generation"]),
                 ),
-                step("table-columns", &["get", "deploy", "-o", "wide", "--no-headers=false"], Pick::Status),
                 step("scale-3", &["scale", "deploy", "web", "--replicas=3"], Pick::Out),
                 step(
                     "owners-at-3",
@@ -123,6 +138,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                     CM_B,
                     Pick::Out,
                 ),
+                step("table", &["get", "cm", "shared"], Pick::Out),
                 step(
                     "result",
                     &["get", "cm", "shared", "-o", "json", "--show-managed-fields"],
@@ -215,7 +231,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                 apply("valid", &["apply", "--validate=false", "-f", "-"], SO_OK, Pick::Out),
                 step("pruned", &["get", "scaledobject", "ok", "-o", "json"], Pick::Json(&["/spec"])),
                 apply("invalid-type", &["apply", "--validate=false", "-f", "-"], SO_BAD, Pick::Status),
-                step("printer-columns", &["get", "so", "ok"], Pick::Status),
+                step("printer-columns", &["get", "so", "ok"], Pick::Out),
                 step(
                     "status-through-main",
                     &["patch", "so", "ok", "--type=merge", "-p", r#"{"status":{"originalReplicaCount":7}}"#],
@@ -253,6 +269,28 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                     &["get", "cm", "owned", "--ignore-not-found", "-o", "name"],
                     Pick::Out,
                 ),
+            ],
+        ),
+        (
+            "admission",
+            vec![
+                apply("allowed", &["apply", "--validate=false", "-f", "-"], CM_HOOKED, Pick::OutErr),
+                apply("denied", &["apply", "--validate=false", "-f", "-"], CM_DENIED, Pick::Err),
+                apply(
+                    "denied-dry-run",
+                    &["apply", "--validate=false", "--dry-run=server", "-f", "-"],
+                    CM_DENIED,
+                    Pick::Err,
+                ),
+                apply("warned", &["apply", "--validate=false", "-f", "-"], CM_WARNED, Pick::OutErr),
+                apply("timeout-fail", &["apply", "--validate=false", "-f", "-"], CM_SLOW_FAIL, Pick::Status),
+                apply(
+                    "timeout-ignore",
+                    &["apply", "--validate=false", "-f", "-"],
+                    CM_SLOW_IGNORE,
+                    Pick::OutErr,
+                ),
+                step("stored", &["get", "cm", "-l", "webhook", "-o", "name"], Pick::Out),
             ],
         ),
         (
@@ -323,12 +361,28 @@ fn normalize(v: &mut Value) {
     }
 }
 
+/// A kubectl table with its AGE cells (`5s`, `2m3s`, `<invalid>`) replaced by `<age>`.
+fn ages(text: &str) -> String {
+    let age = |w: &str| {
+        w == "<invalid>"
+            || (!w.is_empty()
+                && w.chars().all(|c| c.is_ascii_digit() || "smhdy".contains(c))
+                && w.chars().next().is_some_and(|c| c.is_ascii_digit())
+                && w.chars().last().is_some_and(|c| "smhdy".contains(c)))
+    };
+    text.lines()
+        .map(|l| l.split_whitespace().map(|w| if age(w) { "<age>" } else { w }).collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// What of `a` is compared under `pick`.
 fn view(a: &Answer, pick: Pick) -> String {
     let status = if a.ok { "ok" } else { "failed" };
     match pick {
         Pick::Status => status.to_owned(),
-        Pick::Out => format!("{status}\n{}", a.stdout.trim()),
+        Pick::Out => format!("{status}\n{}", ages(a.stdout.trim())),
+        Pick::OutErr => format!("{status}\n{}\n{}", ages(a.stdout.trim()), a.stderr.trim()),
         Pick::Err if a.ok => format!("{status}\n{}", a.stdout.trim()),
         Pick::Err => format!("{status}\n{}", a.stderr.trim()),
         Pick::Json(pointers) => {
@@ -428,6 +482,14 @@ async fn kubectl_scenarios_answer_as_upstream() {
     });
     assert!(a.ok, "{}", a.stderr);
     let local = Plane { name: "local", kubeconfig: write_kubeconfig(up.dir(), &sb.kubeconfig()) };
+    let (_local_hook, local_hooks) = webhook::for_local(&sb).await;
+    let (_upstream_hook, upstream_hooks) = webhook::for_upstream(&up).await;
+    for (plane, manifests) in [(&local, &local_hooks), (&upstream, &upstream_hooks)] {
+        let a = tokio::task::block_in_place(|| {
+            kubectl(plane, webhook::NAMESPACE, &["apply", "--validate=false", "-f", "-"], Some(manifests))
+        });
+        assert!(a.ok, "{}: {}", plane.name, a.stderr);
+    }
 
     let all = scenarios();
     let (mut same, mut differ, mut known_seen) = (0, Vec::new(), Vec::new());
@@ -437,6 +499,7 @@ async fn kubectl_scenarios_answer_as_upstream() {
         for ((s, u), l) in steps.iter().zip(a).zip(b) {
             let id = format!("{scenario}/{}", s.name);
             let known = KNOWN.iter().find(|(k, _)| *k == id);
+            println!("{id}: {}", u.lines().collect::<Vec<_>>().join(" | "));
             match (u == l, known) {
                 (true, None) => same += 1,
                 (true, Some((_, why))) => differ.push(format!(
