@@ -79,12 +79,7 @@ async fn setup(replicas: i32) -> Fixture {
     let cfg = Config { hpa_sync: SYNC, ready_delay: Duration::from_millis(50), ..Default::default() };
     let (sb, client) = common::start(cfg).await;
     let metrics = Metrics { only: Some((METRIC.into(), SELECTOR.into())), ..Default::default() };
-    let cert = sb.service_cert("keda", "ebb-metrics-apiserver").unwrap();
-    let server =
-        backend::serve(&cert, Some(sb.front_proxy_ca.cert_pem()), backend::metrics_router(metrics.clone()))
-            .await;
-    sb.map_service("keda", "ebb-metrics-apiserver", server.addr);
-    backend::register_external_metrics(&client, sb.ca.cert_pem()).await;
+    let server = backend::serve_external_metrics(&sb, &client, metrics.clone()).await;
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d = serde_json::from_value(json!({

@@ -148,12 +148,7 @@ async fn local_plane() -> (ebb_sandbox::sandbox::Sandbox, Plane) {
     let cfg = Config { hpa_sync: SYNC, ready_delay: Duration::from_millis(50), ..Default::default() };
     let (sb, client) = common::start(cfg).await;
     let metrics = Metrics::default();
-    let cert = sb.service_cert("keda", "ebb-metrics-apiserver").unwrap();
-    let server =
-        backend::serve(&cert, Some(sb.front_proxy_ca.cert_pem()), backend::metrics_router(metrics.clone()))
-            .await;
-    sb.map_service("keda", "ebb-metrics-apiserver", server.addr);
-    backend::register_external_metrics(&client, sb.ca.cert_pem()).await;
+    let server = backend::serve_external_metrics(&sb, &client, metrics.clone()).await;
     (sb, Plane { client, metrics, _backend: server })
 }
 

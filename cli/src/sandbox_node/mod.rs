@@ -183,15 +183,7 @@ impl State {
         }
         // Plan first, so that the forwarders of the Services a process links to exist before
         // it starts.
-        for p in self.pods.values_mut() {
-            p.plan(self.cp.as_ref(), &self.paths);
-        }
-        let links: BTreeSet<PortKey> = self
-            .pods
-            .values()
-            .filter_map(|p| p.launch.as_ref()?.link.as_ref())
-            .map(|l| (l.namespace.clone(), l.service.clone(), l.port))
-            .collect();
+        let links = pods::plan_all(self.pods.values_mut(), self.cp.as_ref(), &self.paths);
         for k in &links {
             if let Err(e) = self.forwarders.addr(k).await {
                 println!("Service {}/{} port {}: {e}", k.0, k.1, k.2);
@@ -265,18 +257,7 @@ impl State {
                     main = Some(pk.clone());
                 }
                 let target = port.get("targetPort").cloned().unwrap_or(Value::from(number));
-                let addrs: Vec<SocketAddr> = selected
-                    .iter()
-                    .filter(|p| p.ready)
-                    .filter_map(|p| {
-                        let l = p.launch.as_ref()?;
-                        let container = match &target {
-                            Value::String(n) => l.port_names.get(n).copied(),
-                            v => v.as_i64(),
-                        }?;
-                        l.ports.get(&container).copied()
-                    })
-                    .collect();
+                let addrs: Vec<SocketAddr> = selected.iter().filter_map(|p| p.endpoint(&target)).collect();
                 if let Err(e) = self.forwarders.addr(&pk).await {
                     println!("Service {ns}/{name} port {number}: {e}");
                 }

@@ -16,6 +16,23 @@ use super::volumes;
 /// Longest pause between restarts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
+/// Plans every Pod (see [`PodRun::plan`]); the Service ports their programs link to, whose
+/// forwarders must exist before the programs start.
+pub fn plan_all<'a>(
+    pods: impl Iterator<Item = &'a mut PodRun>,
+    objects: &dyn Objects,
+    paths: &Paths,
+) -> std::collections::BTreeSet<super::forward::PortKey> {
+    let mut links = std::collections::BTreeSet::new();
+    for p in pods {
+        p.plan(objects, paths);
+        if let Some(l) = p.launch.as_ref().and_then(|l| l.link.as_ref()) {
+            links.insert((l.namespace.clone(), l.service.clone(), l.port));
+        }
+    }
+    links
+}
+
 /// Where the node finds programs and keeps Pods' files.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -316,6 +333,20 @@ impl PodRun {
             self.last_status = status.clone();
             status
         })
+    }
+
+    /// Where a Service port whose `targetPort` is `target` (a number or a port name) reaches
+    /// this Pod: its local address, while the Pod is ready.
+    pub fn endpoint(&self, target: &Value) -> Option<std::net::SocketAddr> {
+        if !self.ready {
+            return None;
+        }
+        let l = self.launch.as_ref()?;
+        let container = match target {
+            Value::String(n) => l.port_names.get(n).copied(),
+            v => v.as_i64(),
+        }?;
+        l.ports.get(&container).copied()
     }
 
     /// Forgets the written status, so the next [`Self::status_change`] rewrites it.

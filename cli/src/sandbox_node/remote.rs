@@ -209,15 +209,7 @@ impl State {
             .iter()
             .filter_map(|s| serde_json::to_value(s).ok())
             .collect();
-        for p in self.pods.values_mut() {
-            p.plan(&snapshot, &self.paths);
-        }
-        let links: BTreeSet<PortKey> = self
-            .pods
-            .values()
-            .filter_map(|p| p.launch.as_ref()?.link.as_ref())
-            .map(|l| (l.namespace.clone(), l.service.clone(), l.port))
-            .collect();
+        let links = super::pods::plan_all(self.pods.values_mut(), &snapshot, &self.paths);
         for k in &links {
             self.listen(&services, k).await;
         }
@@ -428,18 +420,7 @@ impl State {
                     continue;
                 };
                 let target = port.get("targetPort").cloned().unwrap_or(Value::from(number));
-                let addrs: Vec<SocketAddr> = selected
-                    .iter()
-                    .filter(|p| p.ready)
-                    .filter_map(|p| {
-                        let l = p.launch.as_ref()?;
-                        let container = match &target {
-                            Value::String(n) => l.port_names.get(n).copied(),
-                            v => v.as_i64(),
-                        }?;
-                        l.ports.get(&container).copied()
-                    })
-                    .collect();
+                let addrs: Vec<SocketAddr> = selected.iter().filter_map(|p| p.endpoint(&target)).collect();
                 endpoints.insert((ns.to_owned(), name.to_owned(), number), addrs);
             }
         }

@@ -245,6 +245,21 @@ pub fn apiservice_resource() -> ApiResource {
     )
 }
 
+/// Serves `metrics` as the local control plane's external metrics API: TLS for Service
+/// keda/ebb-metrics-apiserver (front-proxy client certificates verified), the Service mapped to
+/// it and the APIService registered.
+pub async fn serve_external_metrics(
+    sb: &ebb_sandbox::sandbox::Sandbox,
+    client: &kube::Client,
+    metrics: Metrics,
+) -> Backend {
+    let cert = sb.service_cert("keda", "ebb-metrics-apiserver").unwrap();
+    let server = serve(&cert, Some(sb.front_proxy_ca.cert_pem()), metrics_router(metrics)).await;
+    sb.map_service("keda", "ebb-metrics-apiserver", server.addr);
+    register_external_metrics(client, sb.ca.cert_pem()).await;
+    server
+}
+
 /// Registers `v1beta1.external.metrics.k8s.io` for Service keda/ebb-metrics-apiserver:443,
 /// trusting `ca_pem`.
 pub async fn register_external_metrics(client: &kube::Client, ca_pem: &str) -> DynamicObject {
