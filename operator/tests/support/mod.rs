@@ -65,7 +65,7 @@ impl Cluster {
     /// The local control plane, if the tests run on it; otherwise prints why `what` is skipped.
     pub fn sandbox_for(&self, what: &str) -> Option<&Sandbox> {
         if self.sandbox.is_none() {
-            println!("skipped on a real cluster: {what} needs the local control plane");
+            skipped(&format!("skipped on a real cluster: {what} needs the local control plane"));
         }
         self.sandbox.as_ref()
     }
@@ -123,12 +123,19 @@ async fn on_real_cluster(mut config: kube::Config) -> (Cluster, kube::Client) {
     (Cluster { sandbox: None, namespace: Some(ns), client: client.clone() }, client)
 }
 
+/// Says why a scenario is skipped, on the real stderr: the test harness captures `println!`
+/// and `eprintln!` of passing tests, and a skip must show in the test command's output.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{why}");
+}
+
 /// An upstream control plane of the test's own (not shared: the test may stop and restart its
 /// components), ready as [`start_cluster`] makes it; `None`, saying why, unless
 /// `EBB_E2E_CLUSTER=upstream`.
 pub async fn start_own_upstream(what: &str) -> Option<(Upstream, Cluster, kube::Client)> {
     if target() != Target::Upstream {
-        println!("skipped: {what} needs upstream Kubernetes (EBB_E2E_CLUSTER=upstream)");
+        skipped(&format!("skipped: {what} needs upstream Kubernetes (EBB_E2E_CLUSTER=upstream)"));
         return None;
     }
     let up = tokio::task::spawn_blocking(|| Upstream::start(&Default::default())).await.unwrap().unwrap();
