@@ -223,7 +223,10 @@ fn external_metrics_client(
     Ok(Arc::new(move |ns: String, metric: String, selector: String| {
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
         Box::pin(async move {
-            let path = format!("{url}/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{metric}");
+            // client-go lowercases the resource segment of a request path, so upstream's HPA
+            // asks for the metric name in lower case whatever the HPA spec says.
+            let resource = metric.to_lowercase();
+            let path = format!("{url}/apis/external.metrics.k8s.io/v1beta1/namespaces/{ns}/{resource}");
             let resp = client
                 .get(&path)
                 .query(&[("labelSelector", selector.as_str())])
