@@ -60,7 +60,7 @@ async fn lag_scales_the_consumer_from_zero_to_partitions_and_commits_bring_it_ba
     let stack = Stack::start("kafka", Duration::from_secs(1)).await;
     let client = stack.client.clone();
     create_deployment(&client, TARGET, 0).await;
-    stack.create(so);
+    stack.create(so).await;
     let timeline = Timeline::start(&client, TARGET);
 
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -1,4 +1,6 @@
-//! The metrics-apiserver when things around it change, on the local control plane:
+//! The metrics-apiserver when things around it change, on the cluster `EBB_E2E_CLUSTER` selects
+//! (the local control plane, or upstream Kubernetes answering its TokenReviews and
+//! SubjectAccessReviews):
 //!
 //! - the operator stops: `/readyz` turns false and value requests are answered 503 within a
 //!   second (a burst of them too, none hanging); the operator comes back on the same address:
@@ -24,17 +26,17 @@ const CYCLES: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_outages_are_seen_within_a_second_and_recovered() {
-    let (sb, client) = start_sandbox(Duration::from_secs(3600)).await;
-    let pki = Pki::new(&sb, "outage");
+    let (cluster, client) = start_cluster(Duration::from_secs(3600)).await;
+    let pki = Pki::new(&cluster, "outage");
     let port = free_port();
     let mut operator = start_operator(&client, &pki, port);
     let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
     create_deployment(&client, "web", 1).await;
     create_cron_so(&client, "web", "web", 2, 10).await;
     let metric = metric_name(&client, "web").await;
-    let http = https_client(&sb, None);
+    let http = https_client(&cluster, None);
     let url = server.url(&value_path(&metric, "web"));
-    let token = sb.admin_token.clone();
+    let token = cluster.reader_token().await;
     let value = async || answer(http.get(&url).bearer_auth(&token)).await;
     wait_for("the first value", Duration::from_secs(20), async || value().await.0 == 200).await;
     let fds_before = fd_count();
@@ -108,13 +110,13 @@ async fn operator_outages_are_seen_within_a_second_and_recovered() {
 
     server.stop().await;
     operator.stop().await;
-    sb.stop().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_operator_is_cut_off_before_the_request_timeout() {
-    let (sb, client) = start_sandbox(Duration::from_secs(3600)).await;
-    let pki = Pki::new(&sb, "hung");
+    let (cluster, client) = start_cluster(Duration::from_secs(3600)).await;
+    let pki = Pki::new(&cluster, "hung");
     let port = free_port();
     let operator = start_operator(&client, &pki, port);
     let proxy = FreezingProxy::start(port).await;
@@ -123,9 +125,9 @@ async fn a_hung_operator_is_cut_off_before_the_request_timeout() {
     create_deployment(&client, "web", 1).await;
     create_cron_so(&client, "web", "web", 2, 10).await;
     let metric = metric_name(&client, "web").await;
-    let http = https_client(&sb, None);
+    let http = https_client(&cluster, None);
     let url = server.url(&value_path(&metric, "web"));
-    let token = sb.admin_token.clone();
+    let token = cluster.reader_token().await;
     wait_for("the first value", Duration::from_secs(20), async || {
         answer(http.get(&url).bearer_auth(&token)).await.0 == 200
     })
@@ -151,21 +153,21 @@ async fn a_hung_operator_is_cut_off_before_the_request_timeout() {
 
     server.stop().await;
     operator.stop().await;
-    sb.stop().await;
+    cluster.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_operator_is_reported_as_not_leader() {
-    let (sb, client) = start_sandbox(Duration::from_secs(3600)).await;
-    let pki = Pki::new(&sb, "follower");
+    let (cluster, client) = start_cluster(Duration::from_secs(3600)).await;
+    let pki = Pki::new(&cluster, "follower");
     let (leader_port, follower_port) = (free_port(), free_port());
     let leader = start_operator(&client, &pki, leader_port);
     create_deployment(&client, "web", 1).await;
     create_cron_so(&client, "web", "web", 2, 10).await;
     let metric = metric_name(&client, "web").await;
     let to_leader = start_metrics_apiserver(&client, &pki, leader_port, &[]).await;
-    let http = https_client(&sb, None);
-    let token = sb.admin_token.clone();
+    let http = https_client(&cluster, None);
+    let token = cluster.reader_token().await;
     let path = value_path(&metric, "web");
     wait_for("a value from the leader", Duration::from_secs(20), async || {
         answer(http.get(to_leader.url(&path)).bearer_auth(&token)).await.0 == 200
@@ -198,12 +200,12 @@ async fn a_follower_operator_is_reported_as_not_leader() {
     to_follower.stop().await;
     to_leader.stop().await;
     follower.stop().await;
-    sb.stop().await;
+    cluster.stop().await;
 }
 
 /// The serving certificate a new connection to `server` is given.
-async fn served_certificate(sb: &ebb_sandbox::sandbox::Sandbox, server: &MetricsServer) -> Vec<u8> {
-    let response = https_client(sb, None).get(server.url("/livez")).send().await.unwrap();
+async fn served_certificate(cluster: &Cluster, server: &MetricsServer) -> Vec<u8> {
+    let response = https_client(cluster, None).get(server.url("/livez")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     let info = response.extensions().get::<reqwest::tls::TlsInfo>().unwrap();
     info.peer_certificate().unwrap().to_vec()
@@ -211,36 +213,36 @@ async fn served_certificate(sb: &ebb_sandbox::sandbox::Sandbox, server: &Metrics
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_serving_certificate_is_served_without_restart() {
-    let (sb, client) = start_sandbox(Duration::from_secs(3600)).await;
-    let pki = Pki::new(&sb, "rotate");
+    let (cluster, client) = start_cluster(Duration::from_secs(3600)).await;
+    let pki = Pki::new(&cluster, "rotate");
     let server = start_metrics_apiserver(&client, &pki, free_port(), &["--insecure-skip-auth"]).await;
     let first = std::fs::read_to_string(pki.dir.path("tls.crt")).unwrap();
     let first_der = ebb_sandbox::pki::Leaf { cert_pem: first, key_pem: String::new() }.cert_der().unwrap();
-    assert_eq!(served_certificate(&sb, &server).await, first_der.as_ref());
+    assert_eq!(served_certificate(&cluster, &server).await, first_der.as_ref());
     // A connection opened before the rotation.
-    let open = https_client(&sb, None);
+    let open = https_client(&cluster, None);
     assert_eq!(open.get(server.url("/livez")).send().await.unwrap().status().as_u16(), 200);
 
     for round in 1..=2 {
-        let next = sb.service_cert(SERVICE_NS, SERVICE).unwrap();
+        let next = cluster.service_cert(SERVICE_NS, SERVICE);
         pki.rotate_serving(&next);
         let next_der = next.cert_der().unwrap();
         assert_ne!(next_der.as_ref(), first_der.as_ref());
-        assert_eq!(served_certificate(&sb, &server).await, next_der.as_ref(), "round {round}");
+        assert_eq!(served_certificate(&cluster, &server).await, next_der.as_ref(), "round {round}");
         let response = open.get(server.url("/apis")).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 200, "the connection opened before still works");
     }
     // A broken replacement (certificate without its key) keeps the last good one.
     let good = std::fs::read(pki.dir.path("tls.crt")).unwrap();
-    let orphan = sb.service_cert(SERVICE_NS, SERVICE).unwrap();
+    let orphan = cluster.service_cert(SERVICE_NS, SERVICE);
     pki.dir.write("tls.crt", &orphan.cert_pem);
     let good_der =
         ebb_sandbox::pki::Leaf { cert_pem: String::from_utf8(good).unwrap(), key_pem: String::new() }
             .cert_der()
             .unwrap();
-    assert_eq!(served_certificate(&sb, &server).await, good_der.as_ref());
+    assert_eq!(served_certificate(&cluster, &server).await, good_der.as_ref());
     assert!(!server.task.is_finished());
 
     server.stop().await;
-    sb.stop().await;
+    cluster.stop().await;
 }

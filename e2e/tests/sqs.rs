@@ -63,12 +63,16 @@ async fn drain(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
 /// order-processor at 0 and the seed ScaledObject adapted to moto with `cooldown` and `advanced`.
 async fn setup(tag: &str, moto: &Moto, cooldown: i64, advanced: Value) -> Stack {
     let stack = Stack::start(tag, Duration::from_secs(1)).await;
-    stack.create(secret("aws-keys", &[("id", "AKIAEBBE2ETEST"), ("secret", "e2eSecretKeyNeverLogged0123")]));
-    stack.create(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+    stack
+        .create(secret("aws-keys", &[("id", "AKIAEBBE2ETEST"), ("secret", "e2eSecretKeyNeverLogged0123")]))
+        .await;
+    stack
+        .create(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
         "metadata": {"name": "aws-keys"},
         "spec": {"secretTargetRef": [
             {"parameter": "awsAccessKeyID", "name": "aws-keys", "key": "id"},
-            {"parameter": "awsSecretAccessKey", "name": "aws-keys", "key": "secret"}]}}));
+            {"parameter": "awsSecretAccessKey", "name": "aws-keys", "key": "secret"}]}}))
+        .await;
     create_deployment(&stack.client, TARGET, 0).await;
 
     let mut so = seed("sqs-queue-worker.yaml");
@@ -90,7 +94,7 @@ async fn setup(tag: &str, moto: &Moto, cooldown: i64, advanced: Value) -> Stack 
     if !advanced.is_null() {
         spec["advanced"] = advanced;
     }
-    stack.create(so);
+    stack.create(so).await;
     stack
 }
 

@@ -1,6 +1,7 @@
-//! The admission webhook behind the local control plane's admission path, driven with the real
-//! `kubectl apply --validate=false`: the webhook runs in-process on its TLS port, mapped as
-//! Service keda/ebb-webhook and registered with deploy/base/webhook's
+//! The admission webhook behind the admission path of the cluster `EBB_E2E_CLUSTER` selects (the
+//! local control plane, or upstream kube-apiserver calling it through an `ExternalName` Service),
+//! driven with the real `kubectl apply --validate=false`: the webhook runs in-process on its TLS
+//! port, reached as Service keda/ebb-webhook and registered with deploy/base/webhook's
 //! ValidatingWebhookConfiguration (caBundle filled in). Seeds are admitted, bad manifests are
 //! denied with the operator parser's own message, cross-object rules follow what the watches
 //! see, dry runs change nothing, finalizer and label edits of an invalid object pass, and with
@@ -8,9 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "metrics_apiserver_support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +21,12 @@ use base64::Engine;
 use clap::Parser as _;
 use ebb_api::ScaledObject;
 use ebb_plumbing::shutdown::{self, ShutdownTrigger};
-use ebb_sandbox::sandbox::{Config, Sandbox};
 use ebb_scalers::{ParseContext, ParseErrorKind, parse_scaled_object};
 use ebb_webhook::admission::Webhook;
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::{Value, json};
+use support::{Cluster, Options, TempDir};
 use tokio::task::JoinHandle;
 
 const DENIED: &str = "admission webhook \"vscaledobject.ebb.keda.sh\" denied the request: ";
@@ -33,9 +36,10 @@ fn repo() -> PathBuf {
 }
 
 struct Stack {
-    sb: Sandbox,
-    dir: PathBuf,
-    kubeconfig: PathBuf,
+    cluster: Cluster,
+    dir: TempDir,
+    /// The registered ValidatingWebhookConfiguration, as created.
+    registration: ValidatingWebhookConfiguration,
     webhook: Arc<Webhook>,
     admin: SocketAddr,
     trigger: ShutdownTrigger,
@@ -43,39 +47,28 @@ struct Stack {
 }
 
 async fn start(tag: &str) -> Stack {
-    let sb = Sandbox::start(Config { controllers: false, ..Default::default() }).await.unwrap();
-    for (_, crd) in ebb_api::crds::all() {
-        sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
-    }
-    let dir =
-        std::env::temp_dir().join(format!("ebb-e2e-webhook-{tag}-{}-{}", std::process::id(), sb.addr.port()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    ebb_sandbox::kubeconfig::write_kubeconfig(&kubeconfig, &sb.kubeconfig()).unwrap();
-    let leaf = sb.service_cert("keda", "ebb-webhook").unwrap();
-    std::fs::write(dir.join("tls.crt"), &leaf.cert_pem).unwrap();
-    std::fs::write(dir.join("tls.key"), &leaf.key_pem).unwrap();
-    let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
-    let client =
-        kube::Client::try_from(kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap())
-            .unwrap();
+    let cluster =
+        Cluster::start(Options { controllers: false, ..Options::hpa_sync(Duration::from_secs(15)) }).await;
+    let dir = TempDir::new(&format!("webhook-{tag}"));
+    let leaf = cluster.service_cert("keda", "ebb-webhook");
+    dir.write("tls.crt", &leaf.cert_pem);
+    dir.write("tls.key", &leaf.key_pem);
+    let client = cluster.client();
 
-    let cert = dir.join("tls.crt");
-    let key = dir.join("tls.key");
     let args = ebb_webhook::Args::try_parse_from([
-        "ebb-webhook",
-        "--admin-addr",
-        "127.0.0.1:0",
-        "--secure-addr",
-        "127.0.0.1:0",
-        "--tls-cert-file",
-        cert.to_str().unwrap(),
-        "--tls-key-file",
-        key.to_str().unwrap(),
+        "ebb-webhook".to_owned(),
+        "--admin-addr".into(),
+        "127.0.0.1:0".into(),
+        "--secure-addr".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert-file".into(),
+        dir.arg("tls.crt"),
+        "--tls-key-file".into(),
+        dir.arg("tls.key"),
     ])
     .unwrap();
     let bound = ebb_webhook::bind(&args, client.clone()).await.unwrap();
-    sb.map_service("keda", "ebb-webhook", bound.secure_addr());
+    let port = cluster.expose("keda", "ebb-webhook", bound.secure_addr()).await;
     let (webhook, admin) = (bound.webhook(), bound.admin_addr());
     let (trigger, shutdown) = shutdown::channel();
     let task = Some(tokio::spawn(async move {
@@ -85,48 +78,35 @@ async fn start(tag: &str) -> Stack {
     }));
     assert!(webhook.index.wait_synced(Duration::from_secs(20)).await, "the watches never listed");
 
-    // Register the deployed configuration with the sandbox CA as its caBundle.
+    // Register the deployed configuration with the cluster's serving CA as its caBundle.
     let text =
         std::fs::read_to_string(repo().join("deploy/base/webhook/validatingwebhookconfiguration.yaml"))
             .unwrap();
     let mut cfg: Value = serde_yaml::from_str(&text).unwrap();
-    let ca = base64::engine::general_purpose::STANDARD.encode(sb.ca.cert_pem());
+    let ca = base64::engine::general_purpose::STANDARD.encode(cluster.ca_pem());
     for hook in cfg["webhooks"].as_array_mut().unwrap() {
         assert_eq!(hook["failurePolicy"], "Fail");
         assert_eq!(hook["timeoutSeconds"], 10);
         assert_eq!(hook["sideEffects"], "None");
+        assert_eq!(hook["clientConfig"]["service"]["port"], 443);
         hook["clientConfig"]["caBundle"] = json!(ca);
+        hook["clientConfig"]["service"]["port"] = json!(port);
     }
-    let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(client);
-    vwcs.create(&PostParams::default(), &serde_json::from_value(cfg).unwrap()).await.unwrap();
-    Stack { sb, dir, kubeconfig, webhook, admin, trigger, task }
+    let registration: ValidatingWebhookConfiguration = serde_json::from_value(cfg).unwrap();
+    let stack = Stack { cluster, dir, registration, webhook, admin, trigger, task };
+    stack.register().await;
+    stack
 }
 
 impl Stack {
-    /// Runs kubectl with this control plane's kubeconfig: (success, stdout, stderr).
+    /// Runs kubectl with this cluster's admin kubeconfig: (success, stdout, stderr).
     async fn kubectl(&self, args: &[&str]) -> (bool, String, String) {
-        let kc = self.kubeconfig.clone();
-        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("kubectl")
-                .env("KUBECONFIG", kc)
-                .args(&args)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("kubectl must be installed (scripts/test installs it)");
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        })
-        .await
-        .unwrap()
+        support::kubectl(&self.cluster, args).await
     }
 
     /// `kubectl apply --validate=false -f` of a manifest written to a file.
     async fn apply(&self, name: &str, manifest: &Value, extra: &[&str]) -> (bool, String, String) {
-        let path = self.dir.join(format!("{name}.yaml"));
+        let path = self.dir.path(&format!("{name}.yaml"));
         std::fs::write(&path, serde_yaml::to_string(manifest).unwrap()).unwrap();
         let mut args = vec!["apply", "--validate=false", "-f", path.to_str().unwrap()];
         args.extend_from_slice(extra);
@@ -143,7 +123,56 @@ impl Stack {
         panic!("{what} never reached the index");
     }
 
-    /// Stops the webhook (the control plane keeps running).
+    /// Creates the ValidatingWebhookConfiguration. The local control plane uses it at once;
+    /// kube-apiserver once its informer has it, so on upstream this waits until an invalid
+    /// object is denied (a server-side dry run, which stores nothing).
+    async fn register(&self) {
+        let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(self.cluster.client());
+        vwcs.create(&PostParams::default(), &self.registration).await.unwrap();
+        if self.cluster.is_upstream() {
+            self.wait_judging(true).await;
+        }
+    }
+
+    /// Waits until kube-apiserver sends ScaledObjects to the webhook (`judging`) or no longer does.
+    async fn wait_judging(&self, judging: bool) {
+        let sos: Api<ScaledObject> = Api::namespaced(self.cluster.client(), "default");
+        // Valid to the CRD's schema (which kube-apiserver checks before calling webhooks), not
+        // to the operator's parser.
+        let probe = scaled_object("e2e-probe", "e2e-probe", cron_in("Mars/Olympus"), json!({}));
+        let probe: ScaledObject = serde_json::from_value(probe).unwrap();
+        let dry = PostParams { dry_run: true, ..Default::default() };
+        support::wait_for(
+            &format!("the API server's webhook calls (judging: {judging})"),
+            Duration::from_secs(20),
+            async || {
+                let denied = match sos.create(&dry, &probe).await {
+                    Ok(_) => false,
+                    Err(kube::Error::Api(s)) if s.message.contains("denied the request") => true,
+                    Err(e) => panic!("dry run of an invalid ScaledObject: {e}"),
+                };
+                denied == judging
+            },
+        )
+        .await;
+    }
+
+    /// Stores `obj` without the webhook judging it: directly into the local control plane's
+    /// store; on upstream with the registration removed meanwhile.
+    async fn store_unchecked(&self, obj: &Value) {
+        if self.cluster.is_upstream() {
+            let vwcs: Api<ValidatingWebhookConfiguration> = Api::all(self.cluster.client());
+            let name = self.registration.metadata.name.clone().unwrap();
+            vwcs.delete(&name, &DeleteParams::default()).await.unwrap();
+            self.wait_judging(false).await;
+            self.cluster.create(obj).await.unwrap();
+            self.register().await;
+        } else {
+            self.cluster.create(obj).await.unwrap();
+        }
+    }
+
+    /// Stops the webhook (the cluster keeps running).
     async fn stop_webhook(&mut self) {
         self.trigger.trigger();
         if let Some(task) = self.task.take() {
@@ -153,8 +182,7 @@ impl Stack {
 
     async fn stop(mut self) {
         self.stop_webhook().await;
-        self.sb.stop().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.cluster.stop().await;
     }
 }
 
@@ -166,6 +194,18 @@ fn scaled_object(name: &str, target: &str, spec: Value, annotations: Value) -> V
     }
     json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
         "metadata": {"name": name, "namespace": "default", "annotations": annotations}, "spec": s})
+}
+
+/// A spec fragment: one cron trigger in time zone `tz`.
+fn cron_in(tz: &str) -> Value {
+    json!({"triggers": [{"type": "cron", "metadata": {"timezone": tz, "start": "0 8 * * *", "end": "0 9 * * *", "desiredReplicas": "1"}}]})
+}
+
+/// A spec fragment: two cron triggers both named `name` (valid to the CRD's schema, an invalid
+/// spec to the operator's parser).
+fn twin_triggers(name: &str) -> Value {
+    let cron = json!({"type": "cron", "name": name, "metadata": {"timezone": "UTC", "start": "0 8 * * *", "end": "0 9 * * *", "desiredReplicas": "1"}});
+    json!({"triggers": [cron, cron]})
 }
 
 fn read_yaml(path: &Path) -> Value {
@@ -222,7 +262,14 @@ async fn seeds_are_admitted_and_bad_manifests_get_the_operators_message() {
             .collect();
         let (ok, _, err) = stack.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]).await;
         assert!(!ok, "{file} was admitted");
-        let want = format!("{DENIED}{}", operator.join("; "));
+        let want = if file == "min-greater-than-max" && stack.cluster.is_upstream() {
+            // kube-apiserver checks the CRD's validation rules (this one among them) before it
+            // calls validating webhooks; the local control plane has no CEL rules.
+            "spec: Invalid value: minReplicaCount must be less than or equal to maxReplicaCount (default 100)"
+                .to_owned()
+        } else {
+            format!("{DENIED}{}", operator.join("; "))
+        };
         assert!(err.contains(&want), "{file}:\n  want {want}\n  got  {err}");
         if file == "bad-cron" {
             eprintln!("kubectl stderr for {file}.yaml:\n{err}");
@@ -306,29 +353,18 @@ async fn cross_object_rules_dry_runs_and_edits_that_are_never_blocked() {
         assert!(ok, "{kind}: {err}");
     }
 
-    // An invalid object stored around the webhook: label and finalizer edits pass, spec edits
-    // are judged, deletes are never blocked.
-    stack
-        .sb
-        .create(&scaled_object(
-            "legacy",
-            "legacy",
-            json!({"minReplicaCount": 5, "maxReplicaCount": 2}),
-            json!({}),
-        ))
-        .unwrap();
+    // An invalid object stored around the webhook (valid to the CRD's schema, which upstream
+    // enforces even then): label and finalizer edits pass, spec edits are judged, deletes are
+    // never blocked.
+    stack.store_unchecked(&scaled_object("legacy", "legacy", twin_triggers("a"), json!({}))).await;
     let (ok, _, err) = stack.kubectl(&["label", "so", "legacy", "team=a"]).await;
     assert!(ok, "{err}");
     let fin = r#"{"metadata":{"finalizers":["finalizer.keda.sh"]}}"#;
     let (ok, _, err) = stack.kubectl(&["patch", "so", "legacy", "--type=merge", "-p", fin]).await;
     assert!(ok, "{err}");
-    let (ok, _, err) = stack
-        .kubectl(&["patch", "so", "legacy", "--type=merge", "-p", r#"{"spec":{"maxReplicaCount":3}}"#])
-        .await;
-    assert!(
-        !ok && err.contains("minReplicaCount (5) must be less than or equal to maxReplicaCount (3)"),
-        "{err}"
-    );
+    let edit = json!({"spec": twin_triggers("b")}).to_string();
+    let (ok, _, err) = stack.kubectl(&["patch", "so", "legacy", "--type=merge", "-p", &edit]).await;
+    assert!(!ok && err.contains(DENIED) && err.contains("duplicate trigger name \"b\""), "{err}");
     let (ok, _, err) = stack
         .kubectl(&["patch", "so", "legacy", "--type=merge", "-p", r#"{"metadata":{"finalizers":null}}"#])
         .await;

@@ -1,4 +1,5 @@
-//! Shared setup of the metrics-apiserver scenarios: a local control plane with the CRDs, the
+//! Shared setup of the metrics-apiserver scenarios: the cluster ([`cluster`]: ebb's local
+//! control plane, or upstream Kubernetes with `EBB_E2E_CLUSTER=upstream`) with the CRDs, the
 //! operator run in-process with its internal mTLS service on a known port, the metrics-apiserver
 //! run in-process with serving certificates for Service keda/ebb-metrics-apiserver, the
 //! APIService registration, Deployments and cron ScaledObjects, HTTPS clients for the secure
@@ -7,18 +8,21 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
 use ebb_plumbing::shutdown::ShutdownTrigger;
 use ebb_sandbox::pki::{CertAuthority, Leaf};
-use ebb_sandbox::sandbox::{Config, Sandbox};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
+
+pub mod cluster;
+
+pub use cluster::{Cluster, Options};
 
 pub const NS: &str = "default";
 pub const SERVICE_NS: &str = "keda";
@@ -35,17 +39,11 @@ pub fn init_logs() {
     });
 }
 
-/// A control plane with ebb's CRDs (HPA controller every `hpa_sync`) and an admin client.
-pub async fn start_sandbox(hpa_sync: Duration) -> (Sandbox, kube::Client) {
-    init_logs();
-    let sb = Sandbox::start(Config { hpa_sync, ..Default::default() }).await.unwrap();
-    for (_, crd) in ebb_api::crds::all() {
-        sb.create(&serde_json::to_value(&crd).unwrap()).unwrap();
-    }
-    sb.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SERVICE_NS}})).unwrap();
-    let kc = kube::config::Kubeconfig::from_yaml(&sb.kubeconfig()).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
-    (sb, kube::Client::try_from(config).unwrap())
+/// A cluster with ebb's CRDs (HPA controller every `hpa_sync`) and its admin client.
+pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
+    let cluster = Cluster::start(Options::hpa_sync(hpa_sync)).await;
+    let client = cluster.client();
+    (cluster, client)
 }
 
 /// A fresh directory for a test's files, removed on drop.
@@ -84,19 +82,19 @@ impl Drop for TempDir {
 
 /// Certificates of one test: the internal link's CA, the operator's serving certificate and
 /// the metrics-apiserver's client certificate for it, and the metrics-apiserver's serving
-/// certificate for keda/ebb-metrics-apiserver signed by the sandbox CA.
+/// certificate for keda/ebb-metrics-apiserver signed by the cluster's serving CA.
 pub struct Pki {
     pub dir: TempDir,
     pub internal_ca: CertAuthority,
 }
 
 impl Pki {
-    pub fn new(sb: &Sandbox, tag: &str) -> Self {
+    pub fn new(cluster: &Cluster, tag: &str) -> Self {
         let dir = TempDir::new(tag);
         let internal_ca = CertAuthority::new("ebb-internal-ca").unwrap();
         let operator = internal_ca.issue_server(&["localhost"], &[[127, 0, 0, 1].into()]).unwrap();
         let client = internal_ca.issue_client(SERVICE, &[]).unwrap();
-        let serving = sb.service_cert(SERVICE_NS, SERVICE).unwrap();
+        let serving = cluster.service_cert(SERVICE_NS, SERVICE);
         dir.write("internal-ca.crt", internal_ca.cert_pem());
         dir.write("operator.crt", &operator.cert_pem);
         dir.write("operator.key", &operator.key_pem);
@@ -225,9 +223,11 @@ pub async fn start_metrics_apiserver(
 }
 
 /// Registers APIService v1beta1.external.metrics.k8s.io for Service keda/ebb-metrics-apiserver
-/// (caBundle: the sandbox CA) and maps the Service to `server`'s secure port.
-pub async fn register(sb: &Sandbox, client: &kube::Client, server: &MetricsServer) {
-    sb.map_service(SERVICE_NS, SERVICE, server.secure);
+/// (caBundle: the cluster's serving CA) and maps the Service to `server`'s secure port. On
+/// upstream, waits until the aggregator reports the APIService Available.
+pub async fn register(cluster: &Cluster, server: &MetricsServer) {
+    let port = cluster.expose(SERVICE_NS, SERVICE, server.secure).await;
+    let client = cluster.client();
     let resource = kube::discovery::ApiResource::from_gvk_with_plural(
         &kube::api::GroupVersionKind::gvk("apiregistration.k8s.io", "v1", "APIService"),
         "apiservices",
@@ -238,13 +238,30 @@ pub async fn register(sb: &Sandbox, client: &kube::Client, server: &MetricsServe
         "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
         "spec": {
             "group": "external.metrics.k8s.io", "version": "v1beta1",
-            "service": {"namespace": SERVICE_NS, "name": SERVICE, "port": 443},
-            "caBundle": k8s_openapi::ByteString(sb.ca.cert_pem().as_bytes().to_vec()),
+            "service": {"namespace": SERVICE_NS, "name": SERVICE, "port": port},
+            "caBundle": k8s_openapi::ByteString(cluster.ca_pem().as_bytes().to_vec()),
             "groupPriorityMinimum": 100, "versionPriority": 100,
         }
     }))
     .unwrap();
     api.create(&PostParams::default(), &obj).await.unwrap();
+    if cluster.is_upstream() {
+        let started = Instant::now();
+        loop {
+            let got = api.get("v1beta1.external.metrics.k8s.io").await.unwrap();
+            let conditions = &got.data["status"]["conditions"];
+            let mut all = conditions.as_array().into_iter().flatten();
+            if all.any(|c| c["type"] == "Available" && c["status"] == "True") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "APIService not Available: {conditions}\n{}",
+                cluster.logs(20)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 /// Creates Deployment `name` with `replicas`.
@@ -306,10 +323,10 @@ pub fn value_path(metric: &str, so: &str) -> String {
     )
 }
 
-/// An HTTPS client trusting the sandbox CA, optionally presenting `identity` (a leaf).
-pub fn https_client(sb: &Sandbox, identity: Option<&Leaf>) -> reqwest::Client {
+/// An HTTPS client trusting the cluster's serving CA, optionally presenting `identity` (a leaf).
+pub fn https_client(cluster: &Cluster, identity: Option<&Leaf>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(sb.ca.cert_pem().as_bytes()).unwrap())
+        .add_root_certificate(reqwest::Certificate::from_pem(cluster.ca_pem().as_bytes()).unwrap())
         .tls_built_in_root_certs(false)
         .tls_info(true)
         .timeout(Duration::from_secs(10));
@@ -328,12 +345,13 @@ pub async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-/// Runs the real kubectl with `kubeconfig`: success, stdout, stderr.
-pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
-    let kubeconfig = kubeconfig.to_owned();
+/// Runs the real kubectl with the cluster's admin kubeconfig: success, stdout, stderr.
+pub async fn kubectl(cluster: &Cluster, args: &[&str]) -> (bool, String, String) {
+    let kubeconfig = cluster.kubeconfig_path().to_owned();
+    let program = cluster.kubectl_program();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        let out = std::process::Command::new("kubectl")
+        let out = std::process::Command::new(&program)
             .env("KUBECONFIG", &kubeconfig)
             .args(&args)
             .stdin(std::process::Stdio::null())
@@ -350,15 +368,34 @@ pub async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String)
 }
 
 /// Polls `f` every 50 ms until it holds; panics after `limit`. Returns how long it took.
-pub async fn wait_for(what: &str, limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Duration {
+pub async fn wait_for(what: &str, limit: Duration, f: impl AsyncFnMut() -> bool) -> Duration {
+    wait_until(limit, f).await.unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
+}
+
+/// Polls `f` every 50 ms until it holds: how long it took, or `None` after `limit`.
+pub async fn wait_until(limit: Duration, mut f: impl AsyncFnMut() -> bool) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if f().await {
-            return started.elapsed();
+            return Some(started.elapsed());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("timed out after {limit:?} waiting for {what}");
+    None
+}
+
+/// The HPA of ScaledObject `so` (spec.metrics and status) as JSON, for failure messages.
+pub async fn hpa_state(client: &kube::Client, so: &str) -> String {
+    let hpas: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> =
+        Api::namespaced(client.clone(), NS);
+    match hpas.get_opt(&format!("keda-hpa-{so}")).await {
+        Ok(Some(h)) => {
+            let metrics = h.spec.map(|s| s.metrics);
+            json!({"metrics": metrics, "status": h.status}).to_string()
+        }
+        Ok(None) => format!("no HPA keda-hpa-{so}"),
+        Err(e) => format!("cannot read HPA keda-hpa-{so}: {e}"),
+    }
 }
 
 /// Open file descriptors of this process.

@@ -1,6 +1,6 @@
 //! Shared by the event-source scaling scenarios (SQS, Kafka): the whole stack started in-process
-//! (control plane with a fast HPA sync, operator, metrics-apiserver registered through the
-//! aggregator), seed fixtures loaded as JSON, objects created as `kubectl create` would, a
+//! (the cluster `support` selects, with a fast HPA sync; operator; metrics-apiserver registered
+//! through the aggregator), seed fixtures loaded as JSON, objects created as `kubectl create` would, a
 //! recorder of a Deployment's replica timeline, and percentiles. Uses `support` (the
 //! metrics-apiserver scenarios' setup), which the including test file declares.
 
@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ebb_sandbox::sandbox::Sandbox;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -21,9 +20,9 @@ use crate::support::{self, NS};
 /// One scenario at a time per test binary: the figures of one must not include the load of another.
 pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The control plane, the operator and the registered metrics-apiserver.
+/// The cluster, the operator and the registered metrics-apiserver.
 pub struct Stack {
-    pub sb: Sandbox,
+    pub cluster: support::Cluster,
     pub client: kube::Client,
     pki: support::Pki,
     op: support::Operator,
@@ -33,25 +32,25 @@ pub struct Stack {
 impl Stack {
     /// Starts everything with the HPA controller syncing every `hpa_sync`.
     pub async fn start(tag: &str, hpa_sync: Duration) -> Self {
-        let (sb, client) = support::start_sandbox(hpa_sync).await;
-        let pki = support::Pki::new(&sb, tag);
+        let (cluster, client) = support::start_cluster(hpa_sync).await;
+        let pki = support::Pki::new(&cluster, tag);
         let port = support::free_port();
         let op = support::start_operator(&client, &pki, port);
         let server = support::start_metrics_apiserver(&client, &pki, port, &[]).await;
-        support::register(&sb, &client, &server).await;
-        Self { sb, client, pki, op, server }
+        support::register(&cluster, &server).await;
+        Self { cluster, client, pki, op, server }
     }
 
-    /// Creates `obj` (any kind the control plane serves) in namespace `default`.
-    pub fn create(&self, mut obj: Value) {
+    /// Creates `obj` (any kind the cluster serves) in namespace `default`.
+    pub async fn create(&self, mut obj: Value) {
         obj["metadata"]["namespace"] = json!(NS);
-        self.sb.create(&obj).unwrap_or_else(|e| panic!("cannot create {obj}: {e:?}"));
+        self.cluster.create(&obj).await.unwrap_or_else(|e| panic!("cannot create {obj}: {e}"));
     }
 
     pub async fn stop(self) {
         self.server.stop().await;
         self.op.stop().await;
-        self.sb.stop().await;
+        self.cluster.stop().await;
         drop(self.pki);
     }
 }
