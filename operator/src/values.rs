@@ -36,10 +36,15 @@ impl ValueSource for LoopValues {
             .as_ref()
             .map(|l| l.shared.clone())
             .ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
-        let Some((trigger, scaler)) = shared.triggers.iter().find(|(t, _)| t.metric_name == metric) else {
+        // Names compare without case: upstream's HPA controller asks for them in lower case
+        // (client-go lowercases a request's resource segment), whatever the HPA spec says.
+        let found = shared.triggers.iter().find(|(t, _)| t.metric_name.eq_ignore_ascii_case(metric));
+        let Some((trigger, scaler)) = found else {
             let known: Vec<String> = shared.triggers.iter().map(|(t, _)| t.metric_name.clone()).collect();
             return Err(ValueError::unknown_metric(ns, so, metric, &known));
         };
+        // Looked up by the trigger's own name; answered under the name asked for.
+        let (asked, metric) = (metric, trigger.metric_name.as_str());
         let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
         let health = state.status.lock().await.as_ref().map(|s| s.health.clone()).unwrap_or_default();
         if let Some(fb) = shared
@@ -51,7 +56,7 @@ impl ValueSource for LoopValues {
         {
             let v = crate::fallback::value(fb, trigger.metric_type, trigger.target(), current);
             return Ok(MetricValue {
-                metric_name: metric.to_owned(),
+                metric_name: asked.to_owned(),
                 value: v,
                 timestamp: Utc::now(),
                 source: ValueOrigin::Cache,
@@ -63,7 +68,7 @@ impl ValueSource for LoopValues {
             return match cached {
                 Some(c) => match (c.value, c.error) {
                     (Some(v), _) => Ok(MetricValue {
-                        metric_name: metric.to_owned(),
+                        metric_name: asked.to_owned(),
                         value: v,
                         timestamp: c.at,
                         source: ValueOrigin::Cache,
@@ -76,7 +81,7 @@ impl ValueSource for LoopValues {
         let timeout = self.ctx.config.scaler_timeout;
         match measure_with_timeout(scaler, Utc::now(), timeout).await {
             Ok(m) => Ok(MetricValue {
-                metric_name: metric.to_owned(),
+                metric_name: asked.to_owned(),
                 value: m.value,
                 timestamp: Utc::now(),
                 source: ValueOrigin::Live,
