@@ -272,6 +272,16 @@ fn upstream_kubernetes_runs_the_default_overlay() {
     // The seeds are admitted, a schema-valid object the webhook refuses is denied: by the real
     // API server through keda-admission.
     admission_works(&sb);
+    // The aggregator fetches the metrics API server's OpenAPI as an authenticated user: never
+    // forbidden (503s while the Pods start are expected).
+    let logs =
+        sb.seen.iter().find_map(|l| l.split("(upstream, logs in ").nth(1)).unwrap().trim_end_matches(')');
+    let log = std::fs::read_to_string(Path::new(logs).join("kube-apiserver.log")).unwrap();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("failed to download v1beta1.external.metrics.k8s.io") && l.contains("403"))
+        .collect();
+    assert!(refused.is_empty(), "the aggregator's OpenAPI download was refused:\n{}", refused.join("\n"));
     sb.stop();
 }
 

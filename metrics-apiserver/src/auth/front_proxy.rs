@@ -152,7 +152,12 @@ pub fn header_identity(
     let Some(name) = cfg.username_headers.iter().find_map(|h| values(h).into_iter().next()) else {
         return Ok(None);
     };
-    let groups = cfg.group_headers.iter().flat_map(|h| values(h)).collect();
+    let mut groups: Vec<String> = cfg.group_headers.iter().flat_map(|h| values(h)).collect();
+    // Every authenticated user is in system:authenticated, as Kubernetes' own servers add it
+    // (the aggregator fetches /openapi/v2 with no group header; RBAC grants it to this group).
+    if !groups.iter().any(|g| g == AUTHENTICATED) {
+        groups.insert(0, AUTHENTICATED.to_owned());
+    }
     let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (header, value) in headers {
         let header = header.as_str();
@@ -166,6 +171,9 @@ pub fn header_identity(
     }
     Ok(Some(User { name, uid: String::new(), groups, extra }))
 }
+
+/// The group of every authenticated user.
+const AUTHENTICATED: &str = "system:authenticated";
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;

@@ -90,6 +90,26 @@ fn chains_verify_only_against_the_requestheader_ca() {
     assert_eq!(common_name(&good).unwrap(), "front-proxy-client");
 }
 
+/// Kubernetes' aggregated servers add `system:authenticated` to every authenticated user; the
+/// aggregator itself fetches `/openapi/v2` as `system:aggregator` with no group header, and RBAC
+/// grants that path to `system:authenticated` only.
+#[test]
+fn front_proxy_users_are_authenticated_users() {
+    let cfg = settings(&["front-proxy-client"]);
+    let user =
+        header_identity("front-proxy-client", &headers(&[("X-Remote-User", "system:aggregator")]), &cfg)
+            .unwrap()
+            .unwrap();
+    assert_eq!(user.groups, ["system:authenticated"]);
+    let h = headers(&[
+        ("X-Remote-User", "bob"),
+        ("X-Remote-Group", "system:authenticated"),
+        ("X-Remote-Group", "x"),
+    ]);
+    let user = header_identity("front-proxy-client", &h, &cfg).unwrap().unwrap();
+    assert_eq!(user.groups, ["system:authenticated", "x"], "not added twice");
+}
+
 #[test]
 fn identity_comes_from_the_headers_of_an_allowed_name() {
     let cfg = settings(&["front-proxy-client"]);
