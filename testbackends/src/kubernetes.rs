@@ -68,6 +68,8 @@ pub struct Upstream {
     apiserver: Watched,
     controller_manager: Watched,
     apiserver_args: Vec<String>,
+    cluster_ca: ebb_sandbox::pki::CertAuthority,
+    front_proxy_ca: ebb_sandbox::pki::CertAuthority,
 }
 
 static SHARED: OnceLock<Result<Upstream, String>> = OnceLock::new();
@@ -141,7 +143,17 @@ impl Upstream {
                 .output()
                 .is_ok_and(|o| o.status.success())
         })?;
-        Ok(Self { dir, port, etcd, apiserver, controller_manager, apiserver_args })
+        let (cluster_ca, front_proxy_ca) = (files.cluster_ca, files.front_proxy_authority);
+        Ok(Self {
+            dir,
+            port,
+            etcd,
+            apiserver,
+            controller_manager,
+            apiserver_args,
+            cluster_ca,
+            front_proxy_ca,
+        })
     }
 
     /// One control plane for the whole test binary, with [`Options::default`]; tests sharing it
@@ -173,6 +185,17 @@ impl Upstream {
     pub fn ca_pem(&self) -> Result<String, String> {
         let path = self.dir.join("ca.crt");
         std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    /// The cluster CA: it signed the API server's certificate, and client certificates it issues
+    /// authenticate to the API server (CN the user, O entries the groups).
+    pub fn cluster_ca(&self) -> &ebb_sandbox::pki::CertAuthority {
+        &self.cluster_ca
+    }
+
+    /// The front-proxy CA, to issue client certificates such as a forged aggregator's.
+    pub fn front_proxy_ca(&self) -> &ebb_sandbox::pki::CertAuthority {
+        &self.front_proxy_ca
     }
 
     /// The front-proxy CA (PEM): aggregated API servers verify the aggregator's client

@@ -228,12 +228,11 @@ impl Cluster {
         }
     }
 
-    /// The front-proxy CA, able to issue client certificates with other names: only the local
-    /// control plane's (upstream's key stays with its PKI).
-    pub fn front_proxy_ca(&self) -> Option<&CertAuthority> {
+    /// The front-proxy CA, able to issue client certificates with other names.
+    pub fn front_proxy_ca(&self) -> &CertAuthority {
         match &self.plane {
-            Plane::Local(sb) => Some(&sb.front_proxy_ca),
-            Plane::Upstream(_) => None,
+            Plane::Local(sb) => &sb.front_proxy_ca,
+            Plane::Upstream(u) => u.up.front_proxy_ca(),
         }
     }
 

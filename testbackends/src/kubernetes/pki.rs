@@ -15,9 +15,12 @@ pub struct Pair {
     pub key: String,
 }
 
-/// Every file [`write`] made, by role (names relative to the directory).
-#[derive(Debug, Clone)]
+/// Every file [`write`] made, by role (names relative to the directory), and the two CAs, which
+/// tests may use to issue more certificates (their keys are never written).
+#[derive(Debug)]
 pub struct Files {
+    pub cluster_ca: CertAuthority,
+    pub front_proxy_authority: CertAuthority,
     pub ca: String,
     pub serving: Pair,
     pub admin: Pair,
@@ -55,6 +58,8 @@ pub fn write(dir: &Path, service_ip: Ipv4Addr) -> Result<Files, String> {
     put(dir, "sa.key", &sa_key.serialize_pem())?;
     put(dir, "sa.pub", &sa_key.public_key_pem())?;
     Ok(Files {
+        cluster_ca: ca,
+        front_proxy_authority: front_proxy,
         ca: "ca.crt".into(),
         serving: pair(dir, "apiserver", &serving)?,
         admin: pair(dir, "admin", &admin)?,
