@@ -27,6 +27,10 @@ const KNOWN: &[(&str, &str)] = &[
     ),
     ("crd-validation/pruned", "the local control plane does not prune unknown fields of custom resources"),
     (
+        "crd-validation/cel-rule",
+        "the local control plane does not evaluate the CRD's x-kubernetes-validations (CEL) rules",
+    ),
+    (
         "discovery/openapi-validation",
         "the local control plane serves no OpenAPI documents, so kubectl's client-side validation fails",
     ),
@@ -81,7 +85,11 @@ const CM_SLOW_FAIL: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-fail, labels: {slow: fail}}\n";
 const CM_SLOW_IGNORE: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: slow-ignore, labels: {slow: ignore}}\n";
-const OWNED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned}\ndata: {k: v}\n";
+/// A ConfigMap owned by Deployment `gc-owner` (`OWNER_UID` is replaced by its uid).
+const OWNED: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned, ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: gc-owner, uid: OWNER_UID}]}\ndata: {k: v}\n";
+/// The same for Deployment `gc-owner-fg`, deleted in the foreground.
+const OWNED_FG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: owned-fg, ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: gc-owner-fg, uid: OWNER_UID, blockOwnerDeletion: true}]}\ndata: {k: v}\n";
+const SO_CEL: &str = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: cel}\nspec:\n  scaleTargetRef: {name: web}\n  minReplicaCount: 5\n  maxReplicaCount: 2\n  triggers: [{type: cron, metadata: {timezone: UTC, start: 0 * * * *, end: 5 * * * *, desiredReplicas: \"2\"}}]\n";
 
 fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
     vec![
@@ -231,6 +239,7 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                 apply("valid", &["apply", "--validate=false", "-f", "-"], SO_OK, Pick::Out),
                 step("pruned", &["get", "scaledobject", "ok", "-o", "json"], Pick::Json(&["/spec"])),
                 apply("invalid-type", &["apply", "--validate=false", "-f", "-"], SO_BAD, Pick::Status),
+                apply("cel-rule", &["apply", "--validate=false", "-f", "-"], SO_CEL, Pick::Err),
                 step("printer-columns", &["get", "so", "ok"], Pick::Out),
                 step(
                     "status-through-main",
@@ -264,6 +273,27 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                 step("owner", &["create", "deployment", "gc-owner", "--image=x", "--replicas=0"], Pick::Out),
                 apply("dependent", &["apply", "--validate=false", "-f", "-"], OWNED, Pick::Out),
                 step("delete-owner", &["delete", "deploy", "gc-owner", "--cascade=background"], Pick::Out),
+                step(
+                    "owner-fg",
+                    &["create", "deployment", "gc-owner-fg", "--image=x", "--replicas=0"],
+                    Pick::Out,
+                ),
+                apply("dependent-fg", &["apply", "--validate=false", "-f", "-"], OWNED_FG, Pick::Out),
+                step(
+                    "delete-owner-fg",
+                    &["delete", "deploy", "gc-owner-fg", "--cascade=foreground"],
+                    Pick::Out,
+                ),
+                step(
+                    "dependent-collected-fg",
+                    &["get", "cm", "owned-fg", "--ignore-not-found", "-o", "name"],
+                    Pick::Out,
+                ),
+                step(
+                    "owner-fg-gone",
+                    &["get", "deploy", "gc-owner-fg", "--ignore-not-found", "-o", "name"],
+                    Pick::Out,
+                ),
                 step(
                     "dependent-collected",
                     &["get", "cm", "owned", "--ignore-not-found", "-o", "name"],
@@ -417,22 +447,17 @@ fn run(plane: &Plane, scenario: &str, steps: &[Step]) -> Vec<String> {
     let mut views = Vec::new();
     for s in steps {
         let mut stdin = s.stdin.map(str::to_owned);
-        if s.stdin == Some(OWNED) {
-            let uid = kubectl(
-                plane,
-                scenario,
-                &["get", "deploy", "gc-owner", "-o", "jsonpath={.metadata.uid}"],
-                None,
-            );
-            stdin = Some(OWNED.replace(
-                "metadata: {name: owned}",
-                &format!(
-                    "metadata: {{name: owned, ownerReferences: [{{apiVersion: apps/v1, kind: Deployment, name: gc-owner, uid: {}}}]}}",
-                    uid.stdout
-                ),
-            ));
+        // A dependent: its owner (the second `name:`) is looked up for the uid.
+        let owner = stdin
+            .as_deref()
+            .filter(|t| t.contains("OWNER_UID"))
+            .and_then(|t| t.split("name: ").nth(2)?.split(',').next());
+        if let Some(owner) = owner {
+            let uid =
+                kubectl(plane, scenario, &["get", "deploy", owner, "-o", "jsonpath={.metadata.uid}"], None);
+            stdin = stdin.map(|t| t.replace("OWNER_UID", &uid.stdout));
         }
-        let answer = if s.name == "dependent-collected" {
+        let answer = if s.name.starts_with("dependent-collected") {
             // Collection is asynchronous on both: wait until the dependent is gone (or 60 s).
             let started = Instant::now();
             loop {
