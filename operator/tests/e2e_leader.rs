@@ -244,12 +244,17 @@ async fn the_leader_labels_its_pod_and_hands_the_label_over() {
     op_a.stop().await;
     let (label, removed_at) = leader_label(&pods, "op-a").await;
     assert_eq!(label, None, "the stopped leader's Pod keeps the label");
+    // The release is written before `stop` returns; its watch event may arrive a little later
+    // (upstream delivers through its watch cache).
+    let released = |w: &[(u64, String)]| w.iter().find(|(_, h)| h.is_empty()).map(|(rv, _)| *rv);
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while released(&lease_writes.lock().unwrap()).is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
     let writes = lease_writes.lock().unwrap().clone();
-    let released_at = writes
-        .iter()
-        .find(|(_, h)| h.is_empty())
-        .map(|(rv, _)| *rv)
-        .unwrap_or_else(|| panic!("no release of the Lease seen: {writes:?}"));
+    let released_at = released(&writes).unwrap_or_else(|| panic!("no release of the Lease seen: {writes:?}"));
     assert!(removed_at < released_at, "label removed at {removed_at}, Lease released at {released_at}");
     let took = wait_for("the new leader to label op-b", Duration::from_secs(5), async || {
         leader_label(&pods, "op-b").await.0.as_deref() == Some("true")
