@@ -15,6 +15,7 @@
 //!   collection, namespaces, endpoints, service accounts, Jobs). No scheduler, kubelet or
 //!   kube-proxy: a Pod stays Pending unless a node (see the CLI's sandbox node) binds it.
 
+pub mod crds;
 mod pki;
 
 use std::path::{Path, PathBuf};

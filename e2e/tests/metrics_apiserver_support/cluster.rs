@@ -22,11 +22,10 @@ use ebb_testbackends::kubernetes::{self, Upstream};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, RoleBinding};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use super::{NS, SERVICE_NS, TempDir, init_logs, wait_for};
+use super::{NS, SERVICE_NS, TempDir, init_logs};
 
 /// Where the scenarios run (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +140,7 @@ impl Cluster {
                 let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.unwrap();
                 let client = kube::Client::try_from(config).unwrap();
                 println!("cluster: upstream Kubernetes {} at {}", kubernetes::versions().0, up.server());
-                install_crds(&client).await;
+                kubernetes::crds::install(&client, "ebb-e2e").await.unwrap();
                 let serving_ca = CertAuthority::new("ebb-e2e-serving-ca").unwrap();
                 let plane = Plane::Upstream(Box::new(UpstreamPlane { up, serving_ca, _turn: turn }));
                 Self { plane, client, kubeconfig, _dir: dir }
@@ -339,21 +338,6 @@ impl Cluster {
         .unwrap();
         let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), NS);
         bindings.create(&PostParams::default(), &binding).await.unwrap();
-    }
-}
-
-/// Applies ebb's CRDs by their own names and waits until each is Established.
-async fn install_crds(client: &kube::Client) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply("ebb-e2e").force();
-    for (_, crd) in ebb_api::crds::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(&name, &pp, &Patch::Apply(&crd)).await.unwrap();
-        wait_for(&format!("CRD {name} Established"), Duration::from_secs(30), async || {
-            let conds = crds.get(&name).await.ok().and_then(|c| c.status?.conditions).unwrap_or_default();
-            conds.iter().any(|c| c.type_ == "Established" && c.status == "True")
-        })
-        .await;
     }
 }
 

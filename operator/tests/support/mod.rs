@@ -18,7 +18,6 @@ use ebb_testbackends::kubernetes::Upstream;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
@@ -102,17 +101,7 @@ pub async fn start_cluster(hpa_sync: Duration) -> (Cluster, kube::Client) {
 /// own there, the client's default namespace.
 async fn on_real_cluster(mut config: kube::Config) -> (Cluster, kube::Client) {
     let client = kube::Client::try_from(config.clone()).unwrap();
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let pp = PatchParams::apply("ebb-e2e").force();
-    for (_, crd) in ebb_api::crds::all() {
-        let name = crd.metadata.name.clone().unwrap();
-        crds.patch(&name, &pp, &Patch::Apply(&crd)).await.unwrap();
-        wait_for(&format!("CRD {name} Established"), Duration::from_secs(30), async || {
-            let conds = crds.get(&name).await.ok().and_then(|c| c.status?.conditions).unwrap_or_default();
-            conds.iter().any(|c| c.type_ == "Established" && c.status == "True")
-        })
-        .await;
-    }
+    ebb_testbackends::kubernetes::crds::install(&client, "ebb-e2e").await.unwrap();
     let ns = format!("ebb-e2e-{}-{}", std::process::id(), NEXT_NS.fetch_add(1, Ordering::Relaxed));
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap())
