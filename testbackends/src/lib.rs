@@ -3,6 +3,7 @@
 //! a metric source, or upstream Kubernetes ([`kubernetes`]) — waits until it is ready, and stops
 //! it when its handle is dropped.
 
+pub mod faults;
 pub mod kubernetes;
 pub mod moto;
 pub mod prometheus;

@@ -45,12 +45,46 @@ impl Moto {
     /// Starts a moto server with extra environment, e.g. `INITIAL_NO_AUTH_ACTION_COUNT=0`, which
     /// makes moto check credentials like AWS does.
     pub fn start_with_env(env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::spawn(free_port()?, env)
+    }
+
+    /// Kills moto (as a crash would) and starts it again on the same port, with the
+    /// environment `env`. Its state is in memory: queues, messages and metrics are gone.
+    pub fn restart(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
+        self.kill();
+        let fresh = Self::spawn(self.port, env)?;
+        let mut old = std::mem::replace(self, fresh);
+        // Same port, same log path: the old handle must not remove the new server's log.
+        old.log = PathBuf::new();
+        Ok(())
+    }
+
+    /// Kills moto and its watchdog at once (SIGKILL to their process group).
+    pub fn kill(&mut self) {
+        let _ = crate::faults::resume_group(self.child.id());
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Stops moto (SIGSTOP to its process group): connections are accepted, never answered.
+    pub fn pause(&self) -> Result<(), String> {
+        crate::faults::pause_group(self.child.id())
+    }
+
+    /// Continues a paused moto.
+    pub fn resume(&self) -> Result<(), String> {
+        crate::faults::resume_group(self.child.id())
+    }
+
+    fn spawn(port: u16, env: &[(&str, &str)]) -> Result<Self, String> {
         let bin = binary()?;
-        let port = free_port()?;
         let log = std::env::temp_dir().join(format!("ebb-moto-{}-{port}.log", std::process::id()));
         let out = File::create(&log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| format!("cannot reuse {}: {e}", log.display()))?;
         let mut cmd = Command::new("sh");
+        // A process group of its own, so a pause or a crash reaches moto and its watchdog alike.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.arg("-c")
             .arg(WATCHDOG)
             .arg(&bin)
@@ -128,6 +162,7 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
+        let _ = crate::faults::resume_group(self.child.id());
         // SIGTERM lets the watchdog stop moto; then make sure the shell is gone too.
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);

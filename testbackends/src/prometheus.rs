@@ -53,6 +53,7 @@ pub struct WebConfig {
 #[derive(Debug)]
 pub struct Prometheus {
     child: Child,
+    options: Options,
     dir: PathBuf,
     addr: SocketAddr,
     https: bool,
@@ -131,10 +132,43 @@ fn web_yaml(dir: &Path, w: &WebConfig) -> Result<String, String> {
 impl Prometheus {
     /// Starts Prometheus and waits until it serves requests (at most 30 s).
     pub fn start(o: &Options) -> Result<Self, String> {
-        let bin = binary()?;
         let dir = temp_dir()?;
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Self::spawn(o, dir, addr)
+    }
+
+    /// Kills Prometheus (as a crash would) and starts it again on the same address with the same
+    /// data directory, waiting until it serves requests.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        let dir = std::mem::take(&mut self.dir);
+        let fresh = Self::spawn(&self.options, dir, self.addr)?;
+        // The old handle's process is gone and its directory now belongs to `fresh`: dropping it
+        // removes nothing.
+        drop(std::mem::replace(self, fresh));
+        Ok(())
+    }
+
+    /// Kills the process now (SIGKILL); the handle keeps its address for [`Prometheus::restart`].
+    pub fn kill(&mut self) {
+        let _ = crate::faults::resume(self.child.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process (SIGSTOP): connections are accepted by the kernel, never answered.
+    pub fn pause(&self) -> Result<(), String> {
+        crate::faults::pause(self.child.id())
+    }
+
+    /// Continues a paused process.
+    pub fn resume(&self) -> Result<(), String> {
+        crate::faults::resume(self.child.id())
+    }
+
+    fn spawn(o: &Options, dir: PathBuf, addr: SocketAddr) -> Result<Self, String> {
+        let bin = binary()?;
         let config = dir.join("prometheus.yml");
         write(&config, &config_yaml(o))?;
         let mut cmd = Command::new(&bin);
@@ -166,7 +200,7 @@ impl Prometheus {
             });
         }
         let https = o.web.as_ref().is_some_and(|w| w.tls.is_some());
-        let mut p = Self { child, dir, addr, https, log };
+        let mut p = Self { child, options: o.clone(), dir, addr, https, log };
         let auth = o.web.as_ref().is_some_and(|w| !w.basic_auth_users.is_empty());
         p.wait_ready(&ready_rx, !https && !auth)?;
         Ok(p)
@@ -223,9 +257,10 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.kill();
+        if !self.dir.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub struct TansuOptions {
 #[derive(Debug)]
 pub struct Tansu {
     child: Child,
+    options: TansuOptions,
     port: u16,
     advertised_port: u16,
     log: PathBuf,
@@ -81,7 +82,8 @@ impl Tansu {
         }
         let child =
             cmd.spawn().map_err(|e| format!("cannot start {}: {e}; {INSTALL_HINT}", bin.display()))?;
-        let mut t = Self { child, port, advertised_port, log };
+        let options = TansuOptions { port: Some(port), ..opts.clone() };
+        let mut t = Self { child, options, port, advertised_port, log };
         t.wait_ready(Duration::from_secs(10))?;
         Ok(t)
     }
@@ -130,8 +132,30 @@ impl Tansu {
 
     /// Stops the broker now (as a crash would); the handle stays usable for its address.
     pub fn kill(&mut self) {
+        let _ = crate::faults::resume(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the broker and starts a new one on the same port. Storage is in memory: topics,
+    /// records and group offsets are gone, as after losing a broker's disk.
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.kill();
+        let fresh = Self::spawn(&binary()?, self.port, &self.options)?;
+        let mut old = std::mem::replace(self, fresh);
+        // Same port, same log path: the old handle must not remove the new broker's log.
+        old.log = PathBuf::new();
+        Ok(())
+    }
+
+    /// Stops the broker (SIGSTOP): connections are accepted by the kernel, never answered.
+    pub fn pause(&self) -> Result<(), String> {
+        crate::faults::pause(self.child.id())
+    }
+
+    /// Continues a paused broker.
+    pub fn resume(&self) -> Result<(), String> {
+        crate::faults::resume(self.child.id())
     }
 }
 
