@@ -33,6 +33,10 @@ pub const ANNOTATION_PAUSED_SCALE_IN: &str = "autoscaling.keda.sh/paused-scale-i
 pub const ANNOTATION_PAUSED_SCALE_OUT: &str = "autoscaling.keda.sh/paused-scale-out";
 pub const ANNOTATION_FORCE_ACTIVATION: &str = "autoscaling.keda.sh/force-activation";
 pub const ANNOTATION_TRANSFER_HPA_OWNERSHIP: &str = "scaledobject.keda.sh/transfer-hpa-ownership";
+/// Annotation on a ClusterTriggerAuthentication (ebb's own): the namespaces whose ScaledObjects
+/// may use it, comma-separated, `*` for all. Absent: the operator's
+/// `--cluster-trigger-auth-default-namespaces` (default `*`, as in KEDA).
+pub const ANNOTATION_ALLOWED_NAMESPACES: &str = "ebb.keda.sh/allowed-namespaces";
 /// Annotation on an HPA: `"false"` lets a ScaledObject target a workload this HPA also targets.
 pub const ANNOTATION_HPA_OWNERSHIP_VALIDATION: &str = "validations.keda.sh/hpa-ownership";
 

@@ -4,6 +4,7 @@
 //!
 //! This crate performs no I/O; everything here is plain data and pure functions.
 
+pub mod annotations;
 pub mod constants;
 pub mod crds;
 pub mod internal;

@@ -1,11 +1,15 @@
 //! `ebb check`: query every trigger of a ScaledObject now and explain the decision — per trigger
 //! its metric name, target, value, activity and error; then what ebb would write for 0↔1 and
-//! what the HPA would compute. The JSON form is stable and documented in the README.
+//! what the HPA would compute. The JSON form is stable and documented in the README. The
+//! scaling annotations (`paused`, `paused-replicas`, `paused-scale-in`/`-out`) are applied as the
+//! operator applies them, read by the shared parser (`ebb_api::annotations`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use ebb_api::annotations::ScalingAnnotations;
+use ebb_api::constants::{ANNOTATION_PAUSED, ANNOTATION_PAUSED_REPLICAS};
 use ebb_scalers::decision::{Guards, LoopSpec, PollOutcome, decide};
 use ebb_scalers::hpa::{HpaCalculator, MetricSample};
 use ebb_scalers::{ParsedScaledObject, Scaler, TriggerSpec, measure_with_timeout};
@@ -126,12 +130,22 @@ fn decide_now(
     // Without a cluster there is no history: treat the object as long created and its last
     // active poll as long past, so the answer is what happens once cooldowns have run out.
     let loop_spec = LoopSpec::from_spec(spec, now - chrono::Duration::days(365));
-    let d = decide(&loop_spec, None, now, current, poll, Guards::default());
+    // The scaling annotations, read as the operator reads them.
+    let annotations = ScalingAnnotations::read(so.object.metadata.annotations.as_ref());
+    if annotations.paused {
+        return Ok(paused_decision(so, &annotations, poll.active, current));
+    }
+    let guards = Guards {
+        scale_in_paused: annotations.scale_in_paused,
+        scale_out_paused: annotations.scale_out_paused,
+    };
+    let d = decide(&loop_spec, None, now, current, poll, guards);
     let after = d.write.unwrap_or(current);
     let (mut hpa_desired, mut hpa_reason) = (None, None);
     if after > 0 {
+        let behavior = annotations.hpa_behavior(spec.hpa_behavior());
         let mut hpa =
-            HpaCalculator::from_k8s(spec.min_replicas().max(1), spec.max_replicas(), spec.hpa_behavior())
+            HpaCalculator::from_k8s(spec.min_replicas().max(1), spec.max_replicas(), behavior.as_ref())
                 .map_err(|e| {
                     CliError::Invalid(vec![format!(
                         "{}: spec.advanced.horizontalPodAutoscalerConfig.behavior: {e}",
@@ -164,6 +178,30 @@ fn decide_now(
         max_replicas: spec.max_replicas(),
         reason: d.reason,
     })
+}
+
+/// A paused object: the operator runs no loop and no HPA, and only writes the pinned count.
+fn paused_decision(so: &Loaded, a: &ScalingAnnotations, active: bool, current: i32) -> DecisionReport {
+    let spec = &so.object.spec;
+    let pinned = a.pinned_replicas();
+    let reason = match pinned {
+        Some(n) => {
+            format!("paused by annotation {ANNOTATION_PAUSED_REPLICAS}: replicas pinned at {n}; no HPA")
+        }
+        None => format!("paused by annotation {ANNOTATION_PAUSED}: nothing is scaled; no HPA"),
+    };
+    DecisionReport {
+        active,
+        current_replicas: current,
+        ebb_writes: pinned.filter(|n| *n != current),
+        ebb_event: None,
+        hpa_desired_replicas: None,
+        hpa_reason: None,
+        expected_replicas: pinned.unwrap_or(current),
+        min_replicas: spec.min_replicas(),
+        max_replicas: spec.max_replicas(),
+        reason,
+    }
 }
 
 /// Plain-text rendering for people.

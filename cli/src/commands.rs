@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::error::CliError;
 use crate::load::{Loaded, Manifests, load};
-use crate::prepare::prepare;
+use crate::prepare::{EnvOptions, prepare};
 use crate::{check, simulate};
 
 /// ebb: event-driven autoscaling for Kubernetes, compatible with keda.sh/v1alpha1.
@@ -22,6 +22,31 @@ pub struct Args {
 pub enum Output {
     Text,
     Json,
+}
+
+/// Where `…FromEnv` parameters and `env` TriggerAuthentication entries get their values. The
+/// manifests choose the variable names and the servers that receive them, so nothing is read
+/// from this process's environment unless `--env-from-process` is given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EnvArgs {
+    /// NAME=VALUE for `…FromEnv` parameters and `env` TriggerAuthentication entries (repeatable;
+    /// wins over --env-file and the workload manifest).
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// File of NAME=VALUE lines (`#` comments, blank lines and an `export ` prefix allowed);
+    /// repeatable, later files win.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<String>,
+    /// Also read variables from this shell's environment (sends them wherever the manifest's
+    /// triggers point).
+    #[arg(long)]
+    pub env_from_process: bool,
+}
+
+impl EnvArgs {
+    fn options(&self) -> Result<EnvOptions, CliError> {
+        EnvOptions::from_flags(&self.env, &self.env_files, self.env_from_process)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,6 +94,8 @@ pub enum Command {
         /// Bound on each trigger query.
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         timeout: Duration,
+        #[command(flatten)]
+        env: EnvArgs,
     },
     /// Replay the scale loop and the HPA over simulated time and print the replica timeline.
     Simulate {
@@ -94,6 +121,8 @@ pub enum Command {
         svg: Option<String>,
         #[arg(long, short = 'o', value_enum, default_value = "text")]
         output: Output,
+        #[command(flatten)]
+        env: EnvArgs,
     },
 }
 
@@ -143,14 +172,15 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 crate::sandbox_cmd::run(opts).await
             }
         }
-        Command::Check { files, output, current_replicas, timeout } => {
+        Command::Check { files, output, current_replicas, timeout, env } => {
+            let env = env.options()?;
             let m = load(&files)?;
             only_scaled_objects(&m, &files)?;
             warn_skipped(&m);
             let now = chrono::Utc::now();
             let mut reports = Vec::new();
             for so in &m.scaled_objects {
-                let parsed = prepare(&m, so)?;
+                let parsed = prepare(&m, so, &env)?;
                 reports.push(check::check(so, &parsed, now, current_replicas, timeout).await?);
             }
             match output {
@@ -167,14 +197,15 @@ pub async fn run(args: Args) -> Result<(), CliError> {
                 }
             }
         }
-        Command::Simulate { files, from, duration, step, series, initial_replicas, svg, output } => {
+        Command::Simulate { files, from, duration, step, series, initial_replicas, svg, output, env } => {
+            let env = env.options()?;
             let opts =
                 simulate::Options::from_flags(from.as_deref(), &duration, &step, &series, initial_replicas)?;
             let m = load(&files)?;
             only_scaled_objects(&m, &files)?;
             warn_skipped(&m);
             let so = one(&m)?;
-            let parsed = prepare(&m, so)?;
+            let parsed = prepare(&m, so, &env)?;
             for w in &parsed.warnings {
                 eprintln!("warning: {w}");
             }

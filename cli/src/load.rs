@@ -124,8 +124,8 @@ impl Manifests {
     }
 }
 
-/// Authentication sources backed by the manifests and, for `env`, the target's container env
-/// or else this process's environment.
+/// Authentication sources backed by the manifests and, for `env`, the environment
+/// [`crate::prepare`] assembled (never this process's own unless the user asked for it).
 #[derive(Debug)]
 pub struct ManifestSources<'a> {
     pub manifests: &'a Manifests,
@@ -162,7 +162,7 @@ impl AuthSources for ManifestSources<'_> {
         c.data.as_ref().and_then(|d| d.get(key)).map_or(Lookup::NoKey, |v| Lookup::Found(v.clone()))
     }
     fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
-        self.env.get(name).cloned().or_else(|| std::env::var(name).ok())
+        self.env.get(name).cloned()
     }
 }
 

@@ -1,19 +1,87 @@
 //! Turning a loaded ScaledObject into parsed triggers, the way the operator would: resolve each
-//! trigger's TriggerAuthentication from the given manifests, take `…FromEnv` values from the
-//! target's container (or this process's environment), and parse with the shared parser.
+//! trigger's TriggerAuthentication from the given manifests, take `…FromEnv` and `env`
+//! authentication values from the environment the user gave ([`EnvOptions`]), and parse with the
+//! shared parser.
+//!
+//! The environment of the `ebb` process itself is never read unless `--env-from-process` is
+//! given: a manifest chooses both the variable names and the server that receives them, so
+//! reading the shell's environment by default would send e.g. `GITHUB_TOKEN` to whatever
+//! `serverAddress` the manifest names. Precedence, highest first: `--env`, `--env-file` (later
+//! files win), the target workload's container `env` from a `-f` manifest, and the process
+//! environment with `--env-from-process`.
 
 use std::collections::BTreeMap;
 
-use ebb_scalers::auth::resolve;
-use ebb_scalers::{ParseContext, ParsedScaledObject, parse_scaled_object};
+use ebb_api::annotations::ScalingAnnotations;
+use ebb_scalers::auth::{AuthError, resolve};
+use ebb_scalers::{Location, ParseContext, ParseErrorKind, ParsedScaledObject, parse_scaled_object};
 
 use crate::error::CliError;
 use crate::load::{Loaded, ManifestSources, Manifests};
 
-/// Parses one ScaledObject with everything the manifests provide.
-pub fn prepare(m: &Manifests, so: &Loaded) -> Result<ParsedScaledObject, CliError> {
+/// What to add to an error about a variable that is not set.
+pub const ENV_HINT: &str = "pass it with --env NAME=VALUE or --env-file FILE, add the target workload's manifest with -f, or use --env-from-process to read this shell's environment";
+
+/// The environment `…FromEnv` parameters and `env` authentication read from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvOptions {
+    /// `--env` and `--env-file` values.
+    pub vars: BTreeMap<String, String>,
+    /// `--env-from-process`: fall back to this process's environment.
+    pub from_process: bool,
+}
+
+impl EnvOptions {
+    /// From the flags: `NAME=VALUE` pairs, files of `NAME=VALUE` lines (blank lines and `#`
+    /// comments skipped, an optional `export ` prefix allowed), and the process switch. A
+    /// malformed entry is named by file and line; its value is never echoed.
+    pub fn from_flags(env: &[String], env_files: &[String], from_process: bool) -> Result<Self, CliError> {
+        let mut vars = BTreeMap::new();
+        for f in env_files {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| CliError::Usage(format!("--env-file {f}: cannot read: {e}")))?;
+            for (i, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let line = line.strip_prefix("export ").unwrap_or(line);
+                let (k, v) = pair(line).ok_or_else(|| {
+                    CliError::Usage(format!("--env-file {f}: line {}: expected NAME=VALUE", i + 1))
+                })?;
+                vars.insert(k, v);
+            }
+        }
+        for e in env {
+            let (k, v) = pair(e).ok_or_else(|| {
+                let name = e.split('=').next().unwrap_or_default();
+                CliError::Usage(format!("--env {name}: expected NAME=VALUE"))
+            })?;
+            vars.insert(k, v);
+        }
+        Ok(Self { vars, from_process })
+    }
+}
+
+fn pair(s: &str) -> Option<(String, String)> {
+    let (k, v) = s.split_once('=')?;
+    let k = k.trim();
+    (!k.is_empty()).then(|| (k.to_owned(), v.to_owned()))
+}
+
+/// The variables the ScaledObject's `…FromEnv` parameters and `env` authentication may read.
+fn environment(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> =
+        if opts.from_process { std::env::vars().collect() } else { BTreeMap::new() };
+    env.extend(m.target_env(&so.object).unwrap_or_default());
+    env.extend(opts.vars.clone());
+    env
+}
+
+/// Parses one ScaledObject with everything the manifests and the given environment provide.
+pub fn prepare(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> Result<ParsedScaledObject, CliError> {
     let obj = &so.object;
-    let env = m.target_env(obj).unwrap_or_else(|| std::env::vars().collect::<BTreeMap<_, _>>());
+    let env = environment(m, so, opts);
     let sources = ManifestSources { manifests: m, namespace: obj.metadata.namespace.as_deref(), env: &env };
     let mut ctx = ParseContext { env: env.clone(), ..ParseContext::default() };
     let mut errors = Vec::new();
@@ -46,13 +114,36 @@ pub fn prepare(m: &Manifests, so: &Loaded) -> Result<ParsedScaledObject, CliErro
                 ctx.auth.insert(i, params);
             }
             Err(e) => {
-                errors.push(format!("{}: spec.triggers[{i}].authenticationRef ({}): {e}", so.source, r.name))
+                let hint = if matches!(e, AuthError::MissingEnv { .. }) && !opts.from_process {
+                    format!("; {ENV_HINT}")
+                } else {
+                    String::new()
+                };
+                errors.push(format!(
+                    "{}: spec.triggers[{i}].authenticationRef ({}): {e}{hint}",
+                    so.source, r.name
+                ))
             }
         }
+    }
+    if let Some(e) = ScalingAnnotations::read(obj.metadata.annotations.as_ref()).error() {
+        errors.push(format!("{}: metadata.annotations: {e}", so.source));
     }
     if !errors.is_empty() {
         return Err(CliError::Invalid(errors));
     }
-    parse_scaled_object(obj, &ctx)
-        .map_err(|es| CliError::Invalid(es.iter().map(|e| format!("{}: {e}", so.source)).collect()))
+    parse_scaled_object(obj, &ctx).map_err(|es| {
+        CliError::Invalid(
+            es.iter()
+                .map(|e| {
+                    let from_env = matches!(&e.location, Location::Trigger { parameter: Some(p), .. } if p.ends_with("FromEnv"));
+                    if from_env && e.kind == ParseErrorKind::MissingParameter && !opts.from_process {
+                        format!("{}: {e}; {ENV_HINT}", so.source)
+                    } else {
+                        format!("{}: {e}", so.source)
+                    }
+                })
+                .collect(),
+        )
+    })
 }

@@ -214,13 +214,24 @@ fn kubectl_applies_the_default_overlay_and_the_stack_comes_up() {
     for d in ["ebb-operator", "ebb-webhook", "ebb-metrics-apiserver"] {
         assert!(pods.lines().any(|l| l.starts_with(&format!("{d}-")) && l.contains("Running")), "{pods}");
     }
-    // The operator made the certificates and injected the CA.
-    let (ok, out, err) = sb.kubectl(&["get", "secret", "-n", "keda", "ebb-certs", "-o", "jsonpath={.data}"]);
-    assert!(ok, "{err}");
-    let data: serde_json::Value = serde_json::from_str(&out).unwrap();
-    for key in ["tls.crt", "tls.key", "ca.crt"] {
-        assert!(data.get(key).is_some(), "{key} in {out}");
+    // The operator made one certificate per component, each in its own Secret, and injected
+    // the CA.
+    let mut certs = std::collections::BTreeSet::new();
+    for secret in [
+        "ebb-operator-tls",
+        "ebb-webhook-tls",
+        "ebb-metrics-apiserver-tls",
+        "ebb-metrics-apiserver-client-tls",
+    ] {
+        let (ok, out, err) = sb.kubectl(&["get", "secret", "-n", "keda", secret, "-o", "jsonpath={.data}"]);
+        assert!(ok, "{secret}: {err}");
+        let data: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for key in ["tls.crt", "tls.key", "ca.crt"] {
+            assert!(data.get(key).is_some(), "{secret}: {key} in {out}");
+        }
+        certs.insert(data["tls.crt"].as_str().unwrap().to_owned());
     }
+    assert_eq!(certs.len(), 4, "four distinct certificates");
     post_install_checks(&sb);
     admission_works(&sb);
     sb.stop();
@@ -394,7 +405,9 @@ fn certificate_renewal(flags: &[&str]) {
     assert!(default.contains(flag));
     let short = default.replace(
         flag,
-        &format!("{flag}        - --certificate-validity=12s\n        - --certificate-renew-before=8s\n"),
+        &format!(
+            "{flag}        - --certificate-validity=12s\n        - --certificate-renew-before=8s\n        - --ca-rotation-overlap=4s\n"
+        ),
     );
     let file =
         std::env::temp_dir().join(format!("ebb-sandbox-renew{}-{}.yaml", flags.len(), std::process::id()));
@@ -404,8 +417,15 @@ fn certificate_renewal(flags: &[&str]) {
     let mut sb = Running::start(&format!("renew{}", flags.len()), &args);
     sb.wait_line(Duration::from_secs(120), |l| l == "sandbox ready");
     let cert = |sb: &Running| {
-        let (ok, out, err) =
-            sb.kubectl(&["get", "secret", "-n", "keda", "ebb-certs", "-o", "jsonpath={.data.tls\\.crt}"]);
+        let (ok, out, err) = sb.kubectl(&[
+            "get",
+            "secret",
+            "-n",
+            "keda",
+            "ebb-webhook-tls",
+            "-o",
+            "jsonpath={.data.tls\\.crt}",
+        ]);
         assert!(ok, "{err}");
         out
     };

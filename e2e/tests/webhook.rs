@@ -293,14 +293,16 @@ async fn cross_object_rules_dry_runs_and_edits_that_are_never_blocked() {
         stack.apply("second", &scaled_object("second", "web", json!({}), json!({})), &[]).await;
     assert!(!ok);
     assert!(
-        err.contains(&format!("{DENIED}spec.scaleTargetRef: the workload Deployment/web is already scaled by ScaledObject \"first\"")),
+        err.contains(&format!("{DENIED}spec.scaleTargetRef: the workload Deployment/web is already scaled by another ScaledObject in namespace \"default\"")),
         "{err}"
     );
     let same_hpa = json!({"advanced": {"horizontalPodAutoscalerConfig": {"name": "keda-hpa-first"}}});
     let (ok, _, err) =
         stack.apply("hpa-name", &scaled_object("hpa-name", "other", same_hpa, json!({})), &[]).await;
     assert!(
-        !ok && err.contains("the HPA name \"keda-hpa-first\" is already used by ScaledObject \"first\""),
+        !ok && err.contains(
+            "the HPA name \"keda-hpa-first\" is already used by another ScaledObject in namespace \"default\""
+        ),
         "{err}"
     );
 
@@ -313,7 +315,9 @@ async fn cross_object_rules_dry_runs_and_edits_that_are_never_blocked() {
     stack.wait_indexed("HPA manual", |s| s.hpas.len() == 1).await;
     let (ok, _, err) = stack.apply("third", &scaled_object("third", "api", json!({}), json!({})), &[]).await;
     assert!(
-        !ok && err.contains("already scaled by HPA \"manual\", which this ScaledObject does not own"),
+        !ok && err.contains(
+            "already scaled by an HPA in namespace \"default\" that this ScaledObject does not own"
+        ),
         "{err}"
     );
     let adopt = scaled_object(
@@ -334,7 +338,7 @@ async fn cross_object_rules_dry_runs_and_edits_that_are_never_blocked() {
     let (ok, _, err) = stack
         .apply("dry-dup", &scaled_object("dry-dup", "web", json!({}), json!({})), &["--dry-run=server"])
         .await;
-    assert!(!ok && err.contains("already scaled by ScaledObject \"first\""), "{err}");
+    assert!(!ok && err.contains("already scaled by another ScaledObject"), "{err}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(stack.webhook.index.read().sos.get("default", "dry").is_none());
 
@@ -395,5 +399,68 @@ async fn with_the_webhook_down_applies_fail_and_deletes_work() {
     assert!(!ok && err.contains("failed calling webhook \"vscaledobject.ebb.keda.sh\""), "{err}");
     let (ok, _, err) = stack.kubectl(&["delete", "so", "one"]).await;
     assert!(ok, "{err}");
+    stack.stop().await;
+}
+
+/// The operator's ServiceAccount as the API server names it.
+const OPERATOR_USER: &str = "system:serviceaccount:keda:ebb-operator";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_webhook_down_the_operators_own_writes_and_finalizer_removal_pass() {
+    let stack = start("operator-writes").await;
+    // An object with the operator's finalizer (restoreToOriginalReplicaCount), and one without.
+    let held =
+        scaled_object("held", "web", json!({"advanced": {"restoreToOriginalReplicaCount": true}}), json!({}));
+    let mut held = held;
+    held["metadata"]["finalizers"] = json!(["finalizer.keda.sh"]);
+    let (ok, _, err) = stack.apply("held", &held, &[]).await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = stack.apply("live", &scaled_object("live", "api", json!({}), json!({})), &[]).await;
+    assert!(ok, "{err}");
+    // Acting as the operator: impersonation on upstream (its admin may impersonate), a token of
+    // that user on the local control plane.
+    let as_operator: Vec<String> = if stack.cluster.is_upstream() {
+        // The operator's own RBAC from deploy/, so its rights are what a cluster grants.
+        let rbac = repo().join("deploy/base/operator/rbac.yaml");
+        let (ok, _, err) = stack.kubectl(&["apply", "-f", rbac.to_str().unwrap()]).await;
+        assert!(ok, "{err}");
+        vec!["--as".into(), OPERATOR_USER.into()]
+    } else {
+        let sb = stack.cluster.sandbox_for("a token for the operator's user").unwrap();
+        sb.add_user("e2e-operator-token", OPERATOR_USER, &["system:serviceaccounts", "system:authenticated"]);
+        vec!["--token".into(), "e2e-operator-token".into()]
+    };
+    let operator = |args: &[&str]| -> Vec<String> {
+        args.iter().map(|a| (*a).to_owned()).chain(as_operator.iter().cloned()).collect()
+    };
+    let mut stack = stack;
+    stack.stop_webhook().await;
+
+    // Other users' updates are still refused while nothing can judge them.
+    let (ok, _, err) = stack.kubectl(&["label", "so", "live", "team=a"]).await;
+    assert!(!ok && err.contains("failed calling webhook"), "{err}");
+    // The operator's label patch passes.
+    let args = operator(&["label", "so", "live", "scaledobject.keda.sh/name=live"]);
+    let (ok, _, err) = stack.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(ok, "the operator's label patch was blocked by the absent webhook: {err}");
+
+    // Deleting the held object: the operator removes its finalizer and the delete completes.
+    let (ok, _, err) = stack.kubectl(&["delete", "so", "held", "--wait=false"]).await;
+    assert!(ok, "{err}");
+    let args = operator(&[
+        "patch",
+        "so",
+        "held",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+    ]);
+    let (ok, _, err) = stack.kubectl(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    assert!(ok, "the operator's finalizer removal was blocked by the absent webhook: {err}");
+    let sos: Api<ScaledObject> = Api::namespaced(stack.cluster.client(), "default");
+    support::wait_for("the held ScaledObject to be gone", Duration::from_secs(20), async || {
+        sos.get_opt("held").await.unwrap().is_none()
+    })
+    .await;
     stack.stop().await;
 }

@@ -120,6 +120,11 @@ where
         flight
     }
 
+    /// Whether work for `key` is in flight.
+    pub fn contains(&self, key: &K) -> bool {
+        self.inflight.lock().unwrap_or_else(PoisonError::into_inner).contains_key(key)
+    }
+
     /// Keys in flight.
     pub fn len(&self) -> usize {
         self.inflight.lock().unwrap_or_else(PoisonError::into_inner).len()

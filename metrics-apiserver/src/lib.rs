@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ebb_plumbing::args::CommonArgs;
+use ebb_plumbing::args::{CommonArgs, ServingArgs};
 use ebb_plumbing::shutdown::Shutdown;
 
 pub use server::MetricsApiServer;
@@ -42,6 +42,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub serving: ServingArgs,
 
     /// Address of the TLS endpoint serving external.metrics.k8s.io/v1beta1.
     #[arg(long, env = "EBB_SECURE_ADDR", default_value = "0.0.0.0:6443")]
@@ -70,11 +73,11 @@ pub struct Args {
     pub operator_ca_file: PathBuf,
 
     /// Client certificate presented to the operator.
-    #[arg(long, env = "EBB_OPERATOR_CERT_FILE", default_value = "/certs/tls.crt")]
+    #[arg(long, env = "EBB_OPERATOR_CERT_FILE", default_value = "/client-certs/tls.crt")]
     pub operator_cert_file: PathBuf,
 
     /// Key of the client certificate presented to the operator.
-    #[arg(long, env = "EBB_OPERATOR_KEY_FILE", default_value = "/certs/tls.key")]
+    #[arg(long, env = "EBB_OPERATOR_KEY_FILE", default_value = "/client-certs/tls.key")]
     pub operator_key_file: PathBuf,
 
     /// Bound on one value query to the operator.
@@ -101,6 +104,31 @@ pub struct Args {
     /// Answers kept at most per kind of review.
     #[arg(long, env = "EBB_AUTH_CACHE_SIZE", default_value_t = 4096)]
     pub auth_cache_size: usize,
+
+    /// How long a bearer token a TokenReview rejected is refused without asking again.
+    #[arg(long, env = "EBB_AUTH_NEGATIVE_CACHE_TTL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub auth_negative_cache_ttl: Duration,
+
+    /// Rejected tokens remembered at most (kept apart from accepted ones, so a flood of bad
+    /// tokens cannot push good ones out).
+    #[arg(long, env = "EBB_AUTH_NEGATIVE_CACHE_SIZE", default_value_t = 4096)]
+    pub auth_negative_cache_size: usize,
+
+    /// TokenReviews per second (sustained) for bearer tokens no cache knows; beyond it such
+    /// requests are answered 429 with Retry-After, without a review.
+    #[arg(long, env = "EBB_TOKEN_REVIEW_RATE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub token_review_rate: u32,
+
+    /// TokenReviews that may be sent at once above the sustained rate (the token bucket's size).
+    #[arg(long, env = "EBB_TOKEN_REVIEW_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub token_review_burst: u32,
+
+    /// TokenReviews in flight at most; beyond it requests with an unknown token get 429.
+    #[arg(long, env = "EBB_TOKEN_REVIEW_CONCURRENCY", default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub token_review_concurrency: usize,
 
     /// Bound on one TokenReview, SubjectAccessReview or ConfigMap read.
     #[arg(long, env = "EBB_AUTH_REVIEW_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -174,6 +202,15 @@ mod tests {
         assert_eq!(args.value_cache_ttl, Duration::from_secs(1));
         assert!(!args.insecure_skip_auth);
         assert_eq!(args.tls_cert_file, PathBuf::from("/certs/tls.crt"));
+        assert_eq!(args.serving.limits(), ebb_plumbing::limits::ServerLimits::default());
+        let reviews = (
+            args.auth_negative_cache_ttl,
+            args.auth_negative_cache_size,
+            args.token_review_rate,
+            args.token_review_burst,
+            args.token_review_concurrency,
+        );
+        assert_eq!(reviews, (Duration::from_secs(5), 4096, 10, 20, 4));
     }
 
     #[test]
@@ -206,5 +243,25 @@ mod tests {
         assert_eq!(args.auth_cache_size, 16);
         assert!(Args::try_parse_from([NAME, "--secure-addr", "nowhere"]).is_err());
         assert!(Args::try_parse_from([NAME, "--operator-timeout", "soon"]).is_err());
+        let args = Args::try_parse_from([
+            NAME,
+            "--max-connections=8",
+            "--header-read-timeout=1s",
+            "--token-review-rate=2",
+            "--token-review-burst=3",
+            "--token-review-concurrency=1",
+            "--auth-negative-cache-ttl=1s",
+        ])
+        .unwrap();
+        assert_eq!(args.serving.max_connections, 8);
+        assert_eq!(args.serving.header_read_timeout, Duration::from_secs(1));
+        assert_eq!(
+            (args.token_review_rate, args.token_review_burst, args.token_review_concurrency),
+            (2, 3, 1)
+        );
+        assert_eq!(args.auth_negative_cache_ttl, Duration::from_secs(1));
+        for zero in ["--token-review-rate=0", "--token-review-burst=0", "--token-review-concurrency=0"] {
+            assert!(Args::try_parse_from([NAME, zero]).is_err(), "{zero}");
+        }
     }
 }

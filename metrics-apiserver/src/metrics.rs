@@ -8,7 +8,12 @@
 //! | `ebb_metrics_apiserver_request_duration_seconds` | histogram | `route` |
 //! | `ebb_metrics_apiserver_operator_link_up` | gauge | — (1 while the operator answers its health check) |
 //! | `ebb_metrics_apiserver_operator_queries_total` | counter | `result` (ok, error): value queries sent to the operator (after sharing and reuse) |
-//! | `ebb_metrics_apiserver_auth_reviews_total` | counter | `review` (token, access), `result` (cached, allowed, denied, error) |
+//! | `ebb_metrics_apiserver_auth_reviews_total` | counter | `review` (token, access), `result` (cached, allowed, denied, error, limited: a token refused without review, past the review budget) |
+//! | `ebb_metrics_apiserver_connections` | gauge | — (open on the secure port) |
+//! | `ebb_metrics_apiserver_connection_cap_reached_total` | counter | — (times new connections had to wait for a slot) |
+//! | `ebb_metrics_apiserver_connections_closed_total` | counter | `reason` (handshake_timeout, handshake_failed, idle, timeout) |
+//!
+//! The connection series are `ebb_plumbing::limits::ConnectionMetrics`, registered next to these.
 
 use std::time::Duration;
 
@@ -129,6 +134,7 @@ mod tests {
         metrics.observe("externalmetrics", 200, Duration::from_millis(3));
         metrics.observe("discovery", 401, Duration::from_micros(50));
         metrics.review("access", "cached");
+        metrics.review("token", "limited");
         metrics.link_up.set(1);
         metrics.operator_query(true);
         let mut text = String::new();
@@ -140,6 +146,7 @@ mod tests {
             "ebb_metrics_apiserver_request_duration_seconds_bucket{le=\"0.000625\",route=\"externalmetrics\"} 1",
             "ebb_metrics_apiserver_operator_link_up 1",
             "ebb_metrics_apiserver_auth_reviews_total{review=\"access\",result=\"cached\"} 1",
+            "ebb_metrics_apiserver_auth_reviews_total{review=\"token\",result=\"limited\"} 1",
             "ebb_metrics_apiserver_operator_queries_total{result=\"ok\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");

@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ebb_plumbing::admin::{AdminServer, Readiness};
+use ebb_plumbing::limits::ConnectionMetrics;
 use ebb_plumbing::server::Server;
 use ebb_plumbing::shutdown::Shutdown;
 use ebb_plumbing::tls::{ClientAuth, HttpsServer, PeerCertificates, ServerFiles};
@@ -189,6 +190,7 @@ impl MetricsApiServer {
     pub async fn bind(args: &Args, kube: Option<kube::Client>) -> anyhow::Result<Self> {
         let Server { mut registry, readiness, .. } = Server::new(NAME, VERSION);
         let metrics = Metrics::register(&mut registry);
+        let connections = ConnectionMetrics::register(&mut registry, "ebb_metrics_apiserver");
         let link_cfg = LinkConfig {
             url: args.operator_url.clone(),
             ca_file: args.operator_ca_file.clone(),
@@ -219,6 +221,11 @@ impl MetricsApiServer {
                     ttl: args.auth_cache_ttl,
                     capacity: args.auth_cache_size,
                     timeout: args.auth_review_timeout,
+                    negative_ttl: args.auth_negative_cache_ttl,
+                    negative_capacity: args.auth_negative_cache_size,
+                    token_rate: args.token_review_rate,
+                    token_burst: args.token_review_burst,
+                    token_concurrency: args.token_review_concurrency,
                 },
                 metrics.clone(),
             );
@@ -261,7 +268,10 @@ impl MetricsApiServer {
             key_file: args.tls_key_file.clone(),
             client_auth,
         };
-        let https = HttpsServer::bind(args.secure_addr, files, "metrics API server").await?;
+        let https = HttpsServer::bind(args.secure_addr, files, "metrics API server")
+            .await?
+            .with_limits(args.serving.limits())
+            .with_metrics(connections);
         let app = Arc::new(App {
             docs: Documents::new(VERSION),
             auth: Arc::new(auth),

@@ -16,6 +16,9 @@ pub struct ApiStatus {
     pub reason: &'static str,
     /// What went wrong and what to check. Never carries a credential.
     pub message: String,
+    /// Seconds the client should wait before trying again (`Retry-After`, and
+    /// `details.retryAfterSeconds` in the body), for 429.
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -27,15 +30,23 @@ struct Body<'a> {
     status: &'static str,
     message: &'a str,
     reason: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Details>,
     code: u16,
 }
 
 #[derive(Serialize)]
 struct Empty {}
 
+#[derive(Serialize)]
+struct Details {
+    #[serde(rename = "retryAfterSeconds")]
+    retry_after_seconds: u64,
+}
+
 impl ApiStatus {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self { code, reason, message: message.into() }
+        Self { code, reason, message: message.into(), retry_after: None }
     }
 
     /// 400 `BadRequest`.
@@ -63,6 +74,11 @@ impl ApiStatus {
         Self::new(405, "MethodNotAllowed", message)
     }
 
+    /// 429 `TooManyRequests`, to be tried again after `retry_after` seconds.
+    pub fn too_many_requests(message: impl Into<String>, retry_after: u64) -> Self {
+        Self { retry_after: Some(retry_after), ..Self::new(429, "TooManyRequests", message) }
+    }
+
     /// 500 `InternalError`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
@@ -88,6 +104,7 @@ impl ApiStatus {
             status: "Failure",
             message: &self.message,
             reason: self.reason,
+            details: self.retry_after.map(|retry_after_seconds| Details { retry_after_seconds }),
             code: self.code,
         };
         // Serializing plain strings and numbers cannot fail; an empty body would still carry
@@ -111,6 +128,9 @@ impl IntoResponse for ApiStatus {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"kubernetes\""));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -141,6 +161,21 @@ mod tests {
             );
             assert_eq!(status.code, code);
         }
+    }
+
+    #[test]
+    fn too_many_requests_says_when_to_come_back() {
+        let status = ApiStatus::too_many_requests("slow down", 3);
+        let json: serde_json::Value = serde_json::from_slice(&status.body()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": "slow down", "reason": "TooManyRequests", "details": {"retryAfterSeconds": 3},
+                "code": 429}),
+        );
+        let response = status.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 
     #[test]

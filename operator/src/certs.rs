@@ -1,9 +1,12 @@
 //! The operator's own certificate management (`--manage-certificates`): a private CA in one
-//! Secret, the serving certificate of ebb's three programs (with the CA bundle) in another, the
-//! bundle injected into the external metrics APIService and the ValidatingWebhookConfiguration,
-//! and renewal before expiry. This module owns the flags ([`CertificateArgs`]), their checked
-//! form ([`CertConfig`]), the expiry metric and the loop ([`CertManager::run`]); the material and
-//! the decisions are in [`pki`], the Secrets in `secrets`, the injection in [`inject`].
+//! Secret; one leaf certificate per component, each with its own key, identity and Secret (the
+//! operator's internal endpoint, the webhook, the metrics API server's serving certificate and
+//! its client certificate for the internal endpoint), each Secret with the CA bundle; the bundle
+//! injected into the external metrics APIService and the ValidatingWebhookConfiguration;
+//! renewal before expiry and a staged CA rotation ([`pki::rotation`]). This module owns the
+//! flags ([`CertificateArgs`]), their checked form ([`CertConfig`], whose `leaves` is the plan
+//! of what is issued where), the expiry metric and the loop ([`CertManager::run`]); the material
+//! and the decisions are in [`pki`], the Secrets in `secrets`, the injection in [`inject`].
 //!
 //! Every replica runs the loop, leader or not: the webhook needs its certificate before any
 //! leader exists. Writes use optimistic concurrency, so replicas agree instead of fighting, and
@@ -11,10 +14,10 @@
 //!
 //! # Timing
 //!
-//! A pass runs at start, then at the earliest of: the serving certificate's renewal time
-//! (`notAfter - renew-before`), the CA's replacement time (`notAfter - (validity +
-//! renew-before)`), and the resync period (10 s), which also re-injects a bundle someone
-//! overwrote and notices objects created after the operator started. A failed pass is retried
+//! A pass runs at start, then at the earliest of: a leaf's renewal time (`notAfter -
+//! renew-before`), the CA's replacement time (`notAfter - (validity + renew-before)`), the next
+//! step of a CA rotation in progress, and the resync period (10 s), which also re-injects a
+//! bundle someone overwrote and notices objects created after the operator started. A failed pass is retried
 //! with exponential backoff (1 s doubling up to 30 s) and logged without secrets.
 
 pub mod inject;
@@ -33,6 +36,11 @@ use prometheus_client::registry::Registry;
 
 pub use secrets::{CA_CRT, CA_KEY, TLS_CRT, TLS_KEY};
 
+use pki::{Component, LeafSpec, Usage};
+
+/// Default identity of the metrics API server's client certificate.
+pub const DEFAULT_CLIENT_NAME: &str = "ebb-metrics-apiserver";
+
 /// Default resync period of the certificate loop.
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(10);
 /// Default longest pause between retries of a failed pass.
@@ -48,22 +56,53 @@ pub struct CertificateArgs {
     #[arg(long, env = "EBB_MANAGE_CERTIFICATES", default_value_t = false, num_args = 0..=1,
           default_missing_value = "true", action = clap::ArgAction::Set)]
     pub manage_certificates: bool,
-    /// Secret (type kubernetes.io/tls, in --operator-namespace) with tls.crt, tls.key and ca.crt
-    /// (the CA bundle).
-    #[arg(long, env = "EBB_CERTIFICATE_SECRET", default_value = "ebb-certs")]
-    pub certificate_secret: String,
-    /// Secret (type Opaque, in --operator-namespace) with the CA: ca.crt and ca.key.
+    /// Secret (type Opaque, in --operator-namespace) with the CA: ca.crt and ca.key, and during
+    /// a rotation next.crt, next.key and retired.crt.
     #[arg(long, env = "EBB_CA_SECRET", default_value = "ebb-ca")]
     pub ca_secret: String,
-    /// Services (in --operator-namespace) the certificate is for; each gives the DNS names S,
-    /// S.NS, S.NS.svc and S.NS.svc.<cluster domain>.
+    /// Secret (type kubernetes.io/tls, in --operator-namespace: tls.crt, tls.key, ca.crt) of the
+    /// operator's internal endpoint; mounted by the operator only.
+    #[arg(long, env = "EBB_OPERATOR_CERTIFICATE_SECRET", default_value = "ebb-operator-tls")]
+    pub operator_certificate_secret: String,
+    /// Secret of the webhook's serving certificate; mounted by the webhook only.
+    #[arg(long, env = "EBB_WEBHOOK_CERTIFICATE_SECRET", default_value = "ebb-webhook-tls")]
+    pub webhook_certificate_secret: String,
+    /// Secret of the metrics API server's serving certificate; mounted by it only.
     #[arg(
         long,
-        env = "EBB_CERTIFICATE_SERVICES",
-        value_delimiter = ',',
-        default_value = "ebb-operator,ebb-webhook,ebb-metrics-apiserver"
+        env = "EBB_METRICS_APISERVER_CERTIFICATE_SECRET",
+        default_value = "ebb-metrics-apiserver-tls"
     )]
-    pub certificate_services: Vec<String>,
+    pub metrics_apiserver_certificate_secret: String,
+    /// Secret of the metrics API server's client certificate (presented to the operator's
+    /// internal endpoint); mounted by the metrics API server only.
+    #[arg(
+        long,
+        env = "EBB_METRICS_APISERVER_CLIENT_SECRET",
+        default_value = "ebb-metrics-apiserver-client-tls"
+    )]
+    pub metrics_apiserver_client_secret: String,
+    /// Service (in --operator-namespace) of the operator's internal endpoint; its serving
+    /// certificate gets the DNS names S, S.NS, S.NS.svc and S.NS.svc.<cluster domain>.
+    #[arg(long, env = "EBB_OPERATOR_SERVICE", default_value = "ebb-operator")]
+    pub operator_service: String,
+    /// Service of the webhook (DNS names as for --operator-service).
+    #[arg(long, env = "EBB_WEBHOOK_SERVICE", default_value = "ebb-webhook")]
+    pub webhook_service: String,
+    /// Service of the metrics API server (DNS names as for --operator-service).
+    #[arg(long, env = "EBB_METRICS_APISERVER_SERVICE", default_value = "ebb-metrics-apiserver")]
+    pub metrics_apiserver_service: String,
+    /// Identity of the metrics API server's client certificate: the internal endpoint admits
+    /// only client certificates naming it (a DNS subject alternative name or the common name
+    /// equal to it), and with --manage-certificates the client certificate is issued for it.
+    /// Several, comma-separated, are all admitted (the first is issued).
+    #[arg(
+        long,
+        env = "EBB_INTERNAL_CLIENT_NAME",
+        value_delimiter = ',',
+        default_value = "ebb-metrics-apiserver"
+    )]
+    pub internal_client_name: Vec<String>,
     /// Cluster DNS domain of the certificate's fully qualified names.
     #[arg(long, env = "EBB_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -82,19 +121,32 @@ pub struct CertificateArgs {
     /// Lifetime of the CA; it is replaced when less than validity + renew-before is left.
     #[arg(long, env = "EBB_CA_VALIDITY", default_value = "87600h", value_parser = humantime::parse_duration)]
     pub ca_validity: Duration,
+    /// A CA rotation waits this long after the new CA bundle is written everywhere before the
+    /// leaves switch to the new CA, and as long again after the switch before the old CA leaves
+    /// the bundle: longer than the kubelet takes to update mounted Secrets.
+    #[arg(long, env = "EBB_CA_ROTATION_OVERLAP", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub ca_rotation_overlap: Duration,
+}
+
+/// The identities `--internal-client-name` names (blank entries dropped); an error when none.
+pub fn internal_client_names(args: &CertificateArgs) -> Result<Vec<String>, String> {
+    let names: Vec<String> =
+        args.internal_client_name.iter().map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err("--internal-client-name must name at least one identity".to_owned());
+    }
+    Ok(names)
 }
 
 /// The checked settings of the certificate loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertConfig {
-    /// Namespace of both Secrets.
+    /// Namespace of the Secrets.
     pub namespace: String,
-    /// Name of the serving certificate Secret.
-    pub certificate_secret: String,
     /// Name of the CA Secret.
     pub ca_secret: String,
-    /// DNS names of the serving certificate.
-    pub dns_names: Vec<String>,
+    /// The leaf certificates: one per component, each in its own Secret.
+    pub leaves: Vec<LeafSpec>,
     /// APIService to inject into.
     pub apiservice: Option<String>,
     /// ValidatingWebhookConfiguration to inject into.
@@ -114,34 +166,65 @@ impl CertConfig {
             validity: args.certificate_validity,
             renew_before: args.certificate_renew_before,
             ca_validity: args.ca_validity,
+            overlap: args.ca_rotation_overlap,
         };
         timing.check()?;
-        for (flag, value) in [
-            ("--certificate-secret", &args.certificate_secret),
+        let secrets = [
             ("--ca-secret", &args.ca_secret),
+            ("--operator-certificate-secret", &args.operator_certificate_secret),
+            ("--webhook-certificate-secret", &args.webhook_certificate_secret),
+            ("--metrics-apiserver-certificate-secret", &args.metrics_apiserver_certificate_secret),
+            ("--metrics-apiserver-client-secret", &args.metrics_apiserver_client_secret),
+        ];
+        let others = [
+            ("--operator-service", &args.operator_service),
+            ("--webhook-service", &args.webhook_service),
+            ("--metrics-apiserver-service", &args.metrics_apiserver_service),
             ("--cluster-domain", &args.cluster_domain),
             ("--operator-namespace", &namespace.to_owned()),
-        ] {
+        ];
+        for (flag, value) in secrets.iter().chain(&others) {
             if value.trim().is_empty() {
                 return Err(format!("{flag} must not be empty when --manage-certificates is on"));
             }
         }
-        if args.certificate_secret == args.ca_secret {
-            return Err(format!(
-                "--certificate-secret and --ca-secret must differ (both are {:?})",
-                args.ca_secret
-            ));
+        for (i, (flag, value)) in secrets.iter().enumerate() {
+            if let Some((other, _)) = secrets[..i].iter().find(|(_, v)| v.trim() == value.trim()) {
+                return Err(format!(
+                    "{other} and {flag} must differ (both are {value:?}): each certificate has its own Secret"
+                ));
+            }
         }
-        let dns_names = pki::dns_names(&args.certificate_services, namespace, args.cluster_domain.trim());
-        if dns_names.is_empty() {
-            return Err("--certificate-services names no service".to_owned());
-        }
+        let client = internal_client_names(args)?.remove(0);
+        let domain = args.cluster_domain.trim();
+        let server = |component, secret: &String, service: &String| LeafSpec {
+            component,
+            secret: secret.trim().to_owned(),
+            common_name: service.trim().to_owned(),
+            dns_names: pki::dns_names(std::slice::from_ref(service), namespace, domain),
+            usage: Usage::Server,
+        };
+        let leaves = vec![
+            server(Component::Operator, &args.operator_certificate_secret, &args.operator_service),
+            server(Component::Webhook, &args.webhook_certificate_secret, &args.webhook_service),
+            server(
+                Component::MetricsApiServer,
+                &args.metrics_apiserver_certificate_secret,
+                &args.metrics_apiserver_service,
+            ),
+            LeafSpec {
+                component: Component::MetricsApiServerClient,
+                secret: args.metrics_apiserver_client_secret.trim().to_owned(),
+                common_name: client.clone(),
+                dns_names: vec![client],
+                usage: Usage::Client,
+            },
+        ];
         let optional = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
         Ok(Self {
             namespace: namespace.to_owned(),
-            certificate_secret: args.certificate_secret.clone(),
-            ca_secret: args.ca_secret.clone(),
-            dns_names,
+            ca_secret: args.ca_secret.trim().to_owned(),
+            leaves,
             apiservice: optional(&args.apiservice),
             webhook_configuration: optional(&args.webhook_configuration),
             timing,
@@ -176,8 +259,8 @@ struct CertLabels {
     certificate: String,
 }
 
-/// `ebb_certificate_expiry_timestamp_seconds{certificate="serving"|"ca"}`: notAfter of the
-/// current certificates.
+/// `ebb_certificate_expiry_timestamp_seconds{certificate="ca"|"operator"|"webhook"|
+/// "metrics-apiserver"|"metrics-apiserver-client"}`: notAfter of the signing CA and of each leaf.
 #[derive(Clone, Debug, Default)]
 pub struct CertMetrics {
     expiry: Family<CertLabels, Gauge>,
@@ -205,9 +288,9 @@ impl CertMetrics {
 pub struct Pass {
     /// The CA bundle published (PEM).
     pub bundle: String,
-    /// Serial of the serving certificate in use (hex).
-    pub serving_serial: String,
-    /// Serial of the current CA (hex).
+    /// Serial of each leaf in use (hex), by component.
+    pub serials: std::collections::BTreeMap<Component, String>,
+    /// Serial of the signing CA (hex).
     pub ca_serial: String,
     /// When the next pass is due.
     pub next: SystemTime,
@@ -253,7 +336,7 @@ impl CertManager {
         let min_backoff = Duration::from_secs(1).min(self.cfg.max_backoff);
         let mut backoff = min_backoff;
         tracing::info!(
-            secret = %format!("{}/{}", self.cfg.namespace, self.cfg.certificate_secret),
+            secrets = %self.cfg.leaves.iter().map(|l| l.secret.as_str()).collect::<Vec<_>>().join(","),
             ca_secret = %format!("{}/{}", self.cfg.namespace, self.cfg.ca_secret),
             "certificate management started"
         );
@@ -280,14 +363,28 @@ impl CertManager {
         }
     }
 
-    /// One pass: the CA, the serving certificate, then the injections.
+    /// One pass: the CA's step, each leaf, the injections, then what was seen recorded (see
+    /// [`pki::rotation`]).
     pub async fn pass(&mut self) -> Result<Pass, CertError> {
         let now = unix_now();
-        let ca = self.ensure_ca(now).await?;
-        let state = self.ensure_serving(&ca, now).await?;
+        let (authority, ca_secret) = self.ensure_authority(now).await?;
+        let bundle = authority.bundle();
+        let mut serials = std::collections::BTreeMap::new();
+        let mut seen =
+            pki::rotation::Observed { bundles_everywhere: true, leaves_signed: true, leaf_switched: false };
+        let mut due = pki::ca_renew_at(&authority.signing.info, &self.cfg.timing);
+        for spec in self.cfg.leaves.clone() {
+            let state = self.ensure_leaf(&spec, &authority, &bundle, now).await?;
+            seen.leaves_signed &= state.leaf.info.signed_by(&authority.signing.info);
+            seen.leaf_switched |= state.switched;
+            due = due.min(pki::leaf_renew_at(&state.leaf.info, &self.cfg.timing));
+            if let Some(m) = &self.metrics {
+                m.set(spec.component.name(), state.leaf.info.not_after);
+            }
+            serials.insert(spec.component, state.leaf.info.serial);
+        }
         if let Some(m) = &self.metrics {
-            m.set("ca", ca.info.not_after);
-            m.set("serving", state.serving.info.not_after);
+            m.set("ca", authority.signing.info.not_after);
         }
         let targets = [
             (inject::Target::ApiService, self.cfg.apiservice.clone()),
@@ -295,7 +392,7 @@ impl CertManager {
         ];
         for (target, name) in targets {
             let Some(name) = name else { continue };
-            let found = inject::inject(&self.client, target, &name, &state.bundle).await.map_err(|e| {
+            let found = inject::inject(&self.client, target, &name, &bundle).await.map_err(|e| {
                 CertError::kube("injecting the CA bundle into", format!("{} {name}", target.kind()), e)
             })?;
             let reported = self.missing.contains(&target);
@@ -308,13 +405,19 @@ impl CertManager {
                 _ => self.missing.retain(|t| *t != target),
             }
         }
-        let due = pki::serving_renew_at(&state.serving.info, &self.cfg.timing)
-            .min(pki::ca_renew_at(&ca.info, &self.cfg.timing));
+        // Everything this pass wrote now carries the bundle and leaves from the signing CA.
+        let authority = match pki::rotation::record(&authority, seen, now) {
+            Some(recorded) => self.record(recorded, ca_secret).await?,
+            None => authority,
+        };
+        if let Some(step) = authority.next_step_at(&self.cfg.timing) {
+            due = due.min(step);
+        }
         let due = UNIX_EPOCH + Duration::from_secs(u64::try_from(due).unwrap_or(0));
         Ok(Pass {
-            bundle: state.bundle,
-            serving_serial: state.serving.info.serial,
-            ca_serial: ca.info.serial,
+            bundle,
+            serials,
+            ca_serial: authority.signing.info.serial,
             next: due.min(SystemTime::now() + self.cfg.resync),
         })
     }
@@ -329,63 +432,4 @@ fn unix_now() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use clap::Parser;
-
-    use super::*;
-
-    #[derive(Debug, clap::Parser)]
-    struct Cmd {
-        #[command(flatten)]
-        certs: CertificateArgs,
-    }
-
-    fn parse(args: &[&str]) -> Result<CertConfig, String> {
-        let cmd = Cmd::try_parse_from(std::iter::once("x").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
-        CertConfig::from_args(&cmd.certs, "keda")
-    }
-
-    #[test]
-    fn defaults() {
-        let cmd = Cmd::try_parse_from(["x"]).unwrap();
-        assert!(!cmd.certs.manage_certificates);
-        let cfg = CertConfig::from_args(&cmd.certs, "keda").unwrap();
-        assert_eq!(cfg.certificate_secret, "ebb-certs");
-        assert_eq!(cfg.ca_secret, "ebb-ca");
-        assert_eq!(cfg.dns_names.len(), 12);
-        assert!(cfg.dns_names.contains(&"ebb-webhook.keda.svc.cluster.local".to_owned()));
-        assert_eq!(cfg.apiservice.as_deref(), Some("v1beta1.external.metrics.k8s.io"));
-        assert_eq!(cfg.webhook_configuration.as_deref(), Some("keda-admission"));
-        assert_eq!(cfg.timing.validity, Duration::from_secs(365 * 86400));
-        assert_eq!(cfg.timing.renew_before, Duration::from_secs(30 * 86400));
-        assert_eq!(cfg.timing.ca_validity, Duration::from_secs(3650 * 86400));
-    }
-
-    #[test]
-    fn flag_forms() {
-        assert!(Cmd::try_parse_from(["x", "--manage-certificates"]).unwrap().certs.manage_certificates);
-        assert!(Cmd::try_parse_from(["x", "--manage-certificates=true"]).unwrap().certs.manage_certificates);
-        assert!(
-            !Cmd::try_parse_from(["x", "--manage-certificates=false"]).unwrap().certs.manage_certificates
-        );
-        let cfg = parse(&["--certificate-services", "a,b", "--apiservice=", "--webhook-configuration", ""])
-            .unwrap();
-        assert_eq!(cfg.dns_names.len(), 8);
-        assert_eq!((cfg.apiservice, cfg.webhook_configuration), (None, None));
-    }
-
-    #[test]
-    fn nonsense_is_rejected_with_the_flag_named() {
-        let err = parse(&["--certificate-validity", "24h", "--certificate-renew-before", "24h"]).unwrap_err();
-        assert!(err.contains("--certificate-renew-before"), "{err}");
-        let err = parse(&["--ca-validity", "8000h"]).unwrap_err();
-        assert!(err.contains("--ca-validity"), "{err}");
-        let err = parse(&["--certificate-services", ","]).unwrap_err();
-        assert!(err.contains("--certificate-services"), "{err}");
-        let err = parse(&["--ca-secret", "ebb-certs"]).unwrap_err();
-        assert!(err.contains("must differ"), "{err}");
-        assert!(parse(&["--certificate-validity", "soon"]).is_err());
-    }
-}
+mod tests;

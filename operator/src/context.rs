@@ -1,7 +1,9 @@
 //! Shared state of the operator: the API client, configuration, metrics, the event recorder, the
 //! target resolver, and per-ScaledObject state (the in-memory status model every status write is
 //! made from, and the running scale loop). Status is written by server-side apply with one field
-//! manager from one model, so the reconcile and the loop never undo each other's fields.
+//! manager from one model, so the reconcile and the loop never undo each other's fields. The model's
+//! lock is only held to read or change it, never across an API call: live value queries read
+//! fallback health from it and must not wait for a stalled write.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use kube::{Client, Resource};
 use tokio::sync::Mutex;
 
 use crate::error::Error;
+use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::scaleloop::LoopHandle;
 use crate::target::Resolver;
@@ -26,6 +29,11 @@ pub struct Config {
     pub scaler_timeout: Duration,
     /// Namespace of the operator (where ClusterTriggerAuthentication secrets live).
     pub operator_namespace: String,
+    /// Bound on each API call the scale loop makes (`/scale` read and write, status write); a
+    /// call that takes longer is abandoned, counted, and made again by a later poll.
+    pub write_timeout: Duration,
+    /// Which namespaces may use ClusterTriggerAuthentications and the operator's identity.
+    pub auth: crate::auth::AuthPolicy,
 }
 
 /// State kept per ScaledObject.
@@ -42,10 +50,16 @@ pub struct ObjectState {
     pub reconciled: std::sync::Mutex<Option<(String, std::time::Instant)>>,
     /// Trigger types counted for this object in the registration gauges.
     pub registered: std::sync::Mutex<Option<Vec<String>>>,
+    /// Changes the scale loop made to `status` (bumped under its lock) and the last of them
+    /// written: a poll writes while `status_written < status_changed`, so a failed write is
+    /// retried by the next poll even when that poll changes nothing.
+    pub status_changed: std::sync::atomic::AtomicU64,
+    pub status_written: std::sync::atomic::AtomicU64,
 }
 
 /// Everything reconcile and the loops share.
 pub struct Ctx {
+    /// The controller's client: throttled, and refusing writes while this replica does not lead.
     pub client: Client,
     pub config: Config,
     pub metrics: Metrics,
@@ -54,6 +68,10 @@ pub struct Ctx {
     /// Current replica counts of Deployments and StatefulSets, fed by watches.
     pub replicas: Arc<crate::replicas::ReplicaCache>,
     pub objects: std::sync::Mutex<HashMap<(String, String), Arc<ObjectState>>>,
+    /// Whether this replica leads; read right before each leader-only write.
+    pub leader: Leadership,
+    /// What each object's authentication was resolved from (for credential rotation).
+    pub auth_index: crate::auth_watch::AuthIndex,
 }
 
 impl std::fmt::Debug for Ctx {
@@ -108,8 +126,12 @@ impl Ctx {
         Ok(())
     }
 
-    /// Records an event on the ScaledObject; failures are logged, never fatal.
+    /// Records an event on the ScaledObject; failures are logged, never fatal. Events are
+    /// leader-only writes: a replica that does not lead records none.
     pub async fn event(&self, so: &ScaledObject, type_: EventType, reason: &str, note: String) {
+        if !self.leader.is_leader() {
+            return;
+        }
         let ev = Event {
             type_,
             reason: reason.to_owned(),

@@ -11,16 +11,16 @@
 
 use std::collections::BTreeMap;
 
+use ebb_api::annotations::ScalingAnnotations;
 use ebb_api::constants::{
-    ANNOTATION_PAUSED_REPLICAS, ANNOTATION_PAUSED_SCALE_IN, ANNOTATION_PAUSED_SCALE_OUT, API_VERSION,
-    LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_VERSION, MANAGED_BY, MAX_NAME_LENGTH,
+    API_VERSION, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_VERSION, MANAGED_BY, MAX_NAME_LENGTH,
     SCALED_OBJECT_NAME_LABEL,
 };
 use ebb_api::{MetricTargetType, ScaledObject, quantity};
 use ebb_scalers::ParsedScaledObject;
 use k8s_openapi::Resource;
 use k8s_openapi::api::autoscaling::v2::{
-    CrossVersionObjectReference, ExternalMetricSource, HPAScalingRules, HorizontalPodAutoscaler,
+    CrossVersionObjectReference, ExternalMetricSource, HorizontalPodAutoscaler,
     HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec, MetricTarget,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -31,9 +31,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Kind of the owner reference.
 const SCALED_OBJECT_KIND: &str = "ScaledObject";
-
-/// `selectPolicy` that stops the HPA from scaling in one direction.
-const DISABLED_POLICY: &str = "Disabled";
 
 /// Why no HPA can be built for a ScaledObject.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -156,19 +153,17 @@ pub fn target_quantity(v: f64) -> Quantity {
     Quantity(quantity::format_milli(target_milli(v)))
 }
 
-/// Whether an annotation holding a boolean is set: absent → false; a value that does not read as a
-/// boolean (`1 t T TRUE true True 0 f F FALSE false False`) counts as true, as in KEDA.
-pub fn bool_annotation(so: &ScaledObject, key: &str) -> bool {
-    match so.metadata.annotations.as_ref().and_then(|a| a.get(key)) {
-        None => false,
-        Some(v) => !matches!(v.as_str(), "0" | "f" | "F" | "FALSE" | "false" | "False"),
-    }
+/// The direction guards the scale loop obeys (`paused-scale-in`, `paused-scale-out`), read by
+/// the same parser as the HPA's disabled policies so the two never disagree.
+pub fn loop_guards(so: &ScaledObject) -> ebb_scalers::decision::Guards {
+    let a = ScalingAnnotations::read(so.metadata.annotations.as_ref());
+    ebb_scalers::decision::Guards { scale_in_paused: a.scale_in_paused, scale_out_paused: a.scale_out_paused }
 }
 
-/// `autoscaling.keda.sh/paused-replicas` as a count, when present and a non-negative integer.
+/// `autoscaling.keda.sh/paused-replicas` as a count, when present and valid (an invalid value is
+/// reported by the reconcile, which then writes no HPA).
 fn paused_replicas(so: &ScaledObject) -> Option<i32> {
-    let v = so.metadata.annotations.as_ref()?.get(ANNOTATION_PAUSED_REPLICAS)?;
-    v.trim().parse::<i32>().ok().filter(|n| *n >= 0)
+    ScalingAnnotations::read(so.metadata.annotations.as_ref()).pinned_replicas()
 }
 
 /// Label values are at most 63 characters and end with a letter or digit.
@@ -226,17 +221,7 @@ fn external_metric(
 }
 
 fn behavior(so: &ScaledObject) -> Option<HorizontalPodAutoscalerBehavior> {
-    let mut b = so.spec.hpa_behavior().cloned();
-    let disable = |rules: &mut Option<HPAScalingRules>| {
-        rules.get_or_insert_with(HPAScalingRules::default).select_policy = Some(DISABLED_POLICY.into());
-    };
-    if bool_annotation(so, ANNOTATION_PAUSED_SCALE_IN) {
-        disable(&mut b.get_or_insert_with(HorizontalPodAutoscalerBehavior::default).scale_down);
-    }
-    if bool_annotation(so, ANNOTATION_PAUSED_SCALE_OUT) {
-        disable(&mut b.get_or_insert_with(HorizontalPodAutoscalerBehavior::default).scale_up);
-    }
-    b
+    ScalingAnnotations::read(so.metadata.annotations.as_ref()).hpa_behavior(so.spec.hpa_behavior())
 }
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! # Protocol
 //!
 //! HTTP/2 (HTTP/1.1 also offered through ALPN) over TLS. Every connection must present a client
-//! certificate signed by the configured client CA; a connection without one, or with one from
-//! another CA, is refused during the handshake, before any HTTP is spoken. Wire types are in
-//! [`ebb_api::internal`].
+//! certificate signed by the configured client CA and naming the metrics API server
+//! (`--internal-client-name`, a DNS subject alternative name or the common name); a connection
+//! without one, with one from another CA, or with one naming another identity (say, the
+//! webhook's, issued by the same CA) is refused during the handshake, before any HTTP is spoken.
+//! Wire types are in [`ebb_api::internal`].
 //!
 //! - `GET /v1/namespaces/{ns}/scaledobjects/{name}/metrics/{metric}` (segments percent-encoded)
 //!   - 200 `{"metricName", "value": <f64>, "timestamp": <RFC 3339>, "source": "cache"|"live"}`
@@ -22,6 +24,14 @@
 //!   - 500 `{"reason": "Internal", "error": "..."}`: the value source failed on its own
 //! - `GET /healthz` → 200 `ok`, leader or not (the metrics-apiserver's link check).
 //! - Anything else → 404 `NotFound`.
+//!
+//! # Bounded work per question
+//!
+//! Whoever may read external metrics can make the HPA side ask for a value as often as they
+//! like, and without `useCachedMetrics` each answer is a live query to the metric source. The
+//! service therefore asks the source at most once per metric per [`LIVE_QUERY_MIN_INTERVAL`]:
+//! identical questions arriving while one is being answered wait for that answer, and within the
+//! interval after it they get the same answer again (marked `cache`). See [`Coalesced`].
 //!
 //! # Certificates
 //!
@@ -89,6 +99,10 @@ pub struct InternalServerConfig {
     pub key_file: PathBuf,
     /// CA bundle that client certificates must chain to.
     pub client_ca_file: PathBuf,
+    /// Identities a client certificate must name (a DNS subject alternative name or the common
+    /// name, see [`ebb_plumbing::tls::identity`]): the metrics API server's. A certificate that
+    /// chains to the CA but names something else (another program's) is refused.
+    pub client_names: Vec<String>,
 }
 
 /// A bound, not yet serving, internal metrics service.
@@ -103,7 +117,7 @@ impl InternalServer {
         let files = ServerFiles {
             cert_file: cfg.cert_file,
             key_file: cfg.key_file,
-            client_auth: ClientAuth::Required(cfg.client_ca_file),
+            client_auth: ClientAuth::RequiredNamed { ca: cfg.client_ca_file, names: cfg.client_names },
         };
         Ok(Self { server: HttpsServer::bind(cfg.addr, files, "internal metrics service").await? })
     }
@@ -225,8 +239,10 @@ async fn wait_for_files(cfg: InternalServerConfig) -> Result<InternalServer, Int
     }
 }
 
-/// The HTTP routes of the service, without TLS (the TLS layer is [`InternalServer`]'s).
+/// The HTTP routes of the service, without TLS (the TLS layer is [`InternalServer`]'s). Value
+/// queries go through [`Coalesced`] with [`LIVE_QUERY_MIN_INTERVAL`].
 pub fn router(source: Arc<dyn ValueSource>) -> axum::Router {
+    let source: Arc<dyn ValueSource> = Arc::new(Coalesced::new(source, LIVE_QUERY_MIN_INTERVAL));
     axum::Router::new()
         .route(wire::METRIC_ROUTE, get(metric_value))
         .route(wire::HEALTHZ_PATH, get(|| async { wire::HEALTHZ_BODY }))
@@ -286,6 +302,9 @@ fn error_response(err: &ValueError) -> Response {
     let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(err.to_body())).into_response()
 }
+
+mod coalesce;
+pub use coalesce::{Coalesced, LIVE_QUERY_MIN_INTERVAL};
 
 #[cfg(test)]
 mod tests;

@@ -11,10 +11,18 @@
 //! held Lease is released (empty holder, `leaseDurationSeconds: 1`) so a follower takes over on
 //! its next poll instead of waiting for expiry.
 //!
+//! Renewals go through a client of their own ([`run`]'s `client`): not the throttled client the
+//! controller's requests queue on, so a flood of reconciles cannot delay a renewal past the
+//! renew deadline. [`gate`] holds what the rest of the operator reads: whether this replica leads
+//! now, a future completing on loss, and the guard refusing writes while not leading.
+//!
 //! Times in the Lease come from this process's wall clock, so replicas are assumed to have
 //! clocks agreeing to well within the lease duration (as NTP-synced nodes do).
 
+pub mod gate;
 pub mod podlabel;
+
+pub use gate::{Leadership, NotLeader, is_not_leader};
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,13 +1,17 @@
 //! `ebb-operator`: reconciles ScaledObjects into HorizontalPodAutoscalers and runs the scale
 //! loop. This module owns the program's flags ([`Args`]) and its lifecycle ([`run`]): logging,
 //! signals, the Kubernetes client, the ScaledObject controller (with its reflector-backed
-//! readiness), the release of loops of deleted objects, and the admin server (`/livez`,
+//! readiness), the clients (the leader-only, throttled one the controller and loops use; the
+//! throttled one every replica uses; the Lease's own), the release of loops of deleted objects,
+//! and the admin server (`/livez`,
 //! `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT; with `--manage-certificates`, also the
 //! certificate management ([`certs`]) on every replica.
 
 pub mod auth;
+pub mod auth_watch;
 pub mod certs;
 pub mod context;
+pub mod egress;
 pub mod error;
 pub mod fallback;
 pub mod hpa;
@@ -59,6 +63,10 @@ pub struct Args {
     /// Bound on each trigger query.
     #[arg(long, env = "EBB_SCALER_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub scaler_timeout: Duration,
+    /// Bound on each Kubernetes API call of the scale loop (`/scale` read and write, status
+    /// write); a call that takes longer is abandoned, counted, and made again by a later poll.
+    #[arg(long, env = "EBB_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
     /// Namespace the operator runs in (its Lease; ClusterTriggerAuthentication secrets).
     #[arg(long, env = "POD_NAMESPACE", default_value = "keda")]
     pub operator_namespace: String,
@@ -100,7 +108,11 @@ pub struct Args {
     #[arg(long, env = "EBB_KUBE_API_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
     pub kube_api_max_in_flight: u32,
     #[command(flatten)]
+    pub auth: auth::AuthArgs,
+    #[command(flatten)]
     pub certificates: certs::CertificateArgs,
+    #[command(flatten)]
+    pub egress: egress::EgressArgs,
 }
 
 /// Default `--kube-api-max-in-flight`.
@@ -115,47 +127,73 @@ pub const DEFAULT_BURST: u32 = 1000;
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = server::start(&args.common)?;
-    let client = client(&args)
+    let built = async { Ok::<_, kube::Error>((client(&args).await?, client(&args).await?)) };
+    let (client, lease_client) = built
         .await
         .map_err(|e| anyhow::anyhow!("cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}"))?;
-    serve(args, client, shutdown).await
+    serve_with_lease_client(args, client, lease_client, shutdown).await
 }
 
-/// A Kubernetes client from KUBECONFIG or the in-cluster configuration, throttled to
-/// `--kube-api-qps` / `--kube-api-burst` with at most `--kube-api-max-in-flight` requests open.
-pub async fn client(args: &Args) -> Result<Client, kube::Error> {
+/// A Kubernetes client from KUBECONFIG or the in-cluster configuration, with a connection pool of
+/// its own. [`serve`] throttles the controller's requests on top of it (`--kube-api-qps`,
+/// `--kube-api-burst`, `--kube-api-max-in-flight`); Lease renewals bypass that throttle.
+pub async fn client(_args: &Args) -> Result<Client, kube::Error> {
     let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    Client::try_from(config)
+}
+
+/// The clients `serve` derives from the one it is given: `api` for what every replica does
+/// (certificates, its Pod's label) and `leader_only` for the controller and the scale loops,
+/// which refuses writes while this replica does not lead. Both share one token bucket and one
+/// in-flight limit, each has a request queue of its own, and both send over `base`'s connections.
+fn derived_clients(args: &Args, base: &Client, leadership: &leader::Leadership) -> (Client, Client) {
     let throttle = throttle::Throttle::new(args.kube_api_qps, args.kube_api_burst);
-    let in_flight = tower::limit::ConcurrencyLimitLayer::new(args.kube_api_max_in_flight as usize);
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&in_flight).with_layer(&throttle).build())
+    let in_flight = tower::limit::GlobalConcurrencyLimitLayer::new(args.kube_api_max_in_flight as usize);
+    let ns = base.default_namespace().to_owned();
+    let api = tower::ServiceBuilder::new()
+        .layer(in_flight.clone())
+        .layer(throttle.clone())
+        .service(leader::gate::Via(base.clone()));
+    let leader_only = tower::ServiceBuilder::new()
+        .layer(in_flight)
+        .layer(throttle)
+        .layer(leader::gate::LeaderOnlyLayer::new(leadership.clone()))
+        .service(leader::gate::Via(base.clone()));
+    let valid_until = *base.valid_until();
+    (
+        Client::new(api, ns.clone()).with_valid_until(valid_until),
+        Client::new(leader_only, ns).with_valid_until(valid_until),
+    )
 }
 
 /// Runs the program with `client` until `shutdown` is requested; logging must already be set up.
+/// Lease renewals share `client`'s connections but not the controller's throttle or queue.
 pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Result<()> {
+    serve_with_lease_client(args, client.clone(), client, shutdown).await
+}
+
+/// [`serve`], renewing the leader Lease through `lease_client` (a client of its own in the
+/// program, so renewals never wait for the controller's traffic).
+pub async fn serve_with_lease_client(
+    args: Args,
+    client: Client,
+    lease_client: Client,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    tracing::info!("{}", egress::install(&args.egress).await);
     let mut server = Server::new(NAME, VERSION);
     let metrics = metrics::Metrics::register(&mut server.registry);
     let readiness = server.readiness.clone();
     readiness.set_not_ready("waiting for the first ScaledObject list");
 
     let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{NAME}-{}", std::process::id()));
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        config: Config {
-            scaler_timeout: args.scaler_timeout,
-            operator_namespace: args.operator_namespace.clone(),
-        },
-        metrics,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter { controller: NAME.into(), instance: Some(instance) },
-        ),
-        resolver: target::Resolver::default(),
-        replicas: Default::default(),
-        objects: Default::default(),
-    });
+    let reporter = Reporter { controller: NAME.into(), instance: Some(instance) };
+    let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
+    let leadership = leader::Leadership::new(leader_rx.clone());
+    let (client, leader_only) = derived_clients(&args, &client, &leadership);
+    let ctx = Arc::new(context(&args, leader_only.clone(), metrics, reporter.clone(), leadership)?);
     // Dropping `serve` (its task aborted) stops every loop and task it started, as a crash would.
     let _loops = StopLoops(ctx.clone());
-    let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
     let mut tasks = Vec::new();
     let mut election = None;
     // Spawned before the election: on shutdown the election waits for the label's removal and
@@ -191,13 +229,13 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
                 removed.await;
             }
         };
-        election = Some(AbortOnDrop(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, stop))));
+        election = Some(AbortOnDrop(tokio::spawn(leader::run(lease_client.clone(), cfg, leader_tx, stop))));
     }
     if args.certificates.manage_certificates {
         let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
             .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
         let manager = certs::CertManager::new(client.clone(), cfg)
-            .with_recorder(ctx.recorder.clone())
+            .with_recorder(Recorder::new(client.clone(), reporter.clone()))
             .with_metrics(certs::CertMetrics::register(&mut server.registry));
         tasks.push(AbortOnDrop(tokio::spawn(manager.run(shutdown.wait()))));
     }
@@ -206,8 +244,13 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         args.internal_key_file.clone(),
         args.internal_client_ca_file.clone(),
     ) {
-        let cfg =
-            internal::InternalServerConfig { addr: args.internal_addr, cert_file, key_file, client_ca_file };
+        let cfg = internal::InternalServerConfig {
+            addr: args.internal_addr,
+            cert_file,
+            key_file,
+            client_ca_file,
+            client_names: certs::internal_client_names(&args.certificates).map_err(anyhow::Error::msg)?,
+        };
         let source = Arc::new(values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() });
         tasks.push(AbortOnDrop(internal::start(cfg, source, shutdown.wait()).await?));
     } else {
@@ -216,7 +259,7 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
         );
     }
     let scaling =
-        run_while_leader(args.clone(), client.clone(), ctx.clone(), leader_rx, readiness, shutdown.clone());
+        run_while_leader(args.clone(), leader_only, ctx.clone(), leader_rx, readiness, shutdown.clone());
     let admin = server.serve_admin(args.common.admin_addr, &shutdown, |_| {});
     // The admin server failing (e.g. its port is taken) ends the program at once.
     let result = tokio::select! {
@@ -240,7 +283,36 @@ pub async fn serve(args: Args, client: Client, shutdown: Shutdown) -> anyhow::Re
     Ok(())
 }
 
-/// Runs the controller whenever this replica leads; on losing leadership every loop stops.
+/// The operator's shared state for `args`: `leader_only` is the controller's client (writes
+/// refused while not leading), `leadership` what the election publishes.
+pub fn context(
+    args: &Args,
+    leader_only: Client,
+    metrics: metrics::Metrics,
+    reporter: Reporter,
+    leadership: leader::Leadership,
+) -> anyhow::Result<Ctx> {
+    Ok(Ctx {
+        client: leader_only.clone(),
+        config: Config {
+            scaler_timeout: args.scaler_timeout,
+            operator_namespace: args.operator_namespace.clone(),
+            write_timeout: args.write_timeout,
+            auth: auth::AuthPolicy::from_args(&args.auth, &args.operator_namespace)
+                .map_err(anyhow::Error::msg)?,
+        },
+        metrics,
+        recorder: Recorder::new(leader_only.clone(), reporter),
+        resolver: target::Resolver::default(),
+        replicas: Default::default(),
+        objects: Default::default(),
+        leader: leadership,
+        auth_index: Default::default(),
+    })
+}
+
+/// Runs the controller whenever this replica leads; on losing leadership the controller and
+/// every loop stop at once.
 async fn run_while_leader(
     args: Args,
     client: Client,
@@ -275,19 +347,14 @@ async fn run_while_leader(
         ));
         let controller = Controller::new(sos, wc);
         let reader = controller.store();
-        let mut lost = leader.clone();
-        let stop = {
-            let shutdown = shutdown.clone();
-            async move {
-                tokio::select! {
-                    _ = shutdown.wait() => {}
-                    _ = lost.wait_for(|l| !*l) => {}
-                }
-            }
-        };
+        let stop = shutdown.clone();
+        // Changed authentications, Secrets and ConfigMaps reconcile the objects using them.
+        let (auth_changes, auth_task) = auth_watch::start(ctx.clone(), args.watch_namespace.clone());
+        let _auth_watch = AbortOnDrop(auth_task);
         let run = controller
             .owns(hpas, hpa_wc)
-            .graceful_shutdown_on(stop)
+            .reconcile_on(auth_changes)
+            .graceful_shutdown_on(async move { stop.wait().await })
             .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
             .for_each(|_| async {});
         let ready_reader = reader.clone();
@@ -306,7 +373,12 @@ async fn run_while_leader(
         let cleanup = AbortOnDrop(tokio::spawn(release_deleted(ctx.clone(), reader)));
         let counts =
             AbortOnDrop(tokio::spawn(ctx.replicas.clone().run(client.clone(), args.watch_namespace.clone())));
-        run.await;
+        // On shutdown running reconciles finish; on losing the Lease they are dropped at once
+        // (their writes would be refused anyway) and every loop task ends by itself.
+        tokio::select! {
+            () = run => {}
+            () = ctx.leader.lost() => tracing::warn!("leadership lost: reconciles and scale loops stopped at once"),
+        }
         drop((ready_task, cleanup, counts));
         // Not leading any more (or shutting down): release every loop and its connections.
         let all: Vec<_> =

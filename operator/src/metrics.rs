@@ -1,7 +1,9 @@
 //! The operator's Prometheus metrics, under the names and label sets KEDA's operator exports so
 //! that KEDA's Grafana dashboard and alert rules work unchanged: per-trigger value, poll latency,
 //! activity and error count; per-ScaledObject error count and paused flag; scale-loop lateness (per object, and ebb's histogram over all objects);
-//! and the registration gauges (ScaledObjects per namespace, triggers per type).
+//! and the registration gauges (ScaledObjects per namespace, triggers per type); and ebb's
+//! counters of failed scale-loop writes (`ebb_status_write_failures_total`,
+//! `ebb_scale_write_failures_total`, labelled only by a bounded reason).
 //!
 //! Label values are only names, indexes and types taken from the ScaledObject — never trigger
 //! metadata, so no secret can reach a label. [`Metrics::forget`] drops every series of a deleted
@@ -68,6 +70,16 @@ struct TriggerLabels {
     r#type: String,
 }
 
+/// Labels of the write-failure counters: a bounded reason (see [`WRITE_FAILURE_REASONS`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+/// Every `reason` the write-failure counters use.
+pub const WRITE_FAILURE_REASONS: [&str; 8] =
+    ["timeout", "not_leader", "conflict", "throttled", "server_error", "rejected", "transport", "invalid"];
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Series bookkeeping that the metric families cannot answer themselves.
@@ -93,6 +105,8 @@ struct Inner {
     lateness: Histogram,
     resources: Family<ResourceLabels, Gauge>,
     trigger_types: Family<TriggerLabels, Gauge>,
+    status_write_failures: Family<ReasonLabels, Counter>,
+    scale_write_failures: Family<ReasonLabels, Counter>,
     state: Mutex<State>,
 }
 
@@ -128,6 +142,8 @@ impl Metrics {
             )),
             resources: Family::default(),
             trigger_types: Family::default(),
+            status_write_failures: Family::default(),
+            scale_write_failures: Family::default(),
             state: Mutex::new(State::default()),
         };
         registry.register(
@@ -181,7 +197,27 @@ impl Metrics {
             "The number of triggers per trigger type handled by the operator",
             inner.trigger_types.clone(),
         );
+        registry.register(
+            "ebb_status_write_failures",
+            "ScaledObject status writes of the scale loop that failed or timed out, by reason",
+            inner.status_write_failures.clone(),
+        );
+        registry.register(
+            "ebb_scale_write_failures",
+            "Replica count reads and writes through /scale by the scale loop that failed, timed out or were refused (not leading), by reason",
+            inner.scale_write_failures.clone(),
+        );
         Self { inner: Arc::new(inner) }
+    }
+
+    /// Counts a failed status write; `reason` is one of [`WRITE_FAILURE_REASONS`].
+    pub fn status_write_failed(&self, reason: &'static str) {
+        self.inner.status_write_failures.get_or_create(&ReasonLabels { reason: bounded(reason) }).inc();
+    }
+
+    /// Counts a failed `/scale` read or write; `reason` is one of [`WRITE_FAILURE_REASONS`].
+    pub fn scale_write_failed(&self, reason: &'static str) {
+        self.inner.scale_write_failures.get_or_create(&ReasonLabels { reason: bounded(reason) }).inc();
     }
 
     /// Records one poll of trigger `trigger_index` of ScaledObject `ns/so`. `value: None` means
@@ -330,6 +366,11 @@ fn set_count<L>(
     } else {
         family.get_or_create(labels).set(*count);
     }
+}
+
+/// A reason outside the known set is counted as `invalid`, so the label set stays bounded.
+fn bounded(reason: &'static str) -> &'static str {
+    if WRITE_FAILURE_REASONS.contains(&reason) { reason } else { "invalid" }
 }
 
 fn namespace_label(ns: &str) -> String {

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use ebb_api::constants::{
-    ANNOTATION_PAUSED, ANNOTATION_PAUSED_REPLICAS, FIELD_MANAGER_HPA, FIELD_MANAGER_LABELS, FINALIZER,
-    SCALED_OBJECT_NAME_LABEL,
-};
+use ebb_api::annotations::ScalingAnnotations;
+use ebb_api::constants::{FIELD_MANAGER_HPA, FIELD_MANAGER_LABELS, FINALIZER, SCALED_OBJECT_NAME_LABEL};
 use ebb_api::{ScaledObject, ScaledObjectStatus};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -24,10 +22,6 @@ use crate::{auth, scaleloop, status, target};
 
 /// How long a healthy object waits before its next periodic reconcile.
 const RESYNC: Duration = Duration::from_secs(300);
-
-fn annotation<'a>(so: &'a ScaledObject, key: &str) -> Option<&'a str> {
-    so.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
-}
 
 /// The reconcile entry point for kube-runtime's Controller.
 pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, Error> {
@@ -60,12 +54,21 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     }
     let now = crate::error::time::now;
 
-    // Pause: stop the loop, remove the HPA, optionally pin replicas.
-    let paused_replicas =
-        annotation(&so, ANNOTATION_PAUSED_REPLICAS).and_then(|v| v.trim().parse::<i32>().ok());
-    let paused = annotation(&so, ANNOTATION_PAUSED).is_some_and(|v| v.eq_ignore_ascii_case("true"))
-        || paused_replicas.is_some();
-    if paused {
+    // Pause: stop the loop, remove the HPA, optionally pin replicas. The annotations are read
+    // with KEDA's semantics by the parser every component shares.
+    let annotations = ScalingAnnotations::read(so.metadata.annotations.as_ref());
+    if let Some(e) = annotations.error() {
+        // Present means paused (as in KEDA), but there is no count to pin: scale nothing and say
+        // why, without retrying a write that cannot succeed.
+        *state.scale_loop.lock().await = None;
+        delete_hpa(&ctx, &ns, &so.hpa_name()).await?;
+        status::check_failed(&mut model.conditions, &e.to_string(), now());
+        save(&ctx, &state, &ns, &name, model).await?;
+        ctx.event(&so, EventType::Warning, "ScaledObjectCheckFailed", e.to_string()).await;
+        return Ok(Action::requeue(RESYNC));
+    }
+    let paused_replicas = annotations.pinned_replicas();
+    if annotations.paused {
         *state.scale_loop.lock().await = None;
         delete_hpa(&ctx, &ns, &so.hpa_name()).await?;
         if let Some(n) = paused_replicas {
@@ -196,7 +199,7 @@ async fn check(
     } else {
         Default::default()
     };
-    let pctx = auth::parse_context(&ctx.client, so, &t, env, &ctx.config.operator_namespace).await?;
+    let pctx = auth::parse_context(ctx, so, &t, env).await?;
     let parsed = ebb_scalers::parse_scaled_object(so, &pctx)
         .map_err(|es| Error::Invalid(es.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))?;
     Ok((t, scale, parsed))

@@ -3,7 +3,10 @@
 //! same tick), in parallel and each bounded by the scaler timeout. Each poll counts failures
 //! once per metric (status.health, fallback), applies the shared activation decision through
 //! `/scale`, records events and metrics, keeps the values the metrics API serves, and writes
-//! status only when it changed. Dropping the handle stops the task and releases its scalers.
+//! status only when it changed (or an earlier write failed). The object's status model is locked
+//! only to update it; the writes happen outside the lock, bounded by the write timeout
+//! ([`writes`]), and only while this replica leads. Dropping the handle stops the task and
+//! releases its scalers; losing leadership ends it at once, mid-poll if need be.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -11,17 +14,17 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ebb_api::constants::{
-    ANNOTATION_FORCE_ACTIVATION, ANNOTATION_PAUSED_SCALE_IN, ANNOTATION_PAUSED_SCALE_OUT,
-};
+use ebb_api::constants::ANNOTATION_FORCE_ACTIVATION;
 use ebb_api::{ScaledObject, ScaledObjectStatus};
-use ebb_scalers::decision::{Guards, LoopSpec, PollOutcome, decide};
+use ebb_scalers::decision::{LoopSpec, PollOutcome, decide};
 use ebb_scalers::{ParsedScaledObject, Scaler, TriggerSpec, measure_with_timeout};
 use kube::runtime::events::EventType;
 use tokio::task::JoinHandle;
 
 use crate::context::{Ctx, ObjectState};
 use crate::target::{self, Target};
+
+mod writes;
 
 /// A trigger's last measurement, as the metrics API serves it.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +116,26 @@ async fn run(
     shared: Arc<Shared>,
     target: Target,
 ) {
+    // Leader-only: on losing the Lease the task ends at once, mid-poll if need be.
+    let lost = ctx.leader.lost();
+    tokio::select! {
+        biased;
+        () = lost => tracing::debug!(
+            namespace = so.metadata.namespace.as_deref().unwrap_or_default(),
+            name = so.metadata.name.as_deref().unwrap_or_default(),
+            "not leading: scale loop stopped"
+        ),
+        () = ticks(&ctx, &state, &so, &shared, &target) => {}
+    }
+}
+
+async fn ticks(
+    ctx: &Arc<Ctx>,
+    state: &Arc<ObjectState>,
+    so: &ScaledObject,
+    shared: &Arc<Shared>,
+    target: &Target,
+) {
     let ns = so.metadata.namespace.clone().unwrap_or_default();
     let name = so.metadata.name.clone().unwrap_or_default();
     let interval = Duration::from_secs(u64::try_from(so.spec.polling_interval().max(1)).unwrap_or(30));
@@ -124,7 +147,7 @@ async fn run(
         let late = tokio::time::Instant::now().saturating_duration_since(next);
         ctx.metrics.record_loop_lateness(&ns, &name, late);
         // Boxed: the poll's (large) state lives only while it runs, not in every sleeping loop task.
-        Box::pin(poll(&ctx, &state, &so, &shared, &target)).await;
+        Box::pin(poll(ctx, state, so, shared, target)).await;
         next += interval;
         let now = tokio::time::Instant::now();
         if next < now {
@@ -139,7 +162,9 @@ fn annotation(so: &ScaledObject, key: &str) -> bool {
     so.metadata.annotations.as_ref().and_then(|a| a.get(key)).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// One poll of every trigger and what follows from it.
+/// One poll of every trigger and what follows from it. The status model is locked only to
+/// count failures, decide and update it; the `/scale` and status writes happen after the lock
+/// is released, each bounded by the write timeout.
 pub async fn poll(
     ctx: &Arc<Ctx>,
     state: &Arc<ObjectState>,
@@ -157,15 +182,11 @@ pub async fn poll(
     }))
     .await;
 
-    let mut status_guard = state.status.lock().await;
-    let mut status = status_guard.clone().or_else(|| so.status.clone()).unwrap_or_default();
-    let before = status.clone();
     let mut outcome = PollOutcome::default();
     let mut trigger_results = Vec::new();
     {
         let mut values = shared.values.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         for (t, r, latency) in &results {
-            let ok = r.is_ok();
             ctx.metrics.record_poll(
                 &ns,
                 &name,
@@ -176,7 +197,6 @@ pub async fn poll(
                 r.as_ref().is_ok_and(|m| m.active),
                 *latency,
             );
-            crate::fallback::record(&mut status.health, &t.metric_name, ok);
             match r {
                 Ok(m) => {
                     outcome.active |= m.active;
@@ -198,87 +218,79 @@ pub async fn poll(
     if annotation(so, ANNOTATION_FORCE_ACTIVATION) {
         outcome.active = true;
     }
-    outcome.fallback_active =
-        results.iter().any(|(t, _, _)| crate::fallback::active(&so.spec, &status.health, &t.metric_name));
 
-    let cached = ctx.replicas.get(target, &ns);
-    let current = match cached {
-        Some(n) => n,
-        None => match target::get_scale(&ctx.client, target, &ns).await {
-            Ok(s) => s.spec.and_then(|s| s.replicas).unwrap_or(0),
+    // The target's current replicas: from the watch cache, else read through /scale (bounded).
+    let current = match ctx.replicas.get(target, &ns) {
+        Some(n) => Some(n),
+        None => match writes::bounded(ctx.config.write_timeout, target::get_scale(&ctx.client, target, &ns))
+            .await
+        {
+            Ok(s) => Some(s.spec.and_then(|s| s.replicas).unwrap_or(0)),
             Err(e) => {
-                tracing::warn!(namespace = ns, name, "cannot read the target's scale: {e}");
+                tracing::warn!(
+                    namespace = ns,
+                    name,
+                    reason = e.reason,
+                    "cannot read the target's scale: {}",
+                    e.message
+                );
+                ctx.metrics.scale_write_failed(e.reason);
                 ctx.metrics.object_error(&ns, &name);
-                return;
+                None
             }
         },
     };
-    shared.current_replicas.store(current, std::sync::atomic::Ordering::Relaxed);
-    let created = so.metadata.creation_timestamp.as_ref().map(crate::error::time::from_k8s).unwrap_or(now);
-    let loop_spec = LoopSpec::from_spec(&so.spec, created);
-    let guards = Guards {
-        scale_in_paused: annotation(so, ANNOTATION_PAUSED_SCALE_IN),
-        scale_out_paused: annotation(so, ANNOTATION_PAUSED_SCALE_OUT),
-    };
-    let last_active = status.last_active_time.as_ref().map(crate::error::time::from_k8s);
-    let d = decide(&loop_spec, last_active, now, current, outcome, guards);
-    if let Some(replicas) = d.write {
-        match target::set_replicas(&ctx.client, target, &ns, replicas).await {
-            Ok(()) => {
-                ctx.replicas.set(target, &ns, replicas);
-                if let Some(ev) = d.event {
-                    ctx.event(
-                        so,
-                        EventType::Normal,
-                        ev,
-                        format!(
-                            "Scaled {} {}/{} from {current} to {replicas}: {}",
-                            target.kind_string(),
-                            ns,
-                            target.name,
-                            d.reason
-                        ),
-                    )
-                    .await;
-                }
-            }
-            Err(e) => {
-                let reason = if replicas > current {
-                    "KEDAScaleTargetActivationFailed"
-                } else {
-                    "KEDAScaleTargetDeactivationFailed"
-                };
-                ctx.event(
-                    so,
-                    EventType::Warning,
-                    reason,
-                    format!(
-                        "Failed to scale {} {}/{} to {replicas}: {e}",
-                        target.kind_string(),
-                        ns,
-                        target.name
-                    ),
-                )
-                .await;
-            }
+
+    // Under the lock: count failures, decide, update the model. No API call while it is held.
+    let (decision, was_fallback, pending) = {
+        let mut guard = state.status.lock().await;
+        let prev = guard.clone().or_else(|| so.status.clone()).unwrap_or_default();
+        let mut status = prev.clone();
+        for (t, r, _) in &results {
+            crate::fallback::record(&mut status.health, &t.metric_name, r.is_ok());
         }
+        outcome.fallback_active =
+            results.iter().any(|(t, _, _)| crate::fallback::active(&so.spec, &status.health, &t.metric_name));
+        let decision = current.map(|current| {
+            shared.current_replicas.store(current, std::sync::atomic::Ordering::Relaxed);
+            let created =
+                so.metadata.creation_timestamp.as_ref().map(crate::error::time::from_k8s).unwrap_or(now);
+            let loop_spec = LoopSpec::from_spec(&so.spec, created);
+            let guards = crate::hpa::loop_guards(so);
+            let last_active = status.last_active_time.as_ref().map(crate::error::time::from_k8s);
+            let d = decide(&loop_spec, last_active, now, current, outcome, guards);
+            // lastActiveTime moves only on active polls (and at most once per poll).
+            if d.last_active != last_active {
+                status.last_active_time = d.last_active.map(crate::error::time::to_k8s);
+            }
+            let t = crate::error::time::to_k8s(now);
+            crate::status::ready_from_triggers(
+                &mut status.conditions,
+                &trigger_results,
+                so.spec.fallback.is_some(),
+                t.clone(),
+            );
+            crate::status::set_active(&mut status.conditions, outcome.active, t.clone());
+            crate::status::set_fallback(&mut status.conditions, outcome.fallback_active, t);
+            (current, d)
+        });
+        let was_fallback =
+            prev.conditions.iter().any(|c| c.type_ == crate::status::FALLBACK && c.status == "True");
+        if !same_status(&prev, &status) {
+            state.status_changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        *guard = Some(status);
+        let changed = state.status_changed.load(std::sync::atomic::Ordering::SeqCst);
+        let unwritten = state.status_written.load(std::sync::atomic::Ordering::SeqCst) < changed;
+        // A poll that could not read the replicas writes nothing (as before the model changed).
+        let pending = (unwritten && decision.is_some()).then(|| (guard.clone().unwrap_or_default(), changed));
+        (decision, was_fallback, pending)
+    };
+    let Some((current, d)) = decision else { return };
+
+    if let Some(replicas) = d.write {
+        scale(ctx, so, target, &ns, current, replicas, &d.reason, d.event).await;
     }
-    // lastActiveTime moves only on active polls (and at most once per poll).
-    if d.last_active != last_active {
-        status.last_active_time = d.last_active.map(crate::error::time::to_k8s);
-    }
-    let t = crate::error::time::to_k8s(now);
-    let fallback_configured = so.spec.fallback.is_some();
-    crate::status::ready_from_triggers(
-        &mut status.conditions,
-        &trigger_results,
-        fallback_configured,
-        t.clone(),
-    );
-    crate::status::set_active(&mut status.conditions, outcome.active, t.clone());
-    let was_fallback =
-        before.conditions.iter().any(|c| c.type_ == crate::status::FALLBACK && c.status == "True");
-    crate::status::set_fallback(&mut status.conditions, outcome.fallback_active, t);
     if outcome.fallback_active != was_fallback {
         let (reason, kind) = if outcome.fallback_active {
             ("ScaledObjectFallbackActivated", EventType::Warning)
@@ -299,13 +311,103 @@ pub async fn poll(
             tracing::debug!(namespace = ns, name, metric = t.metric_name, "trigger failed: {e}");
         }
     }
-    if !same_status(&before, &status) {
-        match ctx.write_status(&ns, &name, &status).await {
-            Ok(()) => *status_guard = Some(status),
-            Err(e) => tracing::warn!(namespace = ns, name, "status write failed, retrying next poll: {e}"),
+    if let Some((status, generation)) = pending {
+        write_status(ctx, state, &ns, &name, &status, generation).await;
+    }
+}
+
+/// Writes the target's replicas through `/scale` if this replica leads, and records the event.
+#[allow(clippy::too_many_arguments)]
+async fn scale(
+    ctx: &Ctx,
+    so: &ScaledObject,
+    target: &Target,
+    ns: &str,
+    current: i32,
+    replicas: i32,
+    why: &str,
+    event: Option<&str>,
+) {
+    let name = so.metadata.name.as_deref().unwrap_or_default();
+    // Checked right before the write; the client checks again after its throttle wait.
+    if !ctx.leader.is_leader() {
+        ctx.metrics.scale_write_failed("not_leader");
+        tracing::info!(namespace = ns, name, replicas, "not leading: scale write skipped");
+        return;
+    }
+    match writes::bounded(ctx.config.write_timeout, target::set_replicas(&ctx.client, target, ns, replicas))
+        .await
+    {
+        Ok(()) => {
+            ctx.replicas.set(target, ns, replicas);
+            if let Some(ev) = event {
+                let note = format!(
+                    "Scaled {} {}/{} from {current} to {replicas}: {why}",
+                    target.kind_string(),
+                    ns,
+                    target.name
+                );
+                ctx.event(so, EventType::Normal, ev, note).await;
+            }
         }
-    } else {
-        *status_guard = Some(status);
+        Err(e) => {
+            ctx.metrics.scale_write_failed(e.reason);
+            tracing::warn!(
+                namespace = ns,
+                name,
+                replicas,
+                reason = e.reason,
+                "scale write failed: {}",
+                e.message
+            );
+            if e.reason == "not_leader" {
+                return;
+            }
+            let reason = if replicas > current {
+                "KEDAScaleTargetActivationFailed"
+            } else {
+                "KEDAScaleTargetDeactivationFailed"
+            };
+            let note = format!(
+                "Failed to scale {} {}/{} to {replicas}: {}",
+                target.kind_string(),
+                ns,
+                target.name,
+                e.message
+            );
+            ctx.event(so, EventType::Warning, reason, note).await;
+        }
+    }
+}
+
+/// Writes the model as of change `generation` if this replica leads; on failure the next poll
+/// writes again.
+async fn write_status(
+    ctx: &Ctx,
+    state: &ObjectState,
+    ns: &str,
+    name: &str,
+    status: &ScaledObjectStatus,
+    generation: u64,
+) {
+    if !ctx.leader.is_leader() {
+        ctx.metrics.status_write_failed("not_leader");
+        return;
+    }
+    match writes::bounded(ctx.config.write_timeout, ctx.write_status(ns, name, status)).await {
+        Ok(()) => {
+            state.status_written.fetch_max(generation, std::sync::atomic::Ordering::SeqCst);
+        }
+        Err(e) => {
+            ctx.metrics.status_write_failed(e.reason);
+            tracing::warn!(
+                namespace = ns,
+                name,
+                reason = e.reason,
+                "status write failed, retrying next poll: {}",
+                e.message
+            );
+        }
     }
 }
 

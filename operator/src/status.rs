@@ -90,6 +90,9 @@ pub fn initial_conditions(now: Time) -> Vec<Condition> {
         .collect()
 }
 
+/// Longest error text of one trigger in the `Ready` message, in characters.
+pub const MAX_TRIGGER_ERROR_CHARS: usize = 500;
+
 /// `Ready` from one poll's trigger outcomes (metric name, error text):
 /// - every trigger ok (or none polled yet) → `True` `ScaledObjectReady`;
 /// - every trigger failed and no fallback → `False` `TriggerError`;
@@ -97,15 +100,22 @@ pub fn initial_conditions(now: Time) -> Vec<Condition> {
 ///   scaled, to the fallback replicas);
 /// - some failed → `Unknown` `PartialTriggerError`.
 ///
-/// Error messages name each failing metric and its error.
+/// Error messages name each failing metric and its error, each error on one line and cut to
+/// [`MAX_TRIGGER_ERROR_CHARS`] (scaler errors carry no answer bodies; this bounds the rest).
 pub fn ready_from_triggers(
     conds: &mut Vec<Condition>,
     outcomes: &[(String, Result<(), String>)],
     fallback_configured: bool,
     now: Time,
 ) {
-    let failed: Vec<String> =
-        outcomes.iter().filter_map(|(m, r)| r.as_ref().err().map(|e| format!("{m}: {e}"))).collect();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(m, r)| {
+            r.as_ref()
+                .err()
+                .map(|e| format!("{m}: {}", ebb_scalers::error::one_line(e, MAX_TRIGGER_ERROR_CHARS)))
+        })
+        .collect();
     if failed.is_empty() {
         set_condition(conds, READY, TRUE, reason::READY, message::READY, now);
         return;

@@ -93,8 +93,16 @@ pub async fn get_scale(client: &Client, t: &Target, ns: &str) -> Result<Scale, E
     })
 }
 
-/// Writes spec.replicas through /scale (field manager ebb-operator/scale).
+/// Writes spec.replicas through /scale (field manager ebb-operator/scale). A negative count is
+/// refused without a request: the API server would reject it on every retry.
 pub async fn set_replicas(client: &Client, t: &Target, ns: &str, replicas: i32) -> Result<(), Error> {
+    if replicas < 0 {
+        return Err(Error::Invalid(format!(
+            "cannot scale {} {ns}/{} to {replicas} replicas: a replica count cannot be negative",
+            t.kind_string(),
+            t.name
+        )));
+    }
     let pp = PatchParams {
         field_manager: Some(ebb_api::constants::FIELD_MANAGER_SCALE.into()),
         ..Default::default()
@@ -133,4 +141,63 @@ pub async fn container_env(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use kube::client::Body;
+
+    use super::*;
+
+    /// A client whose every request is counted and answered with an empty Scale.
+    fn counting_client() -> (Client, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let svc = tower::service_fn(move |_req: http::Request<Body>| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            async {
+                let body = serde_json::json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                    "metadata": {"name": "web"}, "spec": {}});
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                        .unwrap(),
+                )
+            }
+        });
+        (Client::new(svc, "default"), count)
+    }
+
+    fn deployment() -> Target {
+        let resource = ApiResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            plural: "deployments".into(),
+        };
+        let gvkr = GroupVersionKindResource {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: "Deployment".into(),
+            resource: "deployments".into(),
+        };
+        Target { resource, gvkr, name: "web".into() }
+    }
+
+    #[tokio::test]
+    async fn a_negative_replica_count_is_refused_without_a_request() {
+        let (client, count) = counting_client();
+        let t = deployment();
+        let err = set_replicas(&client, &t, "ns", -1).await.unwrap_err();
+        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        assert!(err.to_string().contains("-1"), "{err}");
+        assert_eq!(count.load(Ordering::SeqCst), 0, "no request may reach the API");
+        set_replicas(&client, &t, "ns", 0).await.unwrap();
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
 }

@@ -1,6 +1,6 @@
 //! End to end on the local control plane: the operator's certificate management
-//! (`--manage-certificates`). It creates the CA and serving Secrets with the documented keys,
-//! a certificate that chains to the bundle with the configured DNS names and both usages,
+//! (`--manage-certificates`). It creates the CA Secret and one Secret per component with the
+//! documented keys, each certificate chaining to the bundle with its own names and one usage,
 //! injects the bundle into the APIService and every webhook of the ValidatingWebhookConfiguration
 //! (which the control plane then really verifies when proxying to the aggregated API), puts a
 //! bundle back when it is overwritten, replaces corrupted or deleted Secrets, rotates a
@@ -103,9 +103,17 @@ fn ders(pem: &[u8]) -> Vec<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().unwrap()
 }
 
+/// The leaf Secrets, by component: (Secret, Service or None for the client certificate).
+const LEAVES: [(&str, Option<&str>); 4] = [
+    ("ebb-operator-tls", Some("ebb-operator")),
+    ("ebb-webhook-tls", Some("ebb-webhook")),
+    ("ebb-metrics-apiserver-tls", Some("ebb-metrics-apiserver")),
+    ("ebb-metrics-apiserver-client-tls", None),
+];
+
 /// Verifies `cert_pem` against `bundle_pem` as rustls (webpki) does: as a server certificate for
-/// `host` and as a client certificate. Errors are rustls's.
-fn verify(cert_pem: &[u8], bundle_pem: &[u8], host: &str) -> Result<(), rustls::Error> {
+/// `host`, or as a client certificate when `host` is None. Errors are rustls's.
+fn verify_as(cert_pem: &[u8], bundle_pem: &[u8], host: Option<&str>) -> Result<(), rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in ders(bundle_pem) {
@@ -113,20 +121,32 @@ fn verify(cert_pem: &[u8], bundle_pem: &[u8], host: &str) -> Result<(), rustls::
     }
     let roots = Arc::new(roots);
     let leaf = ders(cert_pem).remove(0);
-    let server = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider.clone())
-        .build()
-        .unwrap();
-    server.verify_server_cert(
-        &leaf,
-        &[],
-        &ServerName::try_from(host.to_owned()).unwrap(),
-        &[],
-        UnixTime::now(),
-    )?;
-    let client =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider).build().unwrap();
-    client.verify_client_cert(&leaf, &[], UnixTime::now())?;
-    Ok(())
+    match host {
+        Some(host) => {
+            let server =
+                rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider).build().unwrap();
+            server
+                .verify_server_cert(
+                    &leaf,
+                    &[],
+                    &ServerName::try_from(host.to_owned()).unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .map(|_| ())
+        }
+        None => {
+            let client =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider).build().unwrap();
+            client.verify_client_cert(&leaf, &[], UnixTime::now()).map(|_| ())
+        }
+    }
+}
+
+/// Verifies a server certificate for `host` (and that it is not accepted as a client's).
+fn verify(cert_pem: &[u8], bundle_pem: &[u8], host: &str) -> Result<(), rustls::Error> {
+    assert!(verify_as(cert_pem, bundle_pem, None).is_err(), "a serving certificate is also a client's");
+    verify_as(cert_pem, bundle_pem, Some(host))
 }
 
 /// Serial of the first certificate of a PEM text.
@@ -186,44 +206,61 @@ async fn issues_certificates_injects_the_bundle_and_serves_tls() {
     assert_eq!(ca.type_.as_deref(), Some("Opaque"));
     let ca_data = data(&ca);
     assert_eq!(ca_data.keys().collect::<Vec<_>>(), ["ca.crt", "ca.key"]);
-    // The serving Secret: kubernetes.io/tls, certificate, key and bundle, no CA key.
-    let tls = secret(&client, "ebb-certs").await.expect("serving Secret created");
-    assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
-    let d = data(&tls);
-    assert_eq!(d.keys().collect::<Vec<_>>(), ["ca.crt", "tls.crt", "tls.key"]);
-    assert_eq!(d["ca.crt"], ca_data["ca.crt"], "the bundle is the CA");
-    assert!(!String::from_utf8_lossy(&d["ca.crt"]).contains("PRIVATE KEY"));
-    assert_eq!(pass.bundle.as_bytes(), d["ca.crt"]);
-
-    // The certificate: names of the three Services, server and client auth, chains to the bundle.
-    let leaf = &pki::parse_certs(&d["tls.crt"]).unwrap()[0];
-    let mut want = Vec::new();
-    for s in ["ebb-operator", "ebb-webhook", "ebb-metrics-apiserver"] {
-        want.extend([
-            s.to_owned(),
-            format!("{s}.{ns}"),
-            format!("{s}.{ns}.svc"),
-            format!("{s}.{ns}.svc.cluster.local"),
-        ]);
+    // One Secret per component: kubernetes.io/tls, certificate, key and bundle, no CA key; each
+    // certificate with its own names and one usage, chaining to the bundle.
+    let mut leaves = BTreeMap::new();
+    for (name, service) in LEAVES {
+        let tls = secret(&client, name).await.unwrap_or_else(|| panic!("{name} created"));
+        assert_eq!(tls.type_.as_deref(), Some("kubernetes.io/tls"));
+        let d = data(&tls);
+        assert_eq!(d.keys().collect::<Vec<_>>(), ["ca.crt", "tls.crt", "tls.key"], "{name}");
+        assert_eq!(d["ca.crt"], ca_data["ca.crt"], "the bundle is the CA");
+        assert!(!String::from_utf8_lossy(&d["ca.crt"]).contains("PRIVATE KEY"));
+        assert_eq!(pass.bundle.as_bytes(), d["ca.crt"]);
+        let leaf = &pki::parse_certs(&d["tls.crt"]).unwrap()[0];
+        assert!(!leaf.is_ca);
+        assert!(leaf.not_after - leaf.not_before >= 365 * 86400);
+        match service {
+            Some(s) => {
+                let want: Vec<String> = vec![
+                    s.to_owned(),
+                    format!("{s}.{ns}"),
+                    format!("{s}.{ns}.svc"),
+                    format!("{s}.{ns}.svc.cluster.local"),
+                ];
+                assert_eq!(leaf.dns_names, want.iter().cloned().collect(), "{name}");
+                assert!(leaf.server_auth && !leaf.client_auth, "{name}");
+                for host in &want {
+                    verify(&d["tls.crt"], &d["ca.crt"], host).unwrap();
+                }
+                assert!(verify(&d["tls.crt"], &d["ca.crt"], "elsewhere.example").is_err());
+            }
+            None => {
+                assert_eq!(leaf.common_name.as_deref(), Some("ebb-metrics-apiserver"));
+                assert!(leaf.client_auth && !leaf.server_auth, "{name}");
+                verify_as(&d["tls.crt"], &d["ca.crt"], None).unwrap();
+                assert!(verify_as(&d["tls.crt"], &d["ca.crt"], Some("ebb-metrics-apiserver")).is_err());
+            }
+        }
+        leaves.insert(name, (tls.clone(), d));
     }
-    assert_eq!(leaf.dns_names, want.iter().cloned().collect());
-    assert!(leaf.server_auth && leaf.client_auth && !leaf.is_ca);
-    assert!(leaf.not_after - leaf.not_before >= 365 * 86400);
-    for host in &want {
-        verify(&d["tls.crt"], &d["ca.crt"], host).unwrap();
-    }
-    assert!(verify(&d["tls.crt"], &d["ca.crt"], "elsewhere.example").is_err());
+    let serials: std::collections::BTreeSet<&String> = pass.serials.values().collect();
+    assert_eq!(serials.len(), 4, "four distinct certificates");
+    let (tls, d) = leaves["ebb-operator-tls"].clone();
+    let client_d = leaves["ebb-metrics-apiserver-client-tls"].1.clone();
     let other = pki::Ca::generate(unix_now(), Duration::from_secs(3600)).unwrap();
-    assert!(verify(&d["tls.crt"], other.cert_pem.as_bytes(), &want[0]).is_err());
+    assert!(verify(&d["tls.crt"], other.cert_pem.as_bytes(), &format!("ebb-operator.{ns}.svc")).is_err());
 
     // Injected everywhere; a second pass writes nothing.
     assert!(all_carry(&client, &d["ca.crt"]).await, "{:?}", injected(&client).await);
     let svc_rv = rv(&Api::<APIService>::all(client.clone()).get(APISERVICE).await.unwrap());
     let vwc_rv = rv(&Api::<ValidatingWebhookConfiguration>::all(client.clone()).get(WEBHOOKS).await.unwrap());
     let again = manager.pass().await.unwrap();
-    assert_eq!(again.serving_serial, pass.serving_serial);
+    assert_eq!(again.serials, pass.serials);
     assert_eq!(rv(&secret(&client, "ebb-ca").await.unwrap()), rv(&ca));
-    assert_eq!(rv(&secret(&client, "ebb-certs").await.unwrap()), rv(&tls));
+    for (name, (tls, _)) in &leaves {
+        assert_eq!(rv(&secret(&client, name).await.unwrap()), rv(tls), "{name}");
+    }
     assert_eq!(rv(&Api::<APIService>::all(client.clone()).get(APISERVICE).await.unwrap()), svc_rv);
     assert_eq!(
         rv(&Api::<ValidatingWebhookConfiguration>::all(client.clone()).get(WEBHOOKS).await.unwrap()),
@@ -247,7 +284,10 @@ async fn issues_certificates_injects_the_bundle_and_serves_tls() {
     );
     let mtls = HttpsServer::bind(
         "127.0.0.1:0".parse().unwrap(),
-        files(ClientAuth::Required(dir.join("ca.crt"))),
+        files(ClientAuth::RequiredNamed {
+            ca: dir.join("ca.crt"),
+            names: vec!["ebb-metrics-apiserver".into()],
+        }),
         "mtls",
     )
     .await
@@ -259,7 +299,7 @@ async fn issues_certificates_injects_the_bundle_and_serves_tls() {
     };
     tokio::spawn(mtls.serve(app.clone(), stop));
     let host = format!("ebb-operator.{ns}.svc");
-    let identity = [d["tls.crt"].clone(), d["tls.key"].clone()].concat();
+    let identity = [client_d["tls.crt"].clone(), client_d["tls.key"].clone()].concat();
     let answer = client_with(&d["ca.crt"], Some(&identity), &host, mtls_addr)
         .get(format!("https://{host}:{}/hello", mtls_addr.port()))
         .send()
@@ -272,11 +312,26 @@ async fn issues_certificates_injects_the_bundle_and_serves_tls() {
         .send()
         .await;
     assert!(refused.is_err());
+    // Nor does it admit another component's certificate (the webhook's serving certificate is
+    // not even a client certificate).
+    let webhook_d = &leaves["ebb-webhook-tls"].1;
+    let webhook_id = [webhook_d["tls.crt"].clone(), webhook_d["tls.key"].clone()].concat();
+    let refused = client_with(&d["ca.crt"], Some(&webhook_id), &host, mtls_addr)
+        .get(format!("https://{host}:{}/hello", mtls_addr.port()))
+        .send()
+        .await;
+    assert!(refused.is_err());
 
-    // The control plane itself trusts the injected bundle when proxying to the aggregated API.
-    let plain = HttpsServer::bind("127.0.0.1:0".parse().unwrap(), files(ClientAuth::None), "aggregated")
-        .await
-        .unwrap();
+    // The control plane itself trusts the injected bundle when proxying to the aggregated API,
+    // served with the metrics API server's own certificate.
+    let metrics_dir = temp_dir("aggregated");
+    project(&leaves["ebb-metrics-apiserver-tls"].0, &metrics_dir);
+    let plain_files = ServerFiles {
+        cert_file: metrics_dir.join("tls.crt"),
+        key_file: metrics_dir.join("tls.key"),
+        client_auth: ClientAuth::None,
+    };
+    let plain = HttpsServer::bind("127.0.0.1:0".parse().unwrap(), plain_files, "aggregated").await.unwrap();
     cluster.sandbox.as_ref().unwrap().map_service(&ns, "ebb-metrics-apiserver", plain.local_addr());
     tokio::spawn(plain.serve(app, std::future::pending()));
     let req = http::Request::get("/apis/external.metrics.k8s.io/v1beta1").body(Vec::new()).unwrap();
@@ -285,6 +340,7 @@ async fn issues_certificates_injects_the_bundle_and_serves_tls() {
 
     let _ = stop_tx.send(());
     let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&metrics_dir);
     cluster.stop().await;
 }
 
@@ -297,7 +353,7 @@ async fn puts_back_overwritten_bundles_and_replaces_broken_secrets_without_fight
 
     let mut bundle = Vec::new();
     wait_for("certificates issued and injected", Duration::from_secs(20), async || {
-        let Some(s) = secret(&client, "ebb-certs").await else { return false };
+        let Some(s) = secret(&client, "ebb-webhook-tls").await else { return false };
         bundle = data(&s)["ca.crt"].clone();
         all_carry(&client, &bundle).await
     })
@@ -307,7 +363,7 @@ async fn puts_back_overwritten_bundles_and_replaces_broken_secrets_without_fight
     let rvs = async || {
         (
             rv(&secret(&client, "ebb-ca").await.unwrap()),
-            rv(&secret(&client, "ebb-certs").await.unwrap()),
+            rv(&secret(&client, "ebb-webhook-tls").await.unwrap()),
             rv(&Api::<APIService>::all(client.clone()).get(APISERVICE).await.unwrap()),
             rv(&Api::<ValidatingWebhookConfiguration>::all(client.clone()).get(WEBHOOKS).await.unwrap()),
         )
@@ -336,25 +392,25 @@ async fn puts_back_overwritten_bundles_and_replaces_broken_secrets_without_fight
         .await;
 
     // A corrupted serving Secret is replaced under the same CA.
-    let before = secret(&client, "ebb-certs").await.unwrap();
+    let before = secret(&client, "ebb-webhook-tls").await.unwrap();
     let old_serial = serial(&data(&before)["tls.crt"]);
     secrets
-        .patch("ebb-certs", &pp, &Patch::Merge(json!({"data": {"tls.crt": "Z2FyYmFnZQ=="}})))
+        .patch("ebb-webhook-tls", &pp, &Patch::Merge(json!({"data": {"tls.crt": "Z2FyYmFnZQ=="}})))
         .await
         .unwrap();
     wait_for("the corrupted certificate replaced", Duration::from_secs(10), async || {
-        let d = data(&secret(&client, "ebb-certs").await.unwrap());
+        let d = data(&secret(&client, "ebb-webhook-tls").await.unwrap());
         pki::parse_certs(&d["tls.crt"]).is_ok_and(|c| !c.is_empty() && c[0].serial != old_serial)
     })
     .await;
-    let d = data(&secret(&client, "ebb-certs").await.unwrap());
+    let d = data(&secret(&client, "ebb-webhook-tls").await.unwrap());
     verify(&d["tls.crt"], &bundle, &format!("ebb-webhook.{ns}.svc")).unwrap();
     assert_eq!(d["ca.crt"], bundle);
 
     // A deleted serving Secret comes back.
-    secrets.delete("ebb-certs", &DeleteParams::default()).await.unwrap();
+    secrets.delete("ebb-webhook-tls", &DeleteParams::default()).await.unwrap();
     wait_for("the serving Secret recreated", Duration::from_secs(10), async || {
-        secret(&client, "ebb-certs").await.is_some()
+        secret(&client, "ebb-webhook-tls").await.is_some()
     })
     .await;
 
@@ -367,17 +423,17 @@ async fn puts_back_overwritten_bundles_and_replaces_broken_secrets_without_fight
     let mut new_bundle = Vec::new();
     wait_for("a new CA, the old one kept in the bundle", Duration::from_secs(10), async || {
         let ca = data(&secret(&client, "ebb-ca").await.unwrap())["ca.crt"].clone();
-        let d = data(&secret(&client, "ebb-certs").await.unwrap());
+        let d = data(&secret(&client, "ebb-webhook-tls").await.unwrap());
         let cas: Vec<_> = pki::parse_certs(&d["ca.crt"]).unwrap().into_iter().map(|c| c.der).collect();
         new_bundle = d["ca.crt"].clone();
         ca != old_ca && cas == [ders(&ca)[0].to_vec(), ders(&old_ca)[0].to_vec()]
     })
     .await;
-    let d = data(&secret(&client, "ebb-certs").await.unwrap());
-    verify(&d["tls.crt"], &new_bundle, &format!("ebb-operator.{ns}.svc")).unwrap();
+    let d = data(&secret(&client, "ebb-webhook-tls").await.unwrap());
+    verify(&d["tls.crt"], &new_bundle, &format!("ebb-webhook.{ns}.svc")).unwrap();
     // The old certificate still verifies against the new bundle, so servers not yet reloaded
     // keep being trusted.
-    verify(&data(&before)["tls.crt"], &new_bundle, &format!("ebb-operator.{ns}.svc")).unwrap();
+    verify(&data(&before)["tls.crt"], &new_bundle, &format!("ebb-webhook.{ns}.svc")).unwrap();
     wait_for("the new bundle injected", Duration::from_secs(10), async || {
         all_carry(&client, &new_bundle).await
     })
@@ -392,11 +448,16 @@ async fn puts_back_overwritten_bundles_and_replaces_broken_secrets_without_fight
 #[tokio::test]
 async fn rotates_a_short_lived_certificate_before_expiry_with_two_managers() {
     let (cluster, client, ns) = setup().await;
-    let flags = ["--certificate-validity=6s", "--certificate-renew-before=4s", "--ca-validity=120s"];
+    let flags = [
+        "--certificate-validity=6s",
+        "--certificate-renew-before=4s",
+        "--ca-validity=120s",
+        "--ca-rotation-overlap=2s",
+    ];
     let cfg = config(&ns, &flags, Duration::from_secs(5));
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());
     // Every version of the serving Secret, as written.
-    let wp = kube::api::WatchParams::default().fields("metadata.name=ebb-certs");
+    let wp = kube::api::WatchParams::default().fields("metadata.name=ebb-metrics-apiserver-tls");
     let mut stream = secrets.watch(&wp, "0").await.unwrap().boxed();
     let managers = [spawn_manager(&client, cfg.clone()), spawn_manager(&client, cfg)];
 
@@ -412,7 +473,7 @@ async fn rotates_a_short_lived_certificate_before_expiry_with_two_managers() {
                     // Verified as it arrives: each is valid for only a few seconds.
                     verify(&d["tls.crt"], &d["ca.crt"], &format!("ebb-metrics-apiserver.{ns}.svc")).unwrap();
                     if let Some(first) = versions.first() {
-                        verify(&d["tls.crt"], &first.3, &format!("ebb-webhook.{ns}.svc")).unwrap();
+                        verify(&d["tls.crt"], &first.3, &format!("ebb-metrics-apiserver.{ns}.svc")).unwrap();
                     }
                     versions.push((rv(&s), serial(&d["tls.crt"]), d["tls.crt"].clone(), d["ca.crt"].clone()));
                 }
@@ -462,14 +523,16 @@ async fn the_operator_serves_its_internal_service_once_the_projected_files_appea
     ];
     let operator = start_operator(&client, &flags).await;
 
-    wait_for("the serving Secret", Duration::from_secs(10), async || {
-        secret(&client, "ebb-certs").await.is_some()
+    wait_for("the Secrets", Duration::from_secs(10), async || {
+        secret(&client, "ebb-operator-tls").await.is_some()
+            && secret(&client, "ebb-metrics-apiserver-client-tls").await.is_some()
     })
     .await;
-    let tls = secret(&client, "ebb-certs").await.unwrap();
+    let tls = secret(&client, "ebb-operator-tls").await.unwrap();
     let d = data(&tls);
     let host = format!("ebb-operator.{ns}.svc");
-    let identity = [d["tls.crt"].clone(), d["tls.key"].clone()].concat();
+    let client_d = data(&secret(&client, "ebb-metrics-apiserver-client-tls").await.unwrap());
+    let identity = [client_d["tls.crt"].clone(), client_d["tls.key"].clone()].concat();
     let http = client_with(&d["ca.crt"], Some(&identity), &host, addr.parse().unwrap());
     let url = format!("https://{host}:{port}/healthz");
     // No files yet: nothing listens, and the rest of the operator runs.
@@ -479,11 +542,11 @@ async fn the_operator_serves_its_internal_service_once_the_projected_files_appea
             .metrics()
             .await
             .unwrap()
-            .contains("ebb_certificate_expiry_timestamp_seconds{certificate=\"serving\"}")
+            .contains("ebb_certificate_expiry_timestamp_seconds{certificate=\"operator\"}")
     })
     .await;
     wait_for("the CertificateIssued event", Duration::from_secs(10), async || {
-        count_events(&client, "ebb-certs", "CertificateIssued").await >= 1
+        count_events(&client, "ebb-operator-tls", "CertificateIssued").await >= 1
     })
     .await;
 

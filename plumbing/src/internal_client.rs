@@ -10,6 +10,11 @@
 //! certificates and CA bundles take effect without a restart; if the new files do not load, the
 //! previous configuration stays in use and the failure is logged.
 //!
+//! The client certificate is the metrics API server's own (clientAuth only, naming the identity
+//! the operator's `--internal-client-name` admits, `ebb-metrics-apiserver` by default); the
+//! operator refuses any other certificate of the same CA — say, a serving certificate — with
+//! the `access_denied` alert, reported as [`ValueError::Unreachable`] naming it.
+//!
 //! Failover: the service's URL names a Service that routes to the leading operator replica only,
 //! but an HTTP/2 connection made before a leader change stays with the replica it reached. So a
 //! client with retries ([`InternalClient::with_retries`]) answering `NotLeader`, or failing to

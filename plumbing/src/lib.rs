@@ -13,6 +13,7 @@ pub mod args;
 pub mod build_info;
 #[cfg(feature = "internal-client")]
 pub mod internal_client;
+pub mod limits;
 pub mod logging;
 pub mod server;
 pub mod shutdown;

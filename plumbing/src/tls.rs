@@ -3,6 +3,11 @@
 //! when they change (no restart), and an HTTPS server (HTTP/2 and HTTP/1.1 through ALPN) that
 //! serves an axum router and hands each request the peer's client certificate chain.
 //!
+//! The server bounds what clients can hold ([`crate::limits::ServerLimits`]): a cap on open
+//! connections (beyond it new ones wait in the listen backlog), TLS handshake, HTTP/1
+//! header-read and idle timeouts, and HTTP/2 stream and keep-alive bounds; one connection's
+//! handling is in `conn`.
+//!
 //! # Reload
 //!
 //! Before each new connection the files' modification times, sizes and inodes are compared with
@@ -17,23 +22,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::Extension;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-/// Longest a TLS handshake may take.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub mod identity;
+
+use crate::limits::{ConnectionMetrics, ServerLimits};
+use conn::Conn;
+
+mod conn;
+
 /// How long open connections get to finish their requests after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Reaching the connection cap is logged at most this often.
+const CAP_WARNING_PERIOD: Duration = Duration::from_secs(60);
 /// Pause after a failed `accept` (for example, out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -130,6 +138,10 @@ pub enum ClientAuth {
     /// A client certificate is asked for and, when sent, must chain to the CA bundle; clients
     /// may also connect without one (and authenticate otherwise, e.g. with a bearer token).
     Optional(PathBuf),
+    /// As [`ClientAuth::Required`], and the certificate must also name one of `names` (a DNS
+    /// subject alternative name or its common name; see [`identity`]). Others are refused in
+    /// the handshake with `access_denied`.
+    RequiredNamed { ca: PathBuf, names: Vec<String> },
 }
 
 /// The files a TLS server is configured from.
@@ -146,7 +158,9 @@ pub struct ServerFiles {
 impl ServerFiles {
     fn paths(&self) -> Vec<&Path> {
         let mut paths = vec![self.cert_file.as_path(), self.key_file.as_path()];
-        if let ClientAuth::Required(ca) | ClientAuth::Optional(ca) = &self.client_auth {
+        if let ClientAuth::Required(ca) | ClientAuth::Optional(ca) | ClientAuth::RequiredNamed { ca, .. } =
+            &self.client_auth
+        {
             paths.push(ca);
         }
         paths
@@ -165,6 +179,14 @@ impl ServerFiles {
             ClientAuth::Required(ca) => builder.with_client_cert_verifier(
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider).build()?,
             ),
+            ClientAuth::RequiredNamed { ca, names } => {
+                let chain =
+                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider).build()?;
+                builder.with_client_cert_verifier(Arc::new(identity::NamedClientVerifier::new(
+                    chain,
+                    names.clone(),
+                )))
+            }
             ClientAuth::Optional(ca) => builder.with_client_cert_verifier(
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
                     .allow_unauthenticated()
@@ -232,15 +254,36 @@ pub struct HttpsServer {
     listener: TcpListener,
     local_addr: SocketAddr,
     tls: ReloadingAcceptor,
+    limits: ServerLimits,
+    metrics: ConnectionMetrics,
 }
 
 impl HttpsServer {
-    /// Loads the TLS files (failing fast on bad ones) and binds `addr`.
+    /// Loads the TLS files (failing fast on bad ones) and binds `addr`; the default
+    /// [`ServerLimits`] apply until [`HttpsServer::with_limits`].
     pub async fn bind(addr: SocketAddr, files: ServerFiles, name: &'static str) -> Result<Self, TlsError> {
         let tls = ReloadingAcceptor::load(files, name)?;
         let listener = TcpListener::bind(addr).await.map_err(|source| TlsError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| TlsError::Bind { addr, source })?;
-        Ok(Self { listener, local_addr, tls })
+        Ok(Self {
+            listener,
+            local_addr,
+            tls,
+            limits: ServerLimits::default(),
+            metrics: ConnectionMetrics::default(),
+        })
+    }
+
+    /// The same server with other client limits.
+    pub fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The same server counting its connections in `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: ConnectionMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The address actually bound.
@@ -251,20 +294,40 @@ impl HttpsServer {
     /// Serves `app` until `shutdown` completes, then lets open connections finish their requests
     /// (for at most a few seconds) and returns. Each request carries [`PeerCertificates`].
     pub async fn serve(self, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let Self { listener, local_addr, mut tls } = self;
+        let Self { listener, local_addr, mut tls, limits, metrics } = self;
         let name = tls.name;
-        tracing::info!(addr = %local_addr, "{name} listening (TLS)");
+        tracing::info!(addr = %local_addr, max_connections = limits.max_connections, "{name} listening (TLS)");
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
+        let slots = Arc::new(Semaphore::new(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)));
+        let (mut slot, mut warned) = (None, None);
         loop {
+            if slot.is_none() {
+                slot = slots.clone().try_acquire_owned().ok();
+                if slot.is_none() {
+                    metrics.cap_reached();
+                    if warned.is_none_or(|at: std::time::Instant| at.elapsed() >= CAP_WARNING_PERIOD) {
+                        warned = Some(std::time::Instant::now());
+                        tracing::warn!(
+                            "{name}: {} connections open, the cap (--max-connections); new connections wait \
+                             until one closes",
+                            limits.max_connections
+                        );
+                    }
+                }
+            }
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => match accepted {
+                // At the cap nothing is accepted: new connections wait in the listen backlog.
+                freed = slots.clone().acquire_owned(), if slot.is_none() => slot = freed.ok(),
+                accepted = listener.accept(), if slot.is_some() => match accepted {
                     Ok((tcp, peer)) => {
+                        let Some(slot) = slot.take() else { continue };
                         let acceptor = tls.current();
-                        connections.spawn(connection(name, tcp, peer, acceptor, app.clone(), stop_rx.clone()));
+                        let conn = Conn { name, limits, metrics: metrics.clone(), stop: stop_rx.clone(), slot };
+                        connections.spawn(conn.serve(tcp, peer, acceptor, app.clone()));
                     }
                     Err(err) => {
                         tracing::warn!("{name}: accept failed: {err}");
@@ -285,53 +348,4 @@ impl HttpsServer {
         }
         tracing::info!(addr = %local_addr, "{name} stopped");
     }
-}
-
-/// Handshakes one connection and serves it until it closes or shutdown is requested.
-async fn connection(
-    name: &'static str,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    app: axum::Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
-            tracing::debug!(%peer, "{name}: peer closed during the TLS handshake");
-            return;
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(%peer, "{name}: TLS handshake refused: {err}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "{name}: TLS handshake timed out");
-            return;
-        }
-    };
-    let chain = stream.get_ref().1.peer_certificates().map(<[_]>::to_vec).unwrap_or_default();
-    let app = app.layer(Extension(PeerCertificates(Arc::new(chain))));
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%peer, "{name}: connection ended: {err}");
-            }
-        }
-        () = stopped(&mut stop) => {
-            conn.as_mut().graceful_shutdown();
-            // Errors while draining are not worth reporting: the server is going away.
-            let _ = conn.await;
-        }
-    }
-}
-
-/// Completes once shutdown is requested (or the server is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone, which also means stop.
-    let _ = stop.wait_for(|stop| *stop).await;
 }

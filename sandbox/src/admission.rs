@@ -2,11 +2,14 @@
 //! ValidatingWebhookConfiguration rule is sent as an admission.k8s.io/v1 AdmissionReview over
 //! TLS (verifying the webhook's caBundle) to its service or URL, honouring matchPolicy-free
 //! rule matching (operations, apiGroups, apiVersions, resources incl. `*`, `x/sub`, `*/sub`,
-//! `x/*`, scope), namespaceSelector, objectSelector (new or old object), sideEffects for
+//! `x/*`, scope), namespaceSelector, objectSelector (new or old object), matchConditions (the
+//! subset [`match_conditions`] evaluates), sideEffects for
 //! dry-run requests, timeoutSeconds, the response uid check and failurePolicy; `/scale`
 //! requests are reviewed with autoscaling/v1 Scale objects, and a denial is answered as
 //! kube-apiserver words it. Services resolve to loopback addresses through a mapping given to
 //! the control plane.
+
+mod match_conditions;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -110,13 +113,26 @@ impl Admission {
                     continue;
                 }
                 let hook_name = hook.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let fail_open = hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore");
+                match match_conditions::matches(hook, user, new) {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) if fail_open => {
+                        tracing::warn!(webhook = hook_name, config = cfg_name, "skipping: {e}");
+                        continue;
+                    }
+                    Err(e) => {
+                        return Err(ApiError::internal(format!(
+                            "Internal error occurred: failed calling webhook {hook_name:?}: {e}"
+                        )));
+                    }
+                }
                 if dry_run && !supports_dry_run(hook) {
                     return Err(ApiError::bad_request(format!(
                         "admission webhook {hook_name:?} does not support dry run"
                     )));
                 }
                 let review = review_request(res, op, subresource, ns, name, new, old, user, dry_run);
-                let fail_open = hook.get("failurePolicy").and_then(Value::as_str) == Some("Ignore");
                 match self.call(hook, &review).await {
                     Ok(resp) => {
                         let allowed =

@@ -495,29 +495,44 @@ impl Parser {
         if t != Tok::Open {
             return Err(err(format!("found '{t}' expected: '('")));
         }
-        let mut values = Vec::new();
-        // `()` is an empty set (rejected later for in/notin).
+        // As kube-apiserver's `labels.Parse`: `()` is the set holding the empty value; an empty
+        // element stands for "" (`(,a)`, `(a,)`, `(a,,b)`), but `,,` right before `)` is an error.
         if self.peek() == Tok::Close {
             self.pos += 1;
-            return Ok(values);
+            return Ok(vec![String::new()]);
         }
+        let mut values = Vec::new();
         loop {
             match self.next() {
                 Tok::Ident(v) => {
                     values.push(v);
-                    match self.next() {
-                        Tok::Comma => continue,
-                        Tok::Close => return Ok(values),
+                    match self.peek() {
+                        Tok::Comma => {}
+                        Tok::Close => {
+                            self.pos += 1;
+                            return Ok(values);
+                        }
                         t => return Err(err(format!("found '{t}', expected: ',' or ')'"))),
                     }
                 }
-                // an empty element: `(a,,b)` or `(a,)`
-                Tok::Comma => values.push(String::new()),
-                Tok::Close => {
-                    values.push(String::new());
-                    return Ok(values);
+                Tok::Comma => {
+                    if values.is_empty() {
+                        values.push(String::new());
+                    }
+                    match self.peek() {
+                        Tok::Close => {
+                            self.pos += 1;
+                            values.push(String::new());
+                            return Ok(values);
+                        }
+                        Tok::Comma => {
+                            self.pos += 1;
+                            values.push(String::new());
+                        }
+                        _ => {}
+                    }
                 }
-                t => return Err(err(format!("found '{t}', expected: ',', ')' or identifier"))),
+                t => return Err(err(format!("found '{t}', expected: ',', or identifier"))),
             }
         }
     }

@@ -1,9 +1,11 @@
 //! TriggerAuthentication resolution (pure): turns a TriggerAuthentication spec into the
 //! parameter map a scaler reads, given lookups for Secrets, ConfigMaps and the target
 //! container's environment. The operator passes cluster lookups, `ebb check` passes manifests.
-//! Resolved values are secrets: they are never put in errors, logs, events or labels.
+//! Resolved values are secrets: they are never put in errors, logs, events or labels; where each
+//! parameter came from ([`Resolved::sources`]) is named instead. Also the namespace rule of a
+//! ClusterTriggerAuthentication ([`NamespaceRule`], annotation `ebb.keda.sh/allowed-namespaces`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ebb_api::TriggerAuthenticationSpec;
 use thiserror::Error;
@@ -57,6 +59,29 @@ pub fn resolve(
     spec: &TriggerAuthenticationSpec,
     sources: &dyn AuthSources,
 ) -> Result<BTreeMap<String, String>, AuthError> {
+    resolve_with_sources(spec, sources).map(|r| r.params)
+}
+
+/// Resolved parameters and, per parameter, where they were read (names only).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Resolved {
+    pub params: BTreeMap<String, String>,
+    /// e.g. `secretTargetRef: Secret "db" key "password"`.
+    pub sources: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Resolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolved").field("sources", &self.sources).finish_non_exhaustive()
+    }
+}
+
+/// [`resolve`], also saying where each parameter came from. When several entries give one
+/// parameter the last read wins: env, then secretTargetRef, then configMapTargetRef.
+pub fn resolve_with_sources(
+    spec: &TriggerAuthenticationSpec,
+    sources: &dyn AuthSources,
+) -> Result<Resolved, AuthError> {
     for (present, what) in [
         (spec.hashi_corp_vault.is_some(), "hashiCorpVault"),
         (spec.azure_key_vault.is_some(), "azureKeyVault"),
@@ -73,22 +98,85 @@ pub fn resolve(
     {
         return Err(AuthError::UnsupportedPodIdentity(pi.provider.clone()));
     }
-    let mut out = BTreeMap::new();
+    let mut out = Resolved::default();
+    let mut put = |parameter: &str, value: String, from: String| {
+        out.params.insert(parameter.to_owned(), value);
+        out.sources.insert(parameter.to_owned(), from);
+    };
     for e in &spec.env {
         let v = sources
             .env(&e.name, e.container_name.as_deref())
             .ok_or_else(|| AuthError::MissingEnv { name: e.name.clone(), parameter: e.parameter.clone() })?;
-        out.insert(e.parameter.clone(), v);
+        let container = match &e.container_name {
+            Some(c) => format!("container {c:?}"),
+            None => "the scale target's container".to_owned(),
+        };
+        put(&e.parameter, v, format!("env: variable {:?} of {container}", e.name));
     }
     for r in &spec.secret_target_ref {
         let v = found("Secret", sources.secret(&r.name, &r.key), &r.name, &r.key, &r.parameter)?;
-        out.insert(r.parameter.clone(), v);
+        put(&r.parameter, v, format!("secretTargetRef: Secret {:?} key {:?}", r.name, r.key));
     }
     for r in &spec.config_map_target_ref {
         let v = found("ConfigMap", sources.config_map(&r.name, &r.key), &r.name, &r.key, &r.parameter)?;
-        out.insert(r.parameter.clone(), v);
+        put(&r.parameter, v, format!("configMapTargetRef: ConfigMap {:?} key {:?}", r.name, r.key));
     }
     Ok(out)
+}
+
+/// Which namespaces may use a ClusterTriggerAuthentication: its `ebb.keda.sh/allowed-namespaces`
+/// annotation (comma-separated namespace names, `*` for all), or the operator's default when
+/// the annotation is absent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamespaceRule {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl NamespaceRule {
+    /// Parses a comma-separated list of namespace names; `*` (alone or in the list) means all.
+    /// An empty list allows no namespace. Errors name the offending entry.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut names = BTreeSet::new();
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if entry == "*" {
+                return Ok(Self::All);
+            }
+            if !is_namespace_name(entry) {
+                let shown: String = entry.chars().take(64).collect();
+                return Err(format!(
+                    "{shown:?} is not a namespace name (lowercase letters, digits and '-', at most 63 characters) nor *"
+                ));
+            }
+            names.insert(entry.to_owned());
+        }
+        Ok(Self::Only(names))
+    }
+
+    pub fn allows(&self, namespace: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Only(names) => names.contains(namespace),
+        }
+    }
+
+    /// `all namespaces`, `no namespace` or `namespaces a, b`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::All => "all namespaces".to_owned(),
+            Self::Only(n) if n.is_empty() => "no namespace".to_owned(),
+            Self::Only(n) => format!("namespaces {}", n.iter().cloned().collect::<Vec<_>>().join(", ")),
+        }
+    }
+}
+
+/// An RFC 1123 label, as Kubernetes requires of namespace names.
+fn is_namespace_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 fn found(kind: &'static str, l: Lookup, name: &str, key: &str, parameter: &str) -> Result<String, AuthError> {
@@ -157,6 +245,38 @@ mod tests {
         assert_eq!(got.get("awsAccessKeyID").map(String::as_str), Some("AKIA"));
         assert_eq!(got.get("awsRegion").map(String::as_str), Some("us-east-1"));
         assert_eq!(got.get("bearerToken").map(String::as_str), Some("tok"));
+    }
+
+    #[test]
+    fn sources_name_where_each_parameter_was_read_and_no_value() {
+        let spec = TriggerAuthenticationSpec {
+            secret_target_ref: vec![sref("awsAccessKeyID", "aws", "id")],
+            env: vec![AuthEnvironment {
+                parameter: "bearerToken".into(),
+                name: "TOKEN".into(),
+                container_name: Some("app".into()),
+            }],
+            ..Default::default()
+        };
+        let got = resolve_with_sources(&spec, &Fixed).unwrap();
+        assert_eq!(got.sources["awsAccessKeyID"], "secretTargetRef: Secret \"aws\" key \"id\"");
+        assert_eq!(got.sources["bearerToken"], "env: variable \"TOKEN\" of container \"app\"");
+        let debug = format!("{got:?}");
+        assert!(!debug.contains("AKIA") && !debug.contains("tok\""), "{debug}");
+    }
+
+    #[test]
+    fn namespace_rules() {
+        let only = NamespaceRule::parse(" team-a, team-b ,").unwrap();
+        assert!(only.allows("team-a") && only.allows("team-b") && !only.allows("team-c"));
+        assert_eq!(only.describe(), "namespaces team-a, team-b");
+        assert_eq!(NamespaceRule::parse("team-a,*").unwrap(), NamespaceRule::All);
+        let none = NamespaceRule::parse("").unwrap();
+        assert!(!none.allows("default"));
+        assert_eq!(none.describe(), "no namespace");
+        let e = NamespaceRule::parse("team-a,Team_B").unwrap_err();
+        assert!(e.starts_with("\"Team_B\" is not a namespace name"), "{e}");
+        assert!(NamespaceRule::parse(&"a".repeat(64)).is_err());
     }
 
     #[test]

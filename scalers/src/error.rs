@@ -95,6 +95,9 @@ pub enum ScalerError {
     InvalidResponse(String),
     #[error("{0}")]
     Config(String),
+    /// The operator's egress policy forbids the destination (see `crate::egress`).
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl ScalerError {
@@ -108,6 +111,26 @@ impl ScalerError {
             Self::Throttled(_) => "Throttled",
             Self::InvalidResponse(_) => "InvalidResponse",
             Self::Config(_) => "Config",
+            Self::Denied(_) => "EgressDenied",
         }
+    }
+}
+
+impl From<crate::egress::Denied> for ScalerError {
+    fn from(d: crate::egress::Denied) -> Self {
+        Self::Denied(d.to_string())
+    }
+}
+
+/// `text` on one line (whitespace and control characters collapsed), cut to `max` characters
+/// with `…`: for text from elsewhere that goes into a message.
+pub fn one_line(text: &str, max: usize) -> String {
+    let words: Vec<&str> =
+        text.split(|c: char| c.is_whitespace() || c.is_control()).filter(|w| !w.is_empty()).collect();
+    let line = words.join(" ");
+    if line.chars().count() > max {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    } else {
+        line
     }
 }

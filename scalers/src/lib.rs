@@ -6,6 +6,7 @@ pub mod auth;
 pub mod aws;
 pub mod cron;
 pub mod decision;
+pub mod egress;
 pub mod error;
 pub mod hpa;
 pub mod kafka;

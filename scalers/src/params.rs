@@ -3,8 +3,20 @@
 //! the value may come from); the reader resolves a value from the metadata, then `<name>FromEnv`
 //! (the target container's environment), then the TriggerAuthentication parameters, converts it
 //! and reports problems naming the trigger, the parameter and what was expected.
+//!
+//! Two rules protect what travels with a credential:
+//! - a parameter the scaler reads from authentication may be set in one place only: given both
+//!   by the TriggerAuthentication and in the metadata (or as `<name>FromEnv`), it is an error
+//!   naming both places (KEDA refuses `tls` and `sasl` set in both; ebb refuses every such
+//!   parameter), so a trigger cannot override what a (Cluster)TriggerAuthentication sets;
+//! - only values written in the ScaledObject's own metadata (or defaults) are ever shown: a
+//!   value from a TriggerAuthentication (any source) or from the target's environment is never
+//!   put in an error, whichever scaler builds the message ([`Params::error`] scrubs them).
+//!
+//! The reader also carries the operator's decision whether a trigger may use the operator's own
+//! cloud identity ([`OperatorIdentity`]); the scalers that can use it ask [`Params::allow_operator_identity`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use ebb_api::{AuthPodIdentity, MetadataValue};
@@ -98,6 +110,26 @@ pub struct ParseContext {
     /// The `eks.amazonaws.com/role-arn` annotation of the target's ServiceAccount, when read
     /// (only needed by `podIdentity.identityOwner: workload`).
     pub workload_role_arn: Option<String>,
+    /// The trigger's authentication as messages name it, e.g. `ClusterTriggerAuthentication
+    /// "shared"`, per trigger index (absent: "the TriggerAuthentication").
+    pub auth_name: BTreeMap<usize, String>,
+    /// Where the authentication read each parameter, e.g. `secretTargetRef: Secret "db" key
+    /// "password"`, per trigger index and parameter. Names only, never values.
+    pub auth_sources: BTreeMap<usize, BTreeMap<String, String>>,
+    /// Which triggers may use the operator's own cloud identity.
+    pub operator_identity: OperatorIdentity,
+}
+
+/// Whether triggers may use the operator's own cloud identity (AWS `identityOwner: operator`,
+/// `podIdentity` with `identityOwner: keda` and no role to assume).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum OperatorIdentity {
+    /// Every trigger may (`ebb check`, tests: the identity is the caller's own).
+    #[default]
+    Allowed,
+    /// Only the listed trigger indices may; the others are refused with `reason`, which says
+    /// how to allow it.
+    Only { triggers: BTreeSet<usize>, reason: String },
 }
 
 impl fmt::Debug for ParseContext {
@@ -109,9 +141,31 @@ impl fmt::Debug for ParseContext {
             .field("auth", &auth)
             .field("pod_identity", &self.pod_identity)
             .field("workload_role_arn", &self.workload_role_arn)
+            .field("auth_name", &self.auth_name)
+            .field("auth_sources", &self.auth_sources)
+            .field("operator_identity", &self.operator_identity)
             .finish()
     }
 }
+
+/// Where a parameter's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    /// Written in the trigger's metadata: may be shown.
+    Metadata,
+    /// The declared default: may be shown.
+    Default,
+    /// The target container's environment variable named (`<name>FromEnv`): never shown.
+    Env(String),
+    /// The trigger's authentication: never shown.
+    Auth,
+}
+
+/// What replaces a value that must not be shown.
+const REDACTED: &str = "<redacted>";
+/// Values (and pieces of values) at least this long are scrubbed from messages even unquoted;
+/// shorter ones only in their quoted form, so common words in a message are left alone.
+const SCRUB_UNQUOTED_MIN: usize = 8;
 
 /// Typed reader over one trigger's parameters. Debug shows no environment or authentication
 /// values.
@@ -122,8 +176,14 @@ pub struct Params<'a> {
     metadata: &'a BTreeMap<String, MetadataValue>,
     env: &'a BTreeMap<String, String>,
     auth: Option<&'a BTreeMap<String, String>>,
+    auth_name: Option<&'a str>,
+    auth_sources: Option<&'a BTreeMap<String, String>>,
     pod_identity: Option<&'a AuthPodIdentity>,
     workload_role_arn: Option<&'a str>,
+    /// `Err(reason)` when this trigger may not use the operator's own identity.
+    operator_identity: Result<(), &'a str>,
+    /// Values this trigger may read that must never be shown (authentication, environment).
+    hidden: Vec<&'a str>,
     warnings: Vec<String>,
 }
 
@@ -134,6 +194,7 @@ impl fmt::Debug for Params<'_> {
             .field("type_", &self.type_)
             .field("metadata", &self.metadata)
             .field("auth", &self.auth.map(|a| a.keys().collect::<Vec<_>>()))
+            .field("auth_name", &self.auth_name)
             .field("pod_identity", &self.pod_identity)
             .finish_non_exhaustive()
     }
@@ -147,15 +208,35 @@ impl<'a> Params<'a> {
         metadata: &'a BTreeMap<String, MetadataValue>,
         ctx: &'a ParseContext,
     ) -> Self {
+        let auth = ctx.auth.get(&index);
+        let mut hidden: Vec<&'a str> =
+            auth.into_iter().flat_map(|a| a.values().map(String::as_str)).collect();
+        // Environment variables this trigger names through `<name>FromEnv`.
+        hidden.extend(
+            metadata
+                .iter()
+                .filter(|(k, _)| k.ends_with("FromEnv"))
+                .filter_map(|(_, var)| ctx.env.get(var.as_str()).map(String::as_str)),
+        );
+        hidden.retain(|v| !v.trim().is_empty());
+        let operator_identity = match &ctx.operator_identity {
+            OperatorIdentity::Allowed => Ok(()),
+            OperatorIdentity::Only { triggers, .. } if triggers.contains(&index) => Ok(()),
+            OperatorIdentity::Only { reason, .. } => Err(reason.as_str()),
+        };
         let mut p = Self {
             index,
             type_,
             specs,
             metadata,
             env: &ctx.env,
-            auth: ctx.auth.get(&index),
+            auth,
+            auth_name: ctx.auth_name.get(&index).map(String::as_str),
+            auth_sources: ctx.auth_sources.get(&index),
             pod_identity: ctx.pod_identity.get(&index),
             workload_role_arn: ctx.workload_role_arn.as_deref(),
+            operator_identity,
+            hidden,
             warnings: Vec::new(),
         };
         p.check_keys();
@@ -181,6 +262,22 @@ impl<'a> Params<'a> {
         self.warnings
     }
 
+    /// Whether the authentication gives parameter `name` (a non-empty value).
+    fn auth_gives(&self, name: &str) -> bool {
+        self.auth.and_then(|a| a.get(name)).is_some_and(|v| !v.trim().is_empty())
+    }
+
+    /// The metadata key setting `name` in the trigger itself (`name`, or `<name>FromEnv` when
+    /// the parameter takes one), if any is set.
+    fn metadata_key(&self, spec: &ParamSpec) -> Option<String> {
+        let set = |k: &str| self.metadata.get(k).is_some_and(|v| !v.as_str().trim().is_empty());
+        if set(spec.name) {
+            return Some(spec.name.to_owned());
+        }
+        let env_key = format!("{}FromEnv", spec.name);
+        (spec.from_env && set(&env_key)).then_some(env_key)
+    }
+
     fn check_keys(&mut self) {
         let known = |k: &str| {
             self.specs.iter().any(|s| {
@@ -192,6 +289,10 @@ impl<'a> Params<'a> {
             let accepted: Vec<&str> = self.specs.iter().filter(|s| !s.secret).map(|s| s.name).collect();
             for k in unknown {
                 let secret = self.specs.iter().any(|s| s.secret && s.name == k);
+                if secret && self.auth_gives(k) {
+                    // Reported as a conflict.
+                    continue;
+                }
                 self.warnings.push(if secret {
                     format!(
                         "{}: {k} is a credential and is read only from a TriggerAuthentication; the metadata value is ignored",
@@ -209,6 +310,46 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Every parameter read from authentication that the authentication gives and the trigger's
+    /// metadata sets too (directly or as `<name>FromEnv`): one error each, naming both places.
+    pub fn conflicts(&self) -> Vec<ParseError> {
+        self.specs.iter().filter_map(|s| self.conflict(s)).collect()
+    }
+
+    fn conflict(&self, spec: &ParamSpec) -> Option<ParseError> {
+        if !spec.from_auth || !self.auth_gives(spec.name) {
+            return None;
+        }
+        let key = self.metadata_key(spec).or_else(|| {
+            // A credential in metadata is never read, but it still claims the parameter.
+            (spec.secret && self.metadata.get(spec.name).is_some_and(|v| !v.as_str().trim().is_empty()))
+                .then(|| spec.name.to_owned())
+        })?;
+        let in_metadata = if key == spec.name {
+            "in the trigger's metadata".to_owned()
+        } else {
+            format!("in the trigger's metadata (as {key})")
+        };
+        Some(self.error(
+            spec.name,
+            ParseErrorKind::InvalidParameter,
+            format!(
+                "set both {in_metadata} and by {}; set it in one place only (a trigger may not override what its authentication sets)",
+                self.auth_origin(spec.name)
+            ),
+        ))
+    }
+
+    /// `the TriggerAuthentication` or `ClusterTriggerAuthentication "x"`, with where it read
+    /// `name` when known.
+    fn auth_origin(&self, name: &str) -> String {
+        let who = self.auth_name.unwrap_or("the TriggerAuthentication");
+        match self.auth_sources.and_then(|s| s.get(name)) {
+            Some(from) => format!("{who} ({from})"),
+            None => who.to_owned(),
+        }
+    }
+
     fn location(&self, parameter: Option<&str>) -> Location {
         Location::Trigger {
             index: self.index,
@@ -217,18 +358,83 @@ impl<'a> Params<'a> {
         }
     }
 
-    /// An error about one parameter of this trigger.
-    pub fn error(&self, parameter: &str, kind: ParseErrorKind, message: impl Into<String>) -> ParseError {
-        ParseError { location: self.location(Some(parameter)), message: message.into(), kind }
+    /// Removes every value of this trigger that must not be shown (and its pieces) from `message`.
+    fn scrub(&self, message: String) -> String {
+        if self.hidden.is_empty() {
+            return message;
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut add = |piece: &str| {
+            if piece.is_empty() {
+                return;
+            }
+            patterns.push(format!("{piece:?}"));
+            if piece.chars().count() >= SCRUB_UNQUOTED_MIN {
+                patterns.push(piece.to_owned());
+            }
+        };
+        for v in &self.hidden {
+            add(v);
+            add(v.trim());
+            for piece in v.split([',', ';', ' ', '\n', '\t', '/', '&', '=']) {
+                add(piece.trim());
+            }
+        }
+        patterns.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        patterns.dedup();
+        let mut out = message;
+        for p in &patterns {
+            if out.contains(p.as_str()) {
+                out = out.replace(p.as_str(), REDACTED);
+            }
+        }
+        out
     }
 
-    /// An error about the trigger as a whole.
+    /// `message` scrubbed; when something was removed, says where the hidden value came from.
+    fn redacted(&self, parameter: Option<&str>, message: String) -> String {
+        let scrubbed = self.scrub(message.clone());
+        if scrubbed == message {
+            return scrubbed;
+        }
+        let spec = parameter.and_then(|n| self.specs.iter().find(|s| s.name == n));
+        let from = match spec {
+            Some(s) if s.from_env && self.metadata_key(s).is_some_and(|k| k != s.name) => {
+                let var = self.metadata.get(&format!("{}FromEnv", s.name)).map(MetadataValue::as_str);
+                format!("environment variable {:?} of the scale target's container", var.unwrap_or_default())
+            }
+            Some(s) if s.from_auth && self.auth_gives(s.name) => self.auth_origin(s.name),
+            _ => "the trigger's authentication or the scale target's environment".to_owned(),
+        };
+        format!("{scrubbed} (values from {from} are not shown)")
+    }
+
+    /// An error about one parameter of this trigger. Values from authentication or the
+    /// environment are scrubbed from the message.
+    pub fn error(&self, parameter: &str, kind: ParseErrorKind, message: impl Into<String>) -> ParseError {
+        ParseError {
+            location: self.location(Some(parameter)),
+            message: self.redacted(Some(parameter), message.into()),
+            kind,
+        }
+    }
+
+    /// An error about the trigger as a whole (scrubbed like [`Params::error`]).
     pub fn trigger_error(&self, message: impl Into<String>) -> ParseError {
         ParseError {
             location: self.location(None),
-            message: message.into(),
+            message: self.redacted(None, message.into()),
             kind: ParseErrorKind::InvalidParameter,
         }
+    }
+
+    /// Whether this trigger may use the operator's own cloud identity; `what` says how the
+    /// trigger asked for it (e.g. `identityOwner: operator`).
+    pub fn allow_operator_identity(&self, what: &str) -> Result<(), ParseError> {
+        self.operator_identity.map_err(|reason| ParseError {
+            kind: ParseErrorKind::InvalidParameter,
+            ..self.trigger_error(format!("{what} uses the operator's own cloud identity, which {reason}"))
+        })
     }
 
     fn spec(&self, name: &str) -> Result<&'static ParamSpec, ParseError> {
@@ -241,17 +447,26 @@ impl<'a> Params<'a> {
 
     /// The raw value, from metadata, then `…FromEnv`, then authentication, then the default.
     pub fn raw(&self, name: &str) -> Result<Option<String>, ParseError> {
+        Ok(self.lookup(name)?.map(|(v, _)| v))
+    }
+
+    /// The raw value and where it came from. A parameter set both by the authentication and in
+    /// the metadata is an error.
+    fn lookup(&self, name: &str) -> Result<Option<(String, Source)>, ParseError> {
         let spec = self.spec(name)?;
+        if let Some(e) = self.conflict(spec) {
+            return Err(e);
+        }
         if !spec.secret
             && let Some(v) = self.metadata.get(name).map(MetadataValue::as_str).filter(|v| !v.is_empty())
         {
-            return Ok(Some(v.to_owned()));
+            return Ok(Some((v.to_owned(), Source::Metadata)));
         }
         if spec.from_env {
             let key = format!("{name}FromEnv");
             if let Some(var) = self.metadata.get(&key).map(MetadataValue::as_str).filter(|v| !v.is_empty()) {
                 return match self.env.get(var) {
-                    Some(v) if !v.is_empty() => Ok(Some(v.clone())),
+                    Some(v) if !v.is_empty() => Ok(Some((v.clone(), Source::Env(var.to_owned())))),
                     _ => Err(self.error(
                         &key,
                         ParseErrorKind::MissingParameter,
@@ -263,10 +478,10 @@ impl<'a> Params<'a> {
         if spec.from_auth
             && let Some(v) = self.auth.and_then(|a| a.get(name)).filter(|v| !v.is_empty())
         {
-            return Ok(Some(v.clone()));
+            return Ok(Some((v.clone(), Source::Auth)));
         }
         if let Some(d) = spec.default {
-            return Ok(Some(d.to_owned()));
+            return Ok(Some((d.to_owned(), Source::Default)));
         }
         if spec.required {
             let mut how = vec![format!("set metadata.{name}")];
@@ -294,12 +509,21 @@ impl<'a> Params<'a> {
         f: impl FnOnce(&'static ParamSpec, &str) -> Result<T, String>,
     ) -> Result<Option<T>, ParseError> {
         let spec = self.spec(name)?;
-        match self.raw(name)? {
+        match self.lookup(name)? {
             None => Ok(None),
-            Some(v) => f(spec, v.trim()).map(Some).map_err(|m| {
-                // Secrets are never echoed back in messages.
-                let shown = if spec.secret { "<redacted>".to_owned() } else { format!("{v:?}") };
-                self.error(name, ParseErrorKind::InvalidParameter, format!("{m}, found {shown}"))
+            Some((v, source)) => f(spec, v.trim()).map(Some).map_err(|m| {
+                // Only values written in the ScaledObject are shown.
+                let shown = match source {
+                    _ if spec.secret => format!("{m}; the value is a credential and is not shown"),
+                    Source::Metadata | Source::Default => format!("{m}, found {v:?}"),
+                    Source::Env(var) => format!(
+                        "{m}; the value, from environment variable {var:?} of the scale target's container, is not shown"
+                    ),
+                    Source::Auth => {
+                        format!("{m}; the value, from {}, is not shown", self.auth_origin(name))
+                    }
+                };
+                self.error(name, ParseErrorKind::InvalidParameter, shown)
             }),
         }
     }
@@ -484,6 +708,39 @@ mod tests {
         assert_eq!(p.text("password").unwrap(), None);
         let w = p.into_warnings().join("\n");
         assert!(w.contains("read only from a TriggerAuthentication") && !w.contains("leak"), "{w}");
+    }
+
+    const FROM_AUTH: &[ParamSpec] = &[
+        ParamSpec::new("queueLength", ParamKind::Int { min: 1 }).from_auth().from_env(),
+        ParamSpec::new("region", ParamKind::Text).from_auth(),
+    ];
+
+    /// A value from a TriggerAuthentication (a Secret key mapped onto a non-secret parameter) or
+    /// from the target's environment is never echoed: the error names the trigger, the
+    /// parameter, the source and what was expected.
+    #[test]
+    fn values_from_authentication_or_environment_are_never_echoed() {
+        let secret = "hunter2-not-a-number";
+        let m = md(&[]);
+        let mut ctx = ParseContext::default();
+        ctx.auth.insert(0, [("queueLength".to_owned(), secret.to_owned())].into());
+        let p = Params::new(0, "t", FROM_AUTH, &m, &ctx);
+        let e = p.int("queueLength").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(
+            e.starts_with("spec.triggers[0] (t) metadata.queueLength: expected an integer")
+                && e.contains("TriggerAuthentication"),
+            "{e}"
+        );
+        let e = p.error("region", ParseErrorKind::InvalidParameter, format!("bad {secret:?} and {secret}"));
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+
+        let m = md(&[("queueLengthFromEnv", "LEN")]);
+        let mut ctx = ParseContext::default();
+        ctx.env.insert("LEN".into(), secret.into());
+        let p = Params::new(0, "t", FROM_AUTH, &m, &ctx);
+        let e = p.int("queueLength").unwrap_err().to_string();
+        assert!(!e.contains("hunter2") && e.contains("\"LEN\""), "{e}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Whole-ScaledObject validation and parsing, shared by the operator (at reconcile), the
 //! admission webhook (at apply time, same messages) and the CLI: spec-level rules (replica
-//! bounds, fallback, names, caching) and every trigger parsed by its scaler's declared parser.
+//! bounds, fallback, names, caching) and every trigger parsed by its scaler's declared parser,
+//! after refusing parameters set both in the metadata and by the trigger's authentication.
 
 use std::collections::BTreeSet;
 
@@ -62,6 +63,13 @@ pub fn parse_scaled_object(
             errors.push(trig_loc("metricType Utilization is only valid for cpu and memory triggers".into()));
         }
         let params = Params::new(index, &t.type_, def.params, &t.metadata, ctx);
+        // Every parameter set both by the authentication and in the metadata, not only the
+        // first one the scaler happens to read.
+        let conflicts = params.conflicts();
+        if !conflicts.is_empty() {
+            errors.extend(conflicts);
+            continue;
+        }
         let Some(parse) = def.parse else { continue };
         match parse(&params) {
             Ok(config) => {
@@ -152,12 +160,9 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
         }
     }
     if let Some(v) = so.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION_PAUSED_REPLICAS))
-        && v.trim().parse::<u32>().is_err()
+        && let Err(err) = ebb_api::annotations::parse_paused_replicas(v)
     {
-        e.push(ParseError::spec(
-            format!("metadata.annotations[{ANNOTATION_PAUSED_REPLICAS}]"),
-            format!("expected a non-negative integer, found {v:?}"),
-        ));
+        e.push(ParseError::spec(format!("metadata.annotations[{ANNOTATION_PAUSED_REPLICAS}]"), err.detail()));
     }
     e
 }

@@ -104,7 +104,7 @@ async fn bearer_custom_headers_namespace_and_query_parameters() {
             assert_eq!(
                 m,
                 format!(
-                    "Prometheus at {prefix} answered 403 Forbidden (text/plain): \"forbidden\" — check authModes and the TriggerAuthentication"
+                    "Prometheus at {prefix} answered 403 Forbidden (text/plain): text (10 bytes, not shown) — check authModes and the TriggerAuthentication"
                 )
             );
         }
@@ -242,14 +242,15 @@ async fn answers_that_are_not_prometheus_json() {
     assert_eq!(
         r,
         Err(ScalerError::Unreachable(format!(
-            "Prometheus at {addr} answered 502 Bad Gateway (text/html): an HTML page titled \"502 Bad Gateway\""
+            "Prometheus at {addr} answered 502 Bad Gateway (text/html): an HTML page ({} bytes, not shown)",
+            html.len()
         )))
     );
     let (addr, r) = run("/login", &[]).await;
     assert_eq!(
         r,
         Err(ScalerError::InvalidResponse(format!(
-            "the answer is not Prometheus JSON: an HTML page titled \"Sign in\" (Prometheus at {addr})"
+            "the answer is not Prometheus JSON: an HTML page (48 bytes, not shown) (Prometheus at {addr})"
         )))
     );
     let (_, r) = run("/broken", &[]).await;
@@ -269,13 +270,71 @@ async fn answers_that_are_not_prometheus_json() {
     let (_, r) = run("/echo", &[("bearerToken", "tok-echoed-back")]).await;
     match r {
         Err(ScalerError::Config(m)) => {
-            assert!(
-                m.contains("rejected credentials Bearer <redacted>") && !m.contains("tok-echoed-back"),
-                "{m}"
-            )
+            assert!(m.ends_with("(text/plain): text (43 bytes, not shown) — the query was rejected"), "{m}");
+            assert!(!m.contains("tok-echoed-back") && !m.contains("rejected credentials"), "{m}");
         }
         other => panic!("{other:?}"),
     }
     let (_, r) = run("/huge", &[]).await;
     assert!(matches!(&r, Err(ScalerError::InvalidResponse(m)) if m.contains("larger than 4 MiB")), "{r:?}");
+}
+
+/// What an internal service answers never reaches a message (status, Events, the metrics API):
+/// a server answering with a marker in its body — as an error page, as plain text, as JSON that
+/// is not a Prometheus envelope, as a 2xx body of the wrong shape — yields only the status code
+/// and the kind of body.
+#[tokio::test]
+async fn answer_bodies_are_not_reflected_into_errors() {
+    const MARKER: &str = "SECRET-INTERNAL-7f3a";
+    let (server, _) = serve(|s| match s.path.as_str() {
+        "/e500/api/v1/query" => {
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("internal config: password={MARKER}")).into_response()
+        }
+        "/html/api/v1/query" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/html")],
+            format!("<html><head><title>{MARKER}</title></head><body>{MARKER}</body></html>"),
+        )
+            .into_response(),
+        "/json500/api/v1/query" => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"error":"{MARKER}","errorType":"{MARKER}"}}"#),
+        )
+            .into_response(),
+        "/text200/api/v1/query" => format!("{MARKER} {MARKER}").into_response(),
+        "/json200/api/v1/query" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"status":"success","data":{{"resultType":"{MARKER}","result":[]}}}}"#),
+        )
+            .into_response(),
+        "/shape200/api/v1/query" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(r#"{{"status":{{"{MARKER}":1}},"data":1}}"#),
+        )
+            .into_response(),
+        "/sample200/api/v1/query" => vector(MARKER),
+        "/series200/api/v1/query" => (
+            [(header::CONTENT_TYPE, "application/json")],
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"vector","result":[
+                {{"metric":{{"user":"{MARKER}"}},"value":[1,"1"]}},{{"metric":{{"user":"b"}},"value":[1,"2"]}}]}}}}"#
+            ),
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    })
+    .await;
+    for path in
+        ["/e500", "/html", "/json500", "/text200", "/json200", "/shape200", "/sample200", "/series200"]
+    {
+        let addr = format!("{server}{path}");
+        let r = measure(&scaler(&[("serverAddress", &addr), ("query", "up"), ("threshold", "1")], &[])).await;
+        let text = match &r {
+            Err(e) => e.to_string(),
+            Ok(m) => panic!("{path}: {m:?}"),
+        };
+        assert!(!text.contains(MARKER), "{path}: the answer's text reached the message: {text}");
+        assert!(text.contains(&format!("Prometheus at {addr}")), "{path}: {text}");
+    }
 }

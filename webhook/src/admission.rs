@@ -3,7 +3,8 @@
 //! not ebb's, updates that leave spec and annotations as they were — finalizer, label and
 //! ownerReference changes — and updates of objects being deleted), then run the rules of the
 //! object's kind and count ScaledObject validations. Nothing here writes anywhere: a dry run is
-//! validated exactly like a real request.
+//! validated exactly like a real request. The endpoint is not authenticated, so nothing a review
+//! claims (namespace, user) is trusted: the counters label only namespaces the watches know.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,8 +157,9 @@ impl Webhook {
                 let so: ScaledObject = match typed(object) {
                     Ok(so) => so,
                     Err(e) => {
-                        let ns = r.namespace.clone().unwrap_or_default();
-                        self.metrics.record(&ns, action, &[reason::UNDECODABLE]);
+                        let ns = r.namespace.as_deref().unwrap_or_default();
+                        let known = self.index.read().knows_namespace(ns);
+                        self.metrics.record(ns, known, action, &[reason::UNDECODABLE]);
                         return Plan::Answer(Response::deny(&r.uid, 400, undecodable(e), vec![]));
                     }
                 };
@@ -193,9 +195,10 @@ impl Webhook {
         facts: &WorkloadFacts,
     ) -> Response {
         let snapshot = self.index.read();
+        let known = snapshot.knows_namespace(ns);
         if !snapshot.is_synced() {
             drop(snapshot);
-            self.metrics.record(ns, action, &[reason::NOT_READY]);
+            self.metrics.record(ns, known, action, &[reason::NOT_READY]);
             return Response::deny(
                 uid,
                 503,
@@ -206,7 +209,7 @@ impl Webhook {
         }
         let verdict = scaled_object::evaluate(so, ns, &snapshot, facts);
         drop(snapshot);
-        self.metrics.record(ns, action, &verdict.reasons());
+        self.metrics.record(ns, known, action, &verdict.reasons());
         verdict_response(uid, verdict)
     }
 }

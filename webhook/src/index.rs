@@ -106,6 +106,11 @@ impl SoIndex {
         self.namespaces.get(ns)?.objects.get(name)
     }
 
+    /// Whether the watch has seen a ScaledObject in `ns`.
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.namespaces.contains_key(ns)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -162,6 +167,11 @@ impl HpaIndex {
             .filter_map(move |name| Some((&**name, n?.objects.get(name)?)))
     }
 
+    /// Whether the watch has seen an HPA in `ns`.
+    pub fn has_namespace(&self, ns: &str) -> bool {
+        self.namespaces.contains_key(ns)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -197,6 +207,12 @@ impl Snapshot {
 
     pub fn is_synced(&self) -> bool {
         self.sos_synced && self.hpas_synced
+    }
+
+    /// Whether `ns` holds a ScaledObject or an HPA the watches have seen: only such namespaces
+    /// are used as metric labels (a review's namespace is whatever its sender wrote).
+    pub fn knows_namespace(&self, ns: &str) -> bool {
+        self.sos.has_namespace(ns) || self.hpas.has_namespace(ns)
     }
 }
 

@@ -2,6 +2,15 @@
 //! `keda_webhook_scaled_object_validations_total{namespace, action}` counts ScaledObject
 //! validations and `keda_webhook_scaled_object_validation_errors_total{namespace, action,
 //! reason}` counts denials, once per distinct bounded reason (never a message).
+//!
+//! Every label value is bounded: the review's sender chooses its namespace, so a namespace is
+//! used as a label only when the caller says it is known (the watches have seen a ScaledObject or
+//! an HPA in it) and while fewer than [`MAX_NAMESPACE_LABELS`] namespaces have been used;
+//! otherwise it is counted under [`OTHER_NAMESPACE`]. `action` is `create` or `update` and
+//! `reason` one of the rules' fixed reasons.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,11 +30,19 @@ pub struct ErrorLabels {
     pub reason: String,
 }
 
+/// The `namespace` label of reviews from namespaces the webhook does not know (or past the
+/// cap). Not a valid namespace name (`_`), so it never collides with a real one.
+pub const OTHER_NAMESPACE: &str = "_other";
+
+/// Most distinct namespace label values the counters ever hold.
+pub const MAX_NAMESPACE_LABELS: usize = 5_000;
+
 /// Counters of ScaledObject validations.
 #[derive(Clone, Debug, Default)]
 pub struct Metrics {
     validations: Family<ValidationLabels, Counter>,
     errors: Family<ErrorLabels, Counter>,
+    namespaces: Arc<Mutex<HashSet<Box<str>>>>,
 }
 
 impl Metrics {
@@ -45,8 +62,28 @@ impl Metrics {
         m
     }
 
-    /// Records one validation (`action` is `create` or `update`) and its denial reasons.
-    pub fn record(&self, namespace: &str, action: &str, reasons: &[&'static str]) {
+    /// The label for `namespace`: itself when `known` and under the cap, else
+    /// [`OTHER_NAMESPACE`].
+    fn namespace_label<'a>(&self, namespace: &'a str, known: bool) -> &'a str {
+        if !known {
+            return OTHER_NAMESPACE;
+        }
+        // A set of names only: a panic elsewhere cannot leave it torn.
+        let mut seen = self.namespaces.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.contains(namespace) {
+            namespace
+        } else if seen.len() < MAX_NAMESPACE_LABELS {
+            seen.insert(namespace.into());
+            namespace
+        } else {
+            OTHER_NAMESPACE
+        }
+    }
+
+    /// Records one validation (`action` is `create` or `update`) and its denial reasons;
+    /// `known` says whether `namespace` is one the watches have seen (see the module doc).
+    pub fn record(&self, namespace: &str, known: bool, action: &'static str, reasons: &[&'static str]) {
+        let namespace = self.namespace_label(namespace, known);
         let labels = ValidationLabels { namespace: namespace.to_owned(), action: action.to_owned() };
         self.validations.get_or_create(&labels).inc();
         for r in reasons {
@@ -84,8 +121,8 @@ mod tests {
     fn exposes_keda_names_and_labels() {
         let mut registry = Registry::default();
         let m = Metrics::register(&mut registry);
-        m.record("ns", "create", &[]);
-        m.record("ns", "create", &["duplicate-target", "invalid-spec"]);
+        m.record("ns", true, "create", &[]);
+        m.record("ns", true, "create", &["duplicate-target", "invalid-spec"]);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
@@ -98,5 +135,20 @@ mod tests {
             "keda_webhook_scaled_object_validation_errors_total{namespace=\"ns\",action=\"create\",reason=\"duplicate-target\"} 1"
         ), "{text}");
         assert_eq!(m.errors("ns", "create", "invalid-spec"), 1);
+    }
+
+    #[test]
+    fn unknown_namespaces_and_those_past_the_cap_share_one_label() {
+        let m = Metrics::default();
+        m.record("forged", false, "create", &["invalid-spec"]);
+        assert_eq!(m.validations(OTHER_NAMESPACE, "create"), 1);
+        assert_eq!(m.errors(OTHER_NAMESPACE, "create", "invalid-spec"), 1);
+        for i in 0..MAX_NAMESPACE_LABELS {
+            m.record(&format!("ns-{i}"), true, "update", &[]);
+        }
+        m.record("one-too-many", true, "update", &[]);
+        m.record("ns-0", true, "update", &[]);
+        assert_eq!(m.validations(OTHER_NAMESPACE, "update"), 1);
+        assert_eq!(m.validations("ns-0", "update"), 2);
     }
 }

@@ -2,8 +2,9 @@
 //! arguments and environment — `$(VAR)` references expanded, downward-API and Secret/ConfigMap
 //! environment resolved, listening addresses on container ports moved to free loopback ports,
 //! files under volume mounts moved to the Pod's local volume directories — which volumes to
-//! project, and where its readiness probe and Services reach it. Pure: the caller supplies the
-//! object lookups and the port allocator.
+//! project, and where its readiness probe and Services reach it; the operator may reach metric
+//! backends on loopback (its egress policy refuses loopback by default). Pure: the caller
+//! supplies the object lookups and the port allocator.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -139,7 +140,10 @@ pub fn plan(
         .filter_map(Value::as_str)
         .map(|a| rewrite_arg(&expand(a, &vars), &rewrite))
         .collect();
-    let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), rewrite(v))).collect();
+    let mut env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), rewrite(v))).collect();
+    if program == "ebb-operator" {
+        allow_loopback_egress(&args, &mut env);
+    }
     let mut bound: Vec<i64> = Vec::new();
     for v in args.iter().map(String::as_str).chain(env.iter().map(|(_, v)| v.as_str())) {
         let v = v.split_once('=').map_or(v, |(_, r)| r);
@@ -300,6 +304,17 @@ pub fn rewrite_value(v: &str, mounts: &[(String, PathBuf)], ports: &BTreeMap<i64
         return addr.to_string();
     }
     v.to_owned()
+}
+
+/// Metric backends next to the sandbox listen on loopback, which the operator's egress policy
+/// refuses by default: unless the manifest sets the allow list itself, the operator may reach
+/// loopback (the control plane's own port stays refused as the API server's).
+fn allow_loopback_egress(args: &[String], env: &mut Vec<(String, String)>) {
+    const VAR: &str = "EBB_EGRESS_ALLOW_CIDRS";
+    let set = args.iter().any(|a| a.starts_with("--egress-allow-cidrs")) || env.iter().any(|(k, _)| k == VAR);
+    if !set {
+        env.push((VAR.to_owned(), "127.0.0.0/8,::1".to_owned()));
+    }
 }
 
 /// The metrics API server reaches the operator by its Service's DNS name (`--operator-url`,

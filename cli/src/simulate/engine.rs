@@ -48,6 +48,17 @@ pub struct Input {
     pub initial_replicas: i32,
     /// Offset used for times written into reasons.
     pub display_offset: FixedOffset,
+    /// `paused-scale-in` / `paused-scale-out`.
+    pub guards: Guards,
+    /// `paused` / `paused-replicas`: no loop and no HPA.
+    pub paused: Option<Paused>,
+}
+
+/// A paused object: the pinned count (if any) is written once; nothing else scales it.
+#[derive(Debug, Clone)]
+pub struct Paused {
+    pub pinned: Option<i32>,
+    pub reason: String,
 }
 
 /// One sampled row of the timeline.
@@ -95,6 +106,23 @@ pub async fn run(mut input: Input) -> Vec<Step> {
         if t > input.until {
             break;
         }
+        if let Some(p) = &input.paused
+            && t == next_poll
+        {
+            for (i, trig) in input.triggers.iter().enumerate() {
+                let (v, a) = value_at(trig, t).await;
+                polled[i] = v;
+                active |= a;
+            }
+            if let Some(n) = p.pinned.filter(|n| *n != replicas) {
+                notes.push(format!("{} ebb {} → {n} ({})", hms(t), replicas, p.reason));
+                replicas = n;
+            }
+            poll_reason = p.reason.clone();
+            // Nothing else happens while paused: no more polls, no HPA.
+            next_poll = input.until + Duration::seconds(1);
+            next_hpa = next_poll;
+        }
         if t == next_poll {
             let mut outcome = PollOutcome::default();
             for (i, trig) in input.triggers.iter().enumerate() {
@@ -104,7 +132,7 @@ pub async fn run(mut input: Input) -> Vec<Step> {
                 outcome.any_error |= v.is_none();
             }
             active = outcome.active;
-            let d = decide(&input.loop_spec, last_active, t, replicas, outcome, Guards::default());
+            let d = decide(&input.loop_spec, last_active, t, replicas, outcome, input.guards);
             last_active = d.last_active;
             if let Some(w) = d.write {
                 let event = d.event.map(|e| format!(" ({e})")).unwrap_or_default();

@@ -1,19 +1,23 @@
 //! `ebb simulate`: the replica timeline a ScaledObject would produce over a period, from its
 //! cron schedules and from metric series given as CSV, printed as text or JSON and optionally
-//! drawn as an SVG chart.
+//! drawn as an SVG chart. The scaling annotations are applied as the operator applies them
+//! (shared parser `ebb_api::annotations`): a paused object keeps its replicas (or the pinned
+//! count), paused directions hold ebb's writes and disable the HPA's direction.
 
 pub mod engine;
 pub mod series;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
+use ebb_api::annotations::ScalingAnnotations;
+use ebb_api::constants::{ANNOTATION_PAUSED, ANNOTATION_PAUSED_REPLICAS};
 use ebb_scalers::ParsedScaledObject;
-use ebb_scalers::decision::LoopSpec;
+use ebb_scalers::decision::{Guards, LoopSpec};
 use ebb_scalers::hpa::HpaCalculator;
 
 use crate::error::CliError;
 use crate::load::Loaded;
 use crate::svg::{Chart, MetricSeries};
-use engine::{Input, SimTrigger, Source, Step};
+use engine::{Input, Paused, SimTrigger, Source, Step};
 use series::Series;
 
 /// What the user asked for.
@@ -119,13 +123,15 @@ pub async fn simulate(
         };
         triggers.push(SimTrigger { spec: t.clone(), source });
     }
-    let hpa = HpaCalculator::from_k8s(spec.min_replicas().max(1), spec.max_replicas(), spec.hpa_behavior())
+    let annotations = ScalingAnnotations::read(so.object.metadata.annotations.as_ref());
+    let behavior = annotations.hpa_behavior(spec.hpa_behavior());
+    let hpa = HpaCalculator::from_k8s(spec.min_replicas().max(1), spec.max_replicas(), behavior.as_ref())
         .map_err(|e| {
-        CliError::Invalid(vec![format!(
-            "{}: spec.advanced.horizontalPodAutoscalerConfig.behavior: {e}",
-            so.source
-        )])
-    })?;
+            CliError::Invalid(vec![format!(
+                "{}: spec.advanced.horizontalPodAutoscalerConfig.behavior: {e}",
+                so.source
+            )])
+        })?;
     let input = Input {
         triggers,
         loop_spec: LoopSpec::from_spec(spec, from),
@@ -136,6 +142,19 @@ pub async fn simulate(
         step: opts.step,
         initial_replicas: opts.initial_replicas.unwrap_or_else(|| spec.min_replicas()),
         display_offset: *opts.from.offset(),
+        guards: Guards {
+            scale_in_paused: annotations.scale_in_paused,
+            scale_out_paused: annotations.scale_out_paused,
+        },
+        paused: annotations.paused.then(|| Paused {
+            pinned: annotations.pinned_replicas(),
+            reason: match annotations.pinned_replicas() {
+                Some(n) => {
+                    format!("paused by annotation {ANNOTATION_PAUSED_REPLICAS}: replicas pinned at {n}")
+                }
+                None => format!("paused by annotation {ANNOTATION_PAUSED}: nothing is scaled"),
+            },
+        }),
     };
     Ok(engine::run(input).await)
 }

@@ -156,29 +156,34 @@ fn generated_certificates_serve_and_authenticate_the_three_services() {
     let out = dir.join("out");
     let printed = generate_certs(&out);
     let file = |n: &str| out.join(n).display().to_string();
-    for purpose in ["sslserver", "sslclient"] {
-        let (ok, stdout, stderr) = run(
-            "openssl",
-            &["verify", "-CAfile", &file("ca.crt"), "-purpose", purpose, &file("tls.crt")],
-            None,
-            &[],
-        );
-        assert!(ok, "{purpose}: {stdout}{stderr}");
-    }
-    let (ok, text, _) =
-        run("openssl", &["x509", "-in", &file("tls.crt"), "-noout", "-ext", "subjectAltName"], None, &[]);
-    assert!(ok);
-    for svc in ["ebb-operator", "ebb-webhook", "ebb-metrics-apiserver"] {
+    let mut leaves = Vec::new();
+    for (secret, service, _) in super::manifests::CERTIFICATE_SECRETS {
+        let crt = file(&format!("{secret}/tls.crt"));
+        // Each certificate is for one purpose only, and verifies for it.
+        let (want, other) =
+            if service.is_some() { ("sslserver", "sslclient") } else { ("sslclient", "sslserver") };
+        let verify = |purpose: &str| {
+            run("openssl", &["verify", "-CAfile", &file("ca.crt"), "-purpose", purpose, &crt], None, &[])
+        };
+        let (ok, stdout, stderr) = verify(want);
+        assert!(ok, "{secret} {want}: {stdout}{stderr}");
+        assert!(!verify(other).0, "{secret} also verifies for {other}");
+        let (ok, text, _) =
+            run("openssl", &["x509", "-in", &crt, "-noout", "-ext", "subjectAltName"], None, &[]);
+        assert!(ok);
+        let name = service.unwrap_or("ebb-metrics-apiserver");
+        let host = if service.is_some() { format!("{name}.keda.svc") } else { name.to_owned() };
         assert!(
-            text.contains(&format!("DNS:{svc}.keda.svc,")) || text.contains(&format!("DNS:{svc}.keda.svc\n")),
-            "{svc}: {text}"
+            text.contains(&format!("DNS:{host},")) || text.contains(&format!("DNS:{host}\n")),
+            "{secret}: {text}"
         );
+        leaves.push(std::fs::read(&crt).unwrap());
     }
     let mode = |n: &str| {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::metadata(out.join(n)).unwrap().permissions().mode() & 0o777
     };
-    assert_eq!((mode("tls.key"), mode("ca.key")), (0o600, 0o600));
+    assert_eq!((mode("ebb-webhook-tls/tls.key"), mode("ca.key")), (0o600, 0o600));
     assert!(!printed.contains("PRIVATE KEY"), "keys must never be printed");
 
     let ca = std::fs::read(out.join("ca.crt")).unwrap();
@@ -191,18 +196,18 @@ fn generated_certificates_serve_and_authenticate_the_three_services() {
     for hook in vwc["webhooks"].as_array().unwrap() {
         assert_eq!(hook["clientConfig"]["caBundle"], bundle.as_str());
     }
-    let secret =
-        objects.iter().find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "ebb-certs").unwrap();
-    assert_eq!(secret["metadata"]["namespace"], "keda");
-    let mut keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
-    keys.sort();
-    assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    for (name, _, _) in super::manifests::CERTIFICATE_SECRETS {
+        let secret = objects.iter().find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == name).unwrap();
+        assert_eq!(secret["metadata"]["namespace"], "keda");
+        let mut keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"], "{name}");
+    }
 
-    // A second run keeps the CA (the caBundles stay valid) and renews the certificate.
-    let first = std::fs::read(out.join("tls.crt")).unwrap();
+    // A second run keeps the CA (the caBundles stay valid) and renews the certificates.
     generate_certs(&out);
     assert_eq!(std::fs::read(out.join("ca.crt")).unwrap(), ca);
-    assert_ne!(std::fs::read(out.join("tls.crt")).unwrap(), first);
+    assert_ne!(std::fs::read(out.join("ebb-webhook-tls/tls.crt")).unwrap(), leaves[1]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -214,7 +219,7 @@ async fn generated_certificates_carry_admission_through_the_control_plane() {
     let (ok, stdout, err) =
         cluster.kubectl(&["apply", "--validate=false", "-k", out.to_str().unwrap()], None).await;
     assert!(ok, "kubectl apply -k failed:\n{stdout}\n{err}");
-    assert!(stdout.contains("secret/ebb-certs created"), "{stdout}");
+    assert!(stdout.contains("secret/ebb-webhook-tls created"), "{stdout}");
 
     let kc = kube::config::Kubeconfig::from_yaml(&cluster.sb.kubeconfig()).unwrap();
     let client =
@@ -224,8 +229,8 @@ async fn generated_certificates_carry_admission_through_the_control_plane() {
         "ebb-webhook",
         "--admin-addr=127.0.0.1:0",
         "--secure-addr=127.0.0.1:0",
-        &format!("--tls-cert-file={}", out.join("tls.crt").display()),
-        &format!("--tls-key-file={}", out.join("tls.key").display()),
+        &format!("--tls-cert-file={}", out.join("ebb-webhook-tls/tls.crt").display()),
+        &format!("--tls-key-file={}", out.join("ebb-webhook-tls/tls.key").display()),
     ])
     .unwrap();
     let bound = ebb_webhook::bind(&args, client).await.unwrap();

@@ -155,7 +155,7 @@ pub fn problems(r: &Rendered, dep: &Value) -> Vec<String> {
         };
         let vol = pod["volumes"].as_array().into_iter().flatten().find(|v| v["name"] == volume.as_str());
         if let Some(secret) = vol.and_then(|v| v["secret"]["secretName"].as_str())
-            && secret == "ebb-certs"
+            && super::manifests::CERTIFICATE_SECRETS.iter().any(|c| c.0 == secret)
         {
             let key = &path[dir.len() + 1..];
             if !CERT_KEYS.contains(&key) {
@@ -252,7 +252,7 @@ fn every_kind_of_mismatch_is_found() {
             args.retain(|a| !a.as_str().unwrap().starts_with("--tls-cert-file"));
             args.push(json!("--tls-cert-file=/etc/tls/tls.crt"));
         }),
-        ("ebb-operator", "Secret ebb-certs has no key client-ca.pem", |c| {
+        ("ebb-operator", "Secret ebb-operator-tls has no key client-ca.pem", |c| {
             let args = c["args"].as_array_mut().unwrap();
             args.retain(|a| !a.as_str().unwrap().starts_with("--internal-client-ca-file"));
             args.push(json!("--internal-client-ca-file=/certs/client-ca.pem"));

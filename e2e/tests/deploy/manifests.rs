@@ -229,7 +229,7 @@ fn services_policies_and_api_registrations_reach_real_container_ports() {
                     )
                 })
                 .unwrap_or_else(|| panic!("{}: {} selects no pods", r.name, kn(np)));
-            for rule in np["spec"]["ingress"].as_array().unwrap() {
+            for rule in np["spec"]["ingress"].as_array().into_iter().flatten() {
                 for p in rule["ports"].as_array().unwrap() {
                     assert!(
                         container_port(dep, &p["port"]).is_some(),
@@ -319,7 +319,9 @@ fn rbac_binds_real_accounts_to_real_roles_and_grants_no_wildcards() {
                     // Reading any Secret (trigger authentication); the certificate manager's
                     // own: create (not limitable by name), and writes only by name.
                     let by_name = rule.get("resourceNames").is_some_and(|n| {
-                        n.as_array().is_some_and(|n| n.iter().all(|n| n == "ebb-certs" || n == "ebb-ca"))
+                        n.as_array().is_some_and(|n| {
+                            n.iter().all(|n| n == "ebb-ca" || CERTIFICATE_SECRETS.iter().any(|c| n == c.0))
+                        })
                     });
                     let certificates = role["metadata"]["name"] == "ebb-operator-certificates";
                     let allowed: &[&str] = match (certificates, by_name) {
@@ -371,36 +373,51 @@ fn high_availability_runs_two_spread_replicas_with_disruption_budgets() {
     }
 }
 
+/// Secret of each program's certificate, the Service it serves (None: the client certificate)
+/// and the Deployment that mounts it.
+pub const CERTIFICATE_SECRETS: [(&str, Option<&str>, &str); 4] = [
+    ("ebb-operator-tls", Some("ebb-operator"), "ebb-operator"),
+    ("ebb-webhook-tls", Some("ebb-webhook"), "ebb-webhook"),
+    ("ebb-metrics-apiserver-tls", Some("ebb-metrics-apiserver"), "ebb-metrics-apiserver"),
+    ("ebb-metrics-apiserver-client-tls", None, "ebb-metrics-apiserver"),
+];
+
 #[test]
 fn cert_manager_references() {
     for r in [render_overlay("cert-manager"), super::render_everything()] {
-        let cert = r.get("Certificate", "ebb-certs").unwrap();
-        let secret = cert["spec"]["secretName"].as_str().unwrap();
-        for d in r.of_kind("Deployment") {
-            let vols = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
-            assert!(
-                vols.iter().any(|v| v["secret"]["secretName"] == secret),
-                "{}: {} does not mount {secret}",
-                r.name,
-                kn(d)
-            );
+        for (secret, service, mounted_by) in CERTIFICATE_SECRETS {
+            let cert = r.get("Certificate", secret).unwrap();
+            assert_eq!(cert["spec"]["secretName"], secret);
+            // Mounted by its own program only.
+            for d in r.of_kind("Deployment") {
+                let vols = d["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+                let mounts = vols.iter().any(|v| v["secret"]["secretName"] == secret);
+                assert_eq!(mounts, d["metadata"]["name"] == mounted_by, "{}: {} and {secret}", r.name, kn(d));
+            }
+            let dns: BTreeSet<&str> =
+                cert["spec"]["dnsNames"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+            let usages = cert["spec"]["usages"].as_array().unwrap();
+            match service {
+                Some(svc) => {
+                    assert!(
+                        dns.contains(format!("{svc}.keda.svc").as_str()),
+                        "{}: {secret} lacks {svc}",
+                        r.name
+                    );
+                    assert!(r.get("Service", svc).is_some(), "{}: no Service {svc}", r.name);
+                    assert!(
+                        dns.iter().all(|d| d.starts_with(&format!("{svc}."))),
+                        "{}: {secret}: {dns:?}",
+                        r.name
+                    );
+                    assert_eq!(usages, &[json!("digital signature"), json!("server auth")], "{secret}");
+                }
+                None => {
+                    assert_eq!(cert["spec"]["commonName"], "ebb-metrics-apiserver");
+                    assert_eq!(usages, &[json!("digital signature"), json!("client auth")], "{secret}");
+                }
+            }
         }
-        let dns: BTreeSet<&str> =
-            cert["spec"]["dnsNames"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        // Every Service serving TLS (all but the plain-HTTP metrics-only ones).
-        let tls_services = r
-            .of_kind("Service")
-            .filter(|s| s["spec"]["ports"].as_array().unwrap().iter().any(|p| p["name"] != "metrics"));
-        for svc in tls_services {
-            let host = format!(
-                "{}.{}.svc",
-                svc["metadata"]["name"].as_str().unwrap(),
-                svc["metadata"]["namespace"].as_str().unwrap()
-            );
-            assert!(dns.contains(host.as_str()), "{}: certificate lacks {host}", r.name);
-        }
-        let usages = cert["spec"]["usages"].as_array().unwrap();
-        assert!(usages.contains(&json!("server auth")) && usages.contains(&json!("client auth")));
         for c in r.of_kind("Certificate") {
             let issuer = c["spec"]["issuerRef"]["name"].as_str().unwrap();
             assert!(r.get("Issuer", issuer).is_some(), "{}: {} names missing Issuer {issuer}", r.name, kn(c));
@@ -408,15 +425,13 @@ fn cert_manager_references() {
         let ca_secret =
             r.get("Issuer", "ebb-ca").unwrap()["spec"]["ca"]["secretName"].as_str().unwrap().to_owned();
         assert_eq!(r.get("Certificate", "ebb-ca").unwrap()["spec"]["secretName"], ca_secret.as_str());
-        let inject = format!("keda/{}", cert["metadata"]["name"].as_str().unwrap());
-        for (kind, name) in [
-            ("APIService", "v1beta1.external.metrics.k8s.io"),
-            ("ValidatingWebhookConfiguration", "keda-admission"),
+        for (kind, name, from) in [
+            ("APIService", "v1beta1.external.metrics.k8s.io", "keda/ebb-metrics-apiserver-tls"),
+            ("ValidatingWebhookConfiguration", "keda-admission", "keda/ebb-webhook-tls"),
         ] {
             let o = r.get(kind, name).unwrap();
             assert_eq!(
-                o["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
-                inject.as_str(),
+                o["metadata"]["annotations"]["cert-manager.io/inject-ca-from"], from,
                 "{}: {kind}",
                 r.name
             );

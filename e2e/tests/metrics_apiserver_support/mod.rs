@@ -149,6 +149,8 @@ pub fn start_operator(client: &kube::Client, pki: &Pki, port: u16) -> Operator {
         pki.dir.arg("operator.key"),
         "--internal-client-ca-file".into(),
         pki.dir.arg("internal-ca.crt"),
+        // The test backends listen on loopback, which the egress policy refuses by default.
+        "--egress-allow-cidrs=127.0.0.0/8,::1".into(),
     ])
     .unwrap();
     let (trigger, shutdown) = ebb_plumbing::shutdown::channel();

@@ -5,7 +5,9 @@
 //!    kube-system/extension-apiserver-authentication and carries an allowed name is the
 //!    aggregator: the user is read from `X-Remote-User` / `X-Remote-Group` /
 //!    `X-Remote-Extra-*`. Those headers are read on no other path.
-//! 2. Otherwise a bearer token is checked with a TokenReview.
+//! 2. Otherwise a bearer token is checked with a TokenReview — if its answer is not cached and
+//!    the review budget ([`budget`]) allows one; past the budget the answer is 429 with
+//!    Retry-After and no review is made. The aggregator's path (1) never draws on it.
 //! 3. Otherwise, or when either fails: 401 and nothing else.
 //!
 //! The user is then authorized with a SubjectAccessReview (`get` on the metric as a resource of
@@ -14,6 +16,7 @@
 //!
 //! With `--insecure-skip-auth` ([`Authenticator::disabled`]) every request is let through.
 
+pub mod budget;
 pub mod config;
 pub mod front_proxy;
 pub mod reviews;
@@ -31,7 +34,7 @@ use crate::discovery::GROUP;
 use crate::routes::Route;
 use crate::status::ApiStatus;
 use front_proxy::{FrontProxy, RequestHeaderConfig};
-use reviews::Reviews;
+use reviews::{Reviews, TokenError};
 
 /// An authenticated caller.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -195,6 +198,10 @@ impl Delegated {
             Ok(Some(user)) => Ok(user),
             Ok(None) => Err(ApiStatus::unauthorized(
                 "Unauthorized: the bearer token was not accepted by a TokenReview",
+            )),
+            Err(TokenError::Limited(limited)) => Err(ApiStatus::too_many_requests(
+                format!("Too many requests: {}, try again later", TokenError::Limited(limited)),
+                limited.retry_after_secs(),
             )),
             Err(err) => Err(ApiStatus::internal(format!("cannot check the bearer token: {err}"))),
         }

@@ -1,9 +1,13 @@
 //! Delegated checks against the cluster: TokenReview for bearer tokens and
 //! SubjectAccessReview for every request, with answers cached for a short TTL in bounded caches
 //! (tokens by their SHA-256 digest — a token is never kept in memory beyond its review, nor
-//! logged). Identical reviews wanted at the same time (say, every connection of a busy client
-//! when its cached answer expires) are sent once. Each review is bounded by a timeout; a failed
-//! review is not cached.
+//! logged). Rejected tokens are remembered apart from accepted ones, for their own (shorter)
+//! time, so that a flood of made-up tokens cannot push accepted ones out. Identical reviews
+//! wanted at the same time (say, every connection of a busy client when its cached answer
+//! expires) are sent once. A TokenReview for a token no cache knows draws on the review
+//! [`Budget`] (rate and concurrency); past it the request is refused without a review
+//! ([`TokenError::Limited`]). Each review is bounded by a timeout; a failed review is not
+//! cached.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use k8s_openapi::api::authorization::v1::{
 };
 use kube::api::{Api, PostParams};
 
+use super::budget::{Budget, Limited};
 use super::{Attributes, User};
 use crate::cache::{Flights, TtlCache};
 use crate::discovery::{GROUP, VERSION};
@@ -37,15 +42,66 @@ pub struct ReviewConfig {
     pub capacity: usize,
     /// Bound on one review call.
     pub timeout: Duration,
+    /// How long a rejected token is refused without a review.
+    pub negative_ttl: Duration,
+    /// Rejected tokens remembered at most.
+    pub negative_capacity: usize,
+    /// TokenReviews per second (sustained) for tokens no cache knows.
+    pub token_rate: u32,
+    /// TokenReviews allowed at once above the rate.
+    pub token_burst: u32,
+    /// TokenReviews in flight at most.
+    pub token_concurrency: usize,
+}
+
+impl Default for ReviewConfig {
+    /// The flags' defaults.
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            capacity: 4096,
+            timeout: Duration::from_secs(5),
+            negative_ttl: Duration::from_secs(5),
+            negative_capacity: 4096,
+            token_rate: 10,
+            token_burst: 20,
+            token_concurrency: 4,
+        }
+    }
+}
+
+/// Why a bearer token could not be checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenError {
+    /// The review budget is used up; no review was made.
+    Limited(Limited),
+    /// The review failed (API server unreachable, timeout, …): what happened.
+    Failed(String),
+}
+
+impl std::fmt::Display for TokenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenError::Limited(Limited::Rate(_)) => {
+                f.write_str("too many TokenReviews for unknown bearer tokens (rate limit)")
+            }
+            TokenError::Limited(Limited::Concurrency) => {
+                f.write_str("too many TokenReviews for unknown bearer tokens in flight")
+            }
+            TokenError::Failed(why) => f.write_str(why),
+        }
+    }
 }
 
 /// TokenReview and SubjectAccessReview through the Kubernetes API, cached.
 pub struct Reviews {
     client: kube::Client,
     timeout: Duration,
-    tokens: Arc<TtlCache<[u8; 32], Option<Arc<User>>>>,
+    tokens: Arc<TtlCache<[u8; 32], Arc<User>>>,
+    rejected: Arc<TtlCache<[u8; 32], ()>>,
+    budget: Arc<Budget>,
     access: Arc<TtlCache<Vec<u8>, Decision>>,
-    token_flights: Flights<[u8; 32], Result<Option<Arc<User>>, String>>,
+    token_flights: Flights<[u8; 32], Result<Option<Arc<User>>, TokenError>>,
     access_flights: Flights<Vec<u8>, Result<Decision, String>>,
     metrics: Metrics,
 }
@@ -55,6 +111,7 @@ impl std::fmt::Debug for Reviews {
         f.debug_struct("Reviews")
             .field("timeout", &self.timeout)
             .field("tokens", &self.tokens.len())
+            .field("rejected", &self.rejected.len())
             .field("access", &self.access.len())
             .finish_non_exhaustive()
     }
@@ -66,6 +123,13 @@ impl Reviews {
             client,
             timeout: cfg.timeout,
             tokens: Arc::new(TtlCache::new(cfg.ttl, cfg.capacity)),
+            rejected: Arc::new(TtlCache::new(cfg.negative_ttl, cfg.negative_capacity)),
+            budget: Arc::new(Budget::new(
+                cfg.token_rate,
+                cfg.token_burst,
+                cfg.token_concurrency,
+                Instant::now(),
+            )),
             access: Arc::new(TtlCache::new(cfg.ttl, cfg.capacity)),
             token_flights: Flights::default(),
             access_flights: Flights::default(),
@@ -74,39 +138,81 @@ impl Reviews {
     }
 
     /// The user a bearer token belongs to (`None`: not authenticated).
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Arc<User>>, String> {
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Arc<User>>, TokenError> {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut key = [0u8; 32];
         key.copy_from_slice(digest.as_ref());
-        if let Some(user) = self.tokens.get(&key, Instant::now()) {
+        let now = Instant::now();
+        if let Some(user) = self.tokens.get(&key, now) {
             self.metrics.review("token", "cached");
-            return Ok(user);
+            return Ok(Some(user));
         }
+        if self.rejected.get(&key, now).is_some() {
+            self.metrics.review("token", "cached");
+            return Ok(None);
+        }
+        // A review of the same token already on its way costs nothing more; a new one draws
+        // on the budget.
+        let ticket = if self.token_flights.contains(&key) {
+            None
+        } else {
+            match self.budget.take(now) {
+                Ok(ticket) => Some(ticket),
+                Err(limited) => {
+                    self.metrics.review("token", "limited");
+                    return Err(TokenError::Limited(limited));
+                }
+            }
+        };
         let review = TokenReview {
             spec: TokenReviewSpec { token: Some(token.to_owned()), ..Default::default() },
             ..Default::default()
         };
-        let (api, cache, metrics, timeout) = (
+        let (api, tokens, rejected, budget, metrics, timeout) = (
             Api::<TokenReview>::all(self.client.clone()),
             self.tokens.clone(),
+            self.rejected.clone(),
+            self.budget.clone(),
             self.metrics.clone(),
             self.timeout,
         );
         let flight = self.token_flights.join(key, move || async move {
+            // Held (as in flight) until the review is answered or times out. Without one, the
+            // flight this request meant to join ended just now: its answer is in a cache, or
+            // this review draws on the budget after all.
+            let _ticket = match ticket {
+                Some(ticket) => ticket,
+                None => {
+                    let now = Instant::now();
+                    if let Some(user) = tokens.get(&key, now) {
+                        return Ok(Some(user));
+                    }
+                    if rejected.get(&key, now).is_some() {
+                        return Ok(None);
+                    }
+                    budget.take(now).map_err(|limited| {
+                        metrics.review("token", "limited");
+                        TokenError::Limited(limited)
+                    })?
+                }
+            };
             match call(timeout, api.create(&PostParams::default(), &review), "TokenReview").await {
                 Ok(answered) => {
                     let user = user_of(&answered).map(Arc::new);
                     metrics.review("token", if user.is_some() { "allowed" } else { "denied" });
-                    cache.insert(key, user.clone(), Instant::now());
+                    match &user {
+                        Some(user) => tokens.insert(key, user.clone(), Instant::now()),
+                        None => rejected.insert(key, (), Instant::now()),
+                    }
                     Ok(user)
                 }
                 Err(err) => {
                     metrics.review("token", "error");
-                    Err(err)
+                    Err(TokenError::Failed(err))
                 }
             }
         });
-        flight.await.unwrap_or_else(|| Err("the TokenReview was cancelled".to_owned()))
+        flight.await.unwrap_or_else(|| Err(TokenError::Failed("the TokenReview was cancelled".to_owned())))
     }
 
     /// Whether `user` may do `attrs`.

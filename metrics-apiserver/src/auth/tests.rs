@@ -67,7 +67,7 @@ fn bearer_tokens_are_read_from_authorization() {
 fn unreachable_authenticator() -> Authenticator {
     let config = kube::Config::new("https://127.0.0.1:9".parse().unwrap());
     let client = kube::Client::try_from(config).unwrap();
-    let cfg = ReviewConfig { ttl: Duration::from_secs(10), capacity: 16, timeout: Duration::from_secs(2) };
+    let cfg = ReviewConfig { capacity: 16, timeout: Duration::from_secs(2), ..ReviewConfig::default() };
     Authenticator::delegated(Reviews::new(client, cfg, Metrics::unregistered()))
 }
 

@@ -1,7 +1,8 @@
 //! The certificate material of the operator's certificate management, and every decision about
-//! it, without any Kubernetes I/O: making a CA and a serving certificate (ECDSA P-256), reading
-//! them back from PEM, deciding whether each is kept or replaced, and building the CA bundle
-//! (current CA first, then earlier CAs that are still valid).
+//! it, without any Kubernetes I/O: making a CA and the leaf certificates (ECDSA P-256) — one per
+//! component, each with its own key and identity ([`LeafSpec`]) — reading them back from PEM,
+//! deciding whether each leaf is kept or replaced ([`plan_leaf`]), and the staged CA rotation
+//! ([`rotation`]: publish the new CA, switch the leaves, retire the old CA).
 //!
 //! Times are Unix seconds, as X.509 validity has a resolution of one second. Nothing here puts
 //! key material into an error message.
@@ -50,6 +51,10 @@ pub struct Timing {
     pub renew_before: Duration,
     /// Lifetime of a CA.
     pub ca_validity: Duration,
+    /// How long a change of the trusted CAs (or of the CA that signs the leaves) must have been
+    /// published everywhere before the next step of a CA rotation: longer than the kubelet
+    /// takes to update a mounted Secret and the API server to see a new caBundle.
+    pub overlap: Duration,
 }
 
 impl Timing {
@@ -64,6 +69,14 @@ impl Timing {
                 "--certificate-renew-before ({}) must be at least 1s and shorter than --certificate-validity ({})",
                 show(self.renew_before),
                 show(self.validity)
+            ));
+        }
+        if self.overlap.as_secs() == 0 || self.overlap >= self.renew_before {
+            return Err(format!(
+                "--ca-rotation-overlap ({}) must be at least 1s and shorter than --certificate-renew-before ({}): \
+                 a certificate due for renewal may wait that long for a new CA to be trusted",
+                show(self.overlap),
+                show(self.renew_before)
             ));
         }
         if self.ca_validity <= self.ca_renew_window() {
@@ -95,6 +108,8 @@ pub struct CertInfo {
     pub not_after: i64,
     /// Serial number, hex.
     pub serial: String,
+    /// Common name of the subject, if any.
+    pub common_name: Option<String>,
     /// DNS subject alternative names.
     pub dns_names: BTreeSet<String>,
     /// Whether basicConstraints marks it as a CA.
@@ -128,6 +143,12 @@ impl CertInfo {
             not_before: cert.validity().not_before.timestamp(),
             not_after: cert.validity().not_after.timestamp(),
             serial: cert.raw_serial_as_string(),
+            common_name: cert
+                .subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_owned),
             dns_names,
             is_ca: cert.is_ca(),
             server_auth,
@@ -235,33 +256,28 @@ impl Ca {
         Ok(Self { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
     }
 
-    /// Issues a serving certificate for `dns_names`, usable for server and client
-    /// authentication, valid from (about) `now` for `validity`.
-    pub fn issue(
-        &self,
-        dns_names: &[String],
-        now: i64,
-        validity: Duration,
-    ) -> Result<Serving, GenerateError> {
-        let err = |e: rcgen::Error| GenerateError::new("the serving certificate", e);
+    /// Issues the leaf certificate `spec` describes, valid from (about) `now` for `validity`:
+    /// its common name and DNS names, and only its own usage (serverAuth or clientAuth).
+    pub fn issue(&self, spec: &LeafSpec, now: i64, validity: Duration) -> Result<Leaf, GenerateError> {
+        let err = |e: rcgen::Error| GenerateError::new(spec.component.what(), e);
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(err)?;
         let issuer = Issuer::from_ca_cert_der(&self.info.der.clone().into(), ca_key).map_err(err)?;
         let key = KeyPair::generate().map_err(err)?;
-        let mut params = CertificateParams::new(dns_names.to_vec()).map_err(err)?;
+        let mut params = CertificateParams::new(spec.dns_names.clone()).map_err(err)?;
         params.distinguished_name = DistinguishedName::new();
-        if let Some(first) = dns_names.first() {
-            params.distinguished_name.push(DnType::CommonName, first.clone());
-        }
+        params.distinguished_name.push(DnType::CommonName, spec.common_name.clone());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![match spec.usage {
+            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+        }];
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, now, validity);
         let cert = params.signed_by(&key, &issuer).map_err(err)?;
         let info =
-            CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new("the serving certificate", e))?;
-        Ok(Serving { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
+            CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new(spec.component.what(), e))?;
+        Ok(Leaf { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
     }
 }
 
@@ -273,17 +289,17 @@ fn set_validity(params: &mut CertificateParams, now: i64, validity: Duration) {
     params.not_after = at(now.saturating_add(secs));
 }
 
-/// A serving certificate and its key, both PEM.
+/// A leaf certificate (serving or client) and its key, both PEM.
 #[derive(Clone, Debug)]
-pub struct Serving {
+pub struct Leaf {
     pub info: CertInfo,
     pub cert_pem: String,
     /// PKCS#8 PEM. Never logged.
     pub key_pem: String,
 }
 
-impl Serving {
-    /// Reads a serving certificate (the first of `cert_pem`) and checks that `key_pem` is its key.
+impl Leaf {
+    /// Reads a leaf certificate (the first of `cert_pem`) and checks that `key_pem` is its key.
     pub fn parse(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {
         let info = first_cert(cert_pem)?;
         matching_key(key_pem, &info)?;
@@ -295,19 +311,21 @@ impl Serving {
     }
 }
 
-/// Why a CA or a serving certificate is (re)issued.
+/// Why a CA or a leaf certificate is (re)issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// The Secret does not exist.
     Missing,
     /// The Secret's content does not parse (or the key does not match, or it is not a CA).
     Unparseable(String),
-    /// The serving certificate is not signed by the current CA.
+    /// The leaf is not signed by the CA that signs leaves now.
     OtherIssuer,
-    /// The serving certificate's DNS names are not the configured ones.
+    /// The leaf's common name or DNS names are not the configured ones.
     DnsNames,
-    /// The serving certificate lacks serverAuth or clientAuth.
+    /// The leaf's extended key usage is not exactly its component's (serverAuth or clientAuth).
     Usage,
+    /// The CA has expired.
+    Expired,
     /// Less than the renewal window is left.
     Expiring { not_after: i64 },
 }
@@ -318,10 +336,9 @@ impl fmt::Display for Reason {
             Self::Missing => f.write_str("the Secret does not exist"),
             Self::Unparseable(why) => write!(f, "its content is unusable: {why}"),
             Self::OtherIssuer => f.write_str("the certificate is not signed by the current CA"),
-            Self::DnsNames => f.write_str("the certificate's DNS names differ from the configured ones"),
-            Self::Usage => {
-                f.write_str("the certificate is not valid for both server and client authentication")
-            }
+            Self::DnsNames => f.write_str("the certificate's names differ from the configured ones"),
+            Self::Usage => f.write_str("the certificate's key usage is not its component's alone"),
+            Self::Expired => f.write_str("the CA has expired"),
             Self::Expiring { not_after } => write!(f, "the certificate expires at {}", rfc3339(*not_after)),
         }
     }
@@ -336,6 +353,7 @@ impl Reason {
             Self::OtherIssuer => "ca-changed",
             Self::DnsNames => "dns-names-changed",
             Self::Usage => "usage",
+            Self::Expired => "expired",
             Self::Expiring { .. } => "renewal",
         }
     }
@@ -347,20 +365,8 @@ pub fn rfc3339(t: i64) -> String {
 }
 
 /// Seconds of a duration as i64.
-fn secs(d: Duration) -> i64 {
+pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
-}
-
-/// What to do with the CA Secret's content.
-pub fn plan_ca(current: Option<&Result<Ca, String>>, now: i64, timing: &Timing) -> Result<(), Reason> {
-    match current {
-        None => Err(Reason::Missing),
-        Some(Err(why)) => Err(Reason::Unparseable(why.clone())),
-        Some(Ok(ca)) if ca.info.not_after - now <= secs(timing.ca_renew_window()) => {
-            Err(Reason::Expiring { not_after: ca.info.not_after })
-        }
-        Some(Ok(_)) => Ok(()),
-    }
 }
 
 /// When the CA is due for replacement, Unix seconds.
@@ -368,57 +374,119 @@ pub fn ca_renew_at(ca: &CertInfo, timing: &Timing) -> i64 {
     ca.not_after - secs(timing.ca_renew_window())
 }
 
-/// When a serving certificate is due for renewal, Unix seconds.
-pub fn serving_renew_at(cert: &CertInfo, timing: &Timing) -> i64 {
+/// When a leaf certificate is due for renewal, Unix seconds.
+pub fn leaf_renew_at(cert: &CertInfo, timing: &Timing) -> i64 {
     cert.not_after - secs(timing.renew_before)
 }
 
-/// Whether the serving certificate is kept (Ok) or reissued (the reason).
-pub fn plan_serving(
-    current: Option<&Result<Serving, String>>,
-    ca: &CertInfo,
-    dns_names: &[String],
+/// Whether a leaf is kept (Ok) or issued again from `authority.signing` (the reason).
+///
+/// A leaf signed by a CA that is still trusted but no longer signs (a CA being retired) is
+/// kept until the bundle holding the signing CA has been published everywhere for the overlap
+/// ([`rotation::Authority::switch_ready`]) — even when due for renewal, as long as it has not
+/// expired — so that no program serves a certificate its clients cannot verify yet.
+pub fn plan_leaf(
+    current: Option<&Result<Leaf, String>>,
+    spec: &LeafSpec,
+    authority: &rotation::Authority,
     now: i64,
     timing: &Timing,
 ) -> Result<(), Reason> {
-    let serving = match current {
+    let leaf = match current {
         None => return Err(Reason::Missing),
         Some(Err(why)) => return Err(Reason::Unparseable(why.clone())),
         Some(Ok(s)) => &s.info,
     };
-    if !serving.signed_by(ca) {
-        return Err(Reason::OtherIssuer);
-    }
-    let want: BTreeSet<String> = dns_names.iter().cloned().collect();
-    if serving.dns_names != want {
+    let want: BTreeSet<String> = spec.dns_names.iter().cloned().collect();
+    if leaf.dns_names != want || leaf.common_name.as_deref() != Some(spec.common_name.as_str()) {
         return Err(Reason::DnsNames);
     }
-    if !(serving.server_auth && serving.client_auth) {
+    let usage_ok = match spec.usage {
+        Usage::Server => leaf.server_auth && !leaf.client_auth,
+        Usage::Client => leaf.client_auth && !leaf.server_auth,
+    };
+    if !usage_ok {
         return Err(Reason::Usage);
     }
-    if serving.not_after - now <= secs(timing.renew_before) {
-        return Err(Reason::Expiring { not_after: serving.not_after });
+    let expiring = leaf.not_after - now <= secs(timing.renew_before);
+    if leaf.signed_by(&authority.signing.info) {
+        return if expiring { Err(Reason::Expiring { not_after: leaf.not_after }) } else { Ok(()) };
+    }
+    let by_trusted = authority.trusted().into_iter().any(|ca| ca.not_after > now && leaf.signed_by(ca));
+    if !by_trusted {
+        return Err(Reason::OtherIssuer);
+    }
+    if leaf.not_after <= now {
+        return Err(Reason::Expiring { not_after: leaf.not_after });
+    }
+    if authority.switch_ready(now, timing) {
+        return Err(if expiring {
+            Reason::Expiring { not_after: leaf.not_after }
+        } else {
+            Reason::OtherIssuer
+        });
     }
     Ok(())
 }
 
-/// The CA bundle: the current CA first, then every other CA certificate of `previous` (the
-/// bundle published so far) that is still valid at `now`, in their order, without duplicates.
-/// Unparseable parts of `previous` are dropped.
-pub fn bundle(current: &CertInfo, previous: &[u8], now: i64) -> String {
-    let mut out = current.pem();
-    let mut seen = vec![current.der.clone()];
-    let kept = Pem::iter_from_buffer(previous)
-        .map_while(Result::ok)
-        .filter(|b| b.label == "CERTIFICATE")
-        .filter_map(|b| CertInfo::from_der(&b.contents).ok());
-    for cert in kept {
-        if cert.is_ca && cert.not_after > now && !seen.contains(&cert.der) {
-            out.push_str(&cert.pem());
-            seen.push(cert.der);
+/// The program a leaf certificate belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    /// The operator's internal endpoint (serving).
+    Operator,
+    /// The admission webhook (serving).
+    Webhook,
+    /// The metrics API server's external metrics API (serving).
+    MetricsApiServer,
+    /// The metrics API server as client of the operator's internal endpoint.
+    MetricsApiServerClient,
+}
+
+impl Component {
+    /// Every component, in the order the manager handles them.
+    pub const ALL: [Self; 4] =
+        [Self::Operator, Self::Webhook, Self::MetricsApiServer, Self::MetricsApiServerClient];
+
+    /// A short name for metrics, logs and events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Webhook => "webhook",
+            Self::MetricsApiServer => "metrics-apiserver",
+            Self::MetricsApiServerClient => "metrics-apiserver-client",
         }
     }
-    out
+
+    fn what(self) -> &'static str {
+        match self {
+            Self::Operator => "the operator's serving certificate",
+            Self::Webhook => "the webhook's serving certificate",
+            Self::MetricsApiServer => "the metrics API server's serving certificate",
+            Self::MetricsApiServerClient => "the metrics API server's client certificate",
+        }
+    }
+}
+
+/// Server or client authentication: a leaf is valid for one only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// extendedKeyUsage serverAuth.
+    Server,
+    /// extendedKeyUsage clientAuth.
+    Client,
+}
+
+/// One leaf certificate the manager keeps: whose it is, its Secret and its identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeafSpec {
+    pub component: Component,
+    /// Secret (type kubernetes.io/tls) holding it, in the operator's namespace.
+    pub secret: String,
+    /// Subject common name.
+    pub common_name: String,
+    /// DNS subject alternative names.
+    pub dns_names: Vec<String>,
+    pub usage: Usage,
 }
 
 /// The DNS names of a certificate for `services` in `namespace`: per service S, `S`, `S.N`,
@@ -440,5 +508,9 @@ pub fn dns_names(services: &[String], namespace: &str, cluster_domain: &str) -> 
     out
 }
 
+pub mod rotation;
+
+#[cfg(test)]
+mod simulation;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,9 @@
 use std::sync::Arc;
 
 use ebb_api::ScaledObject;
+use ebb_api::constants::{
+    ANNOTATION_PAUSED_REPLICAS, ANNOTATION_PAUSED_SCALE_IN, ANNOTATION_PAUSED_SCALE_OUT,
+};
 use ebb_scalers::{
     ParseContext, ParsedScaledObject, ScalerConfig, ScalerError, TriggerSpec, parse_scaled_object,
 };
@@ -352,4 +355,28 @@ fn seed_prometheus_fixture_hpa_carries_its_behavior_and_both_metrics() {
     let names: Vec<String> =
         spec.metrics.unwrap().iter().map(|m| m.external.as_ref().unwrap().metric.name.clone()).collect();
     assert_eq!(names, ["s0-prometheus", "s1-prometheus"]);
+}
+
+/// The HPA builder and the scale loop read `paused-scale-in`/`paused-scale-out` the same way,
+/// and as KEDA does (Go's `strconv.ParseBool`; a value that is not a boolean means paused).
+#[test]
+fn direction_pauses_agree_between_hpa_and_loop() {
+    // (value, paused per KEDA's documented semantics)
+    let table = [("true", true), ("1", true), ("T", true), ("yes", true), ("false", false), ("0", false)];
+    for (v, keda) in table {
+        for key in [ANNOTATION_PAUSED_SCALE_IN, ANNOTATION_PAUSED_SCALE_OUT] {
+            let mut so = so_from(CRON);
+            let p = parsed(&so);
+            so.metadata.annotations = Some(BTreeMap::from([(key.to_owned(), v.to_owned())]));
+            let b = desired_hpa(&so, &p).unwrap().spec.unwrap().behavior;
+            let rules = b.as_ref().and_then(|b| {
+                if key == ANNOTATION_PAUSED_SCALE_IN { b.scale_down.as_ref() } else { b.scale_up.as_ref() }
+            });
+            let hpa_disabled = rules.and_then(|r| r.select_policy.as_deref()) == Some("Disabled");
+            let g = loop_guards(&so);
+            let loop_paused =
+                if key == ANNOTATION_PAUSED_SCALE_IN { g.scale_in_paused } else { g.scale_out_paused };
+            assert_eq!((hpa_disabled, loop_paused), (keda, keda), "{key}: {v:?} (hpa, loop)");
+        }
+    }
 }

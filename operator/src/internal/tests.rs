@@ -114,6 +114,7 @@ impl Fixture {
             cert_file: dir.write("tls.crt", &leaf.cert_pem),
             key_file: dir.write("tls.key", &leaf.key_pem),
             client_ca_file: dir.write("client-ca.crt", client_ca.cert_pem()),
+            client_names: vec!["ebb-metrics-apiserver".to_owned()],
         };
         let server = InternalServer::bind(cfg).await.unwrap();
         let addr = server.local_addr();
@@ -168,7 +169,7 @@ impl Fixture {
 
     /// The CN of the certificate a new connection is served.
     async fn presented_cn(&self) -> (String, CertificateDer<'static>) {
-        let client = self.client_ca.issue_client("probe", &[]).unwrap();
+        let client = self.client_ca.issue_client("ebb-metrics-apiserver", &[]).unwrap();
         let (cert, response) = self.raw_get(Some(&client), "/healthz").await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         (pki::peer_identity(&cert).unwrap().0, cert)
@@ -438,6 +439,7 @@ async fn startup_fails_on_unusable_files() {
             cert_file: dir.write("tls.crt", cert),
             key_file: dir.write("tls.key", key),
             client_ca_file: dir.write("ca.crt", client_ca),
+            client_names: vec!["ebb-metrics-apiserver".to_owned()],
         };
         let err = InternalServer::bind(cfg).await.unwrap_err();
         assert!(expected(&err), "case {i}: {err}");
@@ -447,6 +449,7 @@ async fn startup_fails_on_unusable_files() {
         cert_file: dir.0.join("absent.crt"),
         key_file: dir.0.join("absent.key"),
         client_ca_file: dir.0.join("absent-ca.crt"),
+        client_names: vec!["ebb-metrics-apiserver".to_owned()],
     };
     let err = InternalServer::bind(missing).await.unwrap_err();
     assert!(matches!(&err, InternalError::Read { path, .. } if path.ends_with("absent.crt")), "{err}");
@@ -468,4 +471,46 @@ async fn client_rejects_non_https_urls_and_bad_pem() {
     assert!(matches!(err, ebb_plumbing::internal_client::ClientError::NoPrivateKey), "{err}");
     let client = InternalClient::new("https://127.0.0.1:9666/", tls, CLIENT_TIMEOUT).unwrap();
     assert_eq!(client.base_url(), "https://127.0.0.1:9666");
+}
+
+#[tokio::test]
+async fn a_certificate_from_the_same_ca_naming_another_component_is_refused() {
+    let fx = Fixture::start().await;
+    // The webhook's or the operator's identity, signed by the very CA the endpoint trusts: the
+    // chain is fine, the identity is not the metrics API server's.
+    for other in ["ebb-webhook", "ebb-webhook.keda.svc", "ebb-operator", "ebb-metrics-apiserver-x"] {
+        let leaf = fx.client_ca.issue_client(other, &[]).unwrap();
+        let err = fx.raw_get(Some(&leaf), "/healthz").await.unwrap_err();
+        assert_eq!(err.to_string(), "received fatal alert: AccessDenied", "{other}");
+        let client = fx.client_from(&fx.client_ca, other);
+        let got = client.metric_value("default", "web", "s1-prometheus").await;
+        assert!(
+            matches!(&got, Err(ValueError::Unreachable(message)) if message.contains("AccessDenied")),
+            "{other}: {got:?}"
+        );
+    }
+    assert_eq!(fx.source.calls.load(Ordering::SeqCst), 0);
+    // The configured identity is admitted.
+    assert_eq!(fx.client().metric_value("default", "web", "s1-prometheus").await.unwrap().value, 41.5);
+    fx.stop().await;
+}
+
+/// Amplification: however many identical questions arrive at once, the value source (and so the
+/// metric source behind it) is asked once.
+#[tokio::test]
+async fn concurrent_identical_questions_ask_the_source_once() {
+    let fx = Fixture::start().await;
+    let client = Arc::new(fx.client());
+    let asks: Vec<_> = (0..100)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.metric_value("default", "web", "s1-prometheus").await })
+        })
+        .collect();
+    for a in asks {
+        assert_eq!(a.await.unwrap().unwrap().value, 41.5);
+    }
+    let calls = fx.source.calls.load(Ordering::SeqCst);
+    assert!(calls <= 1, "100 concurrent questions asked the source {calls} times");
+    fx.stop().await;
 }

@@ -235,3 +235,21 @@ fn lateness_histogram_counts_every_tick_in_fine_buckets() {
     assert_eq!(bucket("0.04135903062765139").as_deref(), Some("4"));
     assert!(s.contains(&"ebb_scale_loop_lateness_seconds_count 4".to_string()), "{s:?}");
 }
+
+#[test]
+fn write_failures_are_counted_by_bounded_reason() {
+    let (registry, m) = setup();
+    m.status_write_failed("timeout");
+    m.status_write_failed("timeout");
+    m.scale_write_failed("not_leader");
+    m.scale_write_failed("no such reason");
+    let s = samples(&registry);
+    for want in [
+        r#"ebb_status_write_failures_total{reason="timeout"} 2"#,
+        r#"ebb_scale_write_failures_total{reason="not_leader"} 1"#,
+        r#"ebb_scale_write_failures_total{reason="invalid"} 1"#,
+    ] {
+        assert!(s.contains(&want.to_string()), "{want} in {s:?}");
+    }
+    assert_eq!(s.iter().filter(|l| l.starts_with("ebb_s")).count(), 3, "{s:?}");
+}

@@ -261,3 +261,17 @@ fn status_patch_is_a_complete_apply_body() {
         })
     );
 }
+
+/// Whatever a scaler's error says, the condition message stays bounded and on one line.
+#[test]
+fn trigger_errors_in_ready_are_bounded_one_line() {
+    let long = format!("first line\n{}", "x".repeat(10_000));
+    let outcomes: Vec<(String, Result<(), String>)> =
+        (0..3).map(|i| (format!("s{i}-prometheus"), Err(long.clone()))).collect();
+    let mut c = initial_conditions(t(0));
+    ready_from_triggers(&mut c, &outcomes, false, t(1));
+    let msg = get(&c, READY).message.clone().unwrap();
+    assert!(msg.chars().count() <= 3 * (MAX_TRIGGER_ERROR_CHARS + 40) + 100, "{} chars", msg.chars().count());
+    assert!(!msg.contains('\n'), "{msg}");
+    assert!(msg.contains("s2-prometheus: first line xxx"), "{msg}");
+}

@@ -322,7 +322,15 @@ static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub async fn start_operator(client: &kube::Client, extra: &[&str]) -> Operator {
     install_log_capture();
     let ns = client.default_namespace().to_owned();
-    let mut argv = vec!["ebb-operator", "--admin-addr", "127.0.0.1:0", "--operator-namespace", &ns];
+    // The test backends listen on loopback, which the egress policy refuses by default.
+    let mut argv = vec![
+        "ebb-operator",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--operator-namespace",
+        &ns,
+        "--egress-allow-cidrs=127.0.0.0/8,::1",
+    ];
     if real_cluster() {
         // Tests run in parallel on one cluster: each operator minds its own test's namespace.
         argv.extend(["--watch-namespace", &ns]);

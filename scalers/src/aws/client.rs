@@ -1,7 +1,11 @@
 //! AWS SDK clients shared across triggers: one [`AwsClients`] per distinct (region, endpoint,
 //! credentials) in the process, handed out synchronously by [`AwsClients::shared`] (so a scaler's
 //! `build()` never blocks) and loaded on first use (aws-config loading is async). Every client
-//! uses one HTTPS connection pool on rustls with ring.
+//! uses one HTTPS connection pool on rustls with ring — except the service calls of a trigger with
+//! `awsEndpoint`, which go through a client of their own whose resolver applies the egress policy
+//! (`crate::egress`) to every address it dials; [`AwsClients::check_egress`] checks an IP-literal
+//! endpoint, which is dialled without resolution. Credential providers (the operator's own chain,
+//! which may use the node's metadata service, and STS) keep the shared client.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -20,6 +24,8 @@ use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use tokio::sync::OnceCell;
 
 use super::credentials::AwsCredentials;
+use crate::egress;
+use crate::error::ScalerError;
 
 /// Session name ebb uses when it assumes a role (visible in CloudTrail).
 pub const SESSION_NAME: &str = "ebb-scaler";
@@ -79,6 +85,27 @@ impl AwsClients {
         c
     }
 
+    /// Checks an `awsEndpoint` given as an IP literal against the egress policy (a named
+    /// endpoint is checked on each address its resolver returns).
+    pub fn check_egress(&self) -> Result<(), ScalerError> {
+        match self.key.endpoint.as_deref().and_then(|e| reqwest::Url::parse(e).ok()) {
+            Some(url) => Ok(egress::check_url(&url, "awsEndpoint")?),
+            None => Ok(()),
+        }
+    }
+
+    /// The HTTP client of the service calls: with `awsEndpoint`, one that applies the egress
+    /// policy to the endpoint's addresses.
+    fn service_http(&self) -> Option<SharedHttpClient> {
+        let endpoint = self.key.endpoint.as_deref()?;
+        let port = reqwest::Url::parse(endpoint).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+        Some(
+            HttpClientBuilder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_with_resolver(egress::Resolver::new(port, "awsEndpoint")),
+        )
+    }
+
     /// How many distinct client sets the process holds (for tests and diagnostics).
     pub fn cached_count() -> usize {
         CACHE.lock().unwrap_or_else(PoisonError::into_inner).len()
@@ -94,12 +121,28 @@ impl AwsClients {
 
     pub async fn sqs(&self) -> &aws_sdk_sqs::Client {
         let config = self.config().await;
-        self.sqs.get_or_init(|| async { aws_sdk_sqs::Client::new(config) }).await
+        self.sqs
+            .get_or_init(|| async {
+                let mut b = aws_sdk_sqs::config::Builder::from(config);
+                if let Some(http) = self.service_http() {
+                    b = b.http_client(http);
+                }
+                aws_sdk_sqs::Client::from_conf(b.build())
+            })
+            .await
     }
 
     pub async fn cloudwatch(&self) -> &aws_sdk_cloudwatch::Client {
         let config = self.config().await;
-        self.cloudwatch.get_or_init(|| async { aws_sdk_cloudwatch::Client::new(config) }).await
+        self.cloudwatch
+            .get_or_init(|| async {
+                let mut b = aws_sdk_cloudwatch::config::Builder::from(config);
+                if let Some(http) = self.service_http() {
+                    b = b.http_client(http);
+                }
+                aws_sdk_cloudwatch::Client::from_conf(b.build())
+            })
+            .await
     }
 }
 

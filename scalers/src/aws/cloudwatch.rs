@@ -311,6 +311,7 @@ pub struct CloudWatchScaler {
 impl Scaler for CloudWatchScaler {
     async fn measure(&self, now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
         let c = &self.config;
+        self.clients.check_egress()?;
         let (start, end) = window(now, c.collection_time, c.period, c.end_time_offset);
         let out = self
             .clients
@@ -323,14 +324,14 @@ impl Scaler for CloudWatchScaler {
             .scan_by(ScanBy::TimestampDescending)
             .send()
             .await
-            .map_err(|e| error::from_sdk(&c.what(), "GetMetricData", &c.client.credentials, &e))?;
+            .map_err(|e| error::from_sdk(&c.what(), "GetMetricData", &c.client, &e))?;
         let result = out.metric_data_results().iter().find(|r| r.id() == Some(QUERY_ID));
         if let Some(m) = result.and_then(|r| r.messages().first()).or_else(|| out.messages().first()) {
             return Err(ScalerError::InvalidResponse(format!(
                 "{}: GetMetricData: {}: {}",
                 c.what(),
-                m.code().unwrap_or("Message"),
-                m.value().unwrap_or_default()
+                crate::error::one_line(m.code().unwrap_or("Message"), 64),
+                crate::error::one_line(m.value().unwrap_or_default(), 200)
             )));
         }
         let newest = result.and_then(|r| {

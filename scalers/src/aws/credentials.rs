@@ -74,7 +74,10 @@ pub fn resolve(p: &Params<'_>) -> Result<AwsCredentials, ParseError> {
             return Ok(assume(arn, AwsCredentials::Operator));
         }
         return match pi.identity_owner.as_deref().unwrap_or("keda") {
-            "keda" | "" => Ok(AwsCredentials::Operator),
+            "keda" | "" => {
+                p.allow_operator_identity("podIdentity provider aws with identityOwner keda")?;
+                Ok(AwsCredentials::Operator)
+            }
             "workload" => {
                 let arn = p.workload_role_arn().filter(|a| !a.is_empty()).ok_or_else(|| {
                     p.trigger_error(format!(
@@ -90,6 +93,7 @@ pub fn resolve(p: &Params<'_>) -> Result<AwsCredentials, ParseError> {
         };
     }
     if p.text("identityOwner")?.as_deref() == Some("operator") {
+        p.allow_operator_identity("identityOwner: operator")?;
         return Ok(AwsCredentials::Operator);
     }
     let id = p.text("awsAccessKeyID")?;

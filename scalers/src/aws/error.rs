@@ -1,12 +1,15 @@
 //! Turns AWS SDK errors into `ScalerError`s: the message names the queue or metric, the operation
 //! and the AWS error code (`AWS.SimpleQueueService.NonExistentQueue`, `AccessDenied`, …); the
 //! variant is one of the bounded reasons NotFound / Unauthorized / Throttled / Unreachable /
-//! Config / InvalidResponse. Secret values of the trigger's credentials are scrubbed from the text.
+//! Config / InvalidResponse, or EgressDenied when the operator's egress policy refused the
+//! endpoint. Secret values of the trigger's credentials are scrubbed from the text, and the text
+//! of an answer is shown only in the shape of an AWS error (see `describe_service_error`).
 
 use std::error::Error as StdError;
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 
+use super::client::ClientKey;
 use super::credentials::AwsCredentials;
 use crate::error::ScalerError;
 
@@ -98,10 +101,13 @@ pub fn classify(code: &str, status: Option<u16>) -> Kind {
 }
 
 /// Describes a failed call. `what` names the queue or metric, `op` the AWS operation.
-pub fn from_sdk<E>(what: &str, op: &str, creds: &AwsCredentials, err: &SdkError<E>) -> ScalerError
+pub fn from_sdk<E>(what: &str, op: &str, client: &ClientKey, err: &SdkError<E>) -> ScalerError
 where
     E: ProvideErrorMetadata + StdError + 'static,
 {
+    if let Some(denied) = crate::egress::find_denied(err) {
+        return denied.clone().into();
+    }
     let (kind, detail) = match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -110,7 +116,8 @@ where
             let body = se.raw().body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
             let code = se.err().code().or_else(|| xml_field(&body, "Code")).unwrap_or("UnknownError");
             let message = se.err().message().or_else(|| xml_field(&body, "Message")).unwrap_or("no message");
-            (classify(code, Some(status)), format!("{code}: {message} (HTTP {status})"))
+            let trusted = client.endpoint.is_none();
+            (classify(code, Some(status)), describe_service_error(code, message, status, trusted))
         }
         SdkError::ConstructionFailure(_) => {
             let text = chain(err);
@@ -127,12 +134,38 @@ where
             (kind, text)
         }
         SdkError::ResponseError(r) => {
+            // The decoder's error may quote the body: only the status is shown.
             let status = r.raw().status().as_u16();
-            (Kind::InvalidResponse, format!("unreadable answer (HTTP {status}): {}", chain(err)))
+            (Kind::InvalidResponse, format!("unreadable answer (HTTP {status}); it is not an AWS answer"))
         }
         _ => (Kind::InvalidResponse, chain(err)),
     };
-    kind.error(scrub(format!("{what}: {op}: {detail}"), creds))
+    let text = crate::error::one_line(&format!("{what}: {op}: {detail}"), MAX_MESSAGE_CHARS);
+    kind.error(scrub(text, &client.credentials))
+}
+
+/// Longest message, in characters.
+const MAX_MESSAGE_CHARS: usize = 500;
+/// Longest service message shown, in characters.
+const MAX_SERVICE_MESSAGE_CHARS: usize = 200;
+
+/// `code: message (HTTP status)` for an error answer. From AWS's own endpoints (`trusted`) the
+/// answer is shown, on one line and shortened. `awsEndpoint` can point anywhere, so from there
+/// the answer's text is shown only in the shape of an AWS error: the code and message only for a
+/// code AWS defines (one of the lists above), otherwise the status alone.
+pub(crate) fn describe_service_error(code: &str, message: &str, status: u16, trusted: bool) -> String {
+    let token = !code.is_empty()
+        && code.len() <= 64
+        && code.chars().all(|c| c.is_ascii_alphanumeric() || "._:-".contains(c));
+    let known = [NOT_FOUND, UNAUTHORIZED, THROTTLED, UNAVAILABLE, CONFIG]
+        .iter()
+        .any(|stems| stems.iter().any(|s| code.contains(s)));
+    if token && (known || trusted) {
+        let message = crate::error::one_line(message, MAX_SERVICE_MESSAGE_CHARS);
+        format!("{code}: {message} (HTTP {status})")
+    } else {
+        format!("an error answer with a code ebb does not know (HTTP {status}; its text is not shown)")
+    }
 }
 
 /// The text of the first `<name>` element of an XML body.

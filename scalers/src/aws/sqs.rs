@@ -246,10 +246,12 @@ impl SqsScaler {
         if let Some(u) = self.resolved_url.lock().unwrap_or_else(PoisonError::into_inner).clone() {
             return Ok(u);
         }
-        let out =
-            client.get_queue_url().queue_name(name).send().await.map_err(|e| {
-                error::from_sdk(&self.what(), "GetQueueUrl", &self.config.client.credentials, &e)
-            })?;
+        let out = client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .map_err(|e| error::from_sdk(&self.what(), "GetQueueUrl", &self.config.client, &e))?;
         let url = out
             .queue_url()
             .filter(|u| !u.is_empty())
@@ -265,6 +267,7 @@ impl SqsScaler {
 #[async_trait]
 impl Scaler for SqsScaler {
     async fn measure(&self, _now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
+        self.clients.check_egress()?;
         let client = self.clients.sqs().await;
         let url = self.queue_url(client).await?;
         let out = client
@@ -276,8 +279,7 @@ impl Scaler for SqsScaler {
             .send()
             .await
             .map_err(|e| {
-                let err =
-                    error::from_sdk(&self.what(), "GetQueueAttributes", &self.config.client.credentials, &e);
+                let err = error::from_sdk(&self.what(), "GetQueueAttributes", &self.config.client, &e);
                 if matches!(err, ScalerError::NotFound(_)) {
                     // The queue may have been recreated under a new URL: resolve the name again.
                     *self.resolved_url.lock().unwrap_or_else(PoisonError::into_inner) = None;

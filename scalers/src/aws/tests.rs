@@ -7,7 +7,7 @@ use ebb_api::{AuthPodIdentity, MetadataValue};
 
 use super::client::{AwsClients, ClientKey};
 use super::credentials::{AwsCredentials, Secret, resolve};
-use super::error::{Kind, classify, scrub};
+use super::error::{Kind, classify, describe_service_error, scrub};
 use crate::params::{Params, ParseContext};
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -126,7 +126,8 @@ fn credential_errors_name_what_is_missing() {
         ),
         (
             ctx(&[("awsRoleArn", "queue-reader")], None, None),
-            "metadata.awsRoleArn: awsRoleArn: expected a role ARN such as \"arn:aws:iam::123456789012:role/queue-reader\", found \"queue-reader\"",
+            // A value from the TriggerAuthentication is never shown.
+            "metadata.awsRoleArn: awsRoleArn: expected a role ARN such as \"arn:aws:iam::123456789012:role/<redacted>\", found <redacted>",
         ),
         (
             ctx(&[], Some(aws_pi(None, Some("workload"))), None),
@@ -246,4 +247,37 @@ fn endpoint_and_region_shapes() {
         let e = parse(&meta).unwrap_err();
         assert!(e.contains(want), "{meta:?}: {e}");
     }
+}
+
+/// `awsEndpoint` can point at any service: its answer's text reaches a message only in the shape
+/// of an AWS error with a code AWS defines, on one line and shortened.
+#[test]
+fn answers_that_are_not_aws_errors_are_not_shown() {
+    let marker = "SECRET-INTERNAL-7f3a";
+    let shown = describe_service_error(
+        "AccessDenied",
+        "User is not authorized\nto call GetQueueAttributes",
+        403,
+        false,
+    );
+    assert_eq!(shown, "AccessDenied: User is not authorized to call GetQueueAttributes (HTTP 403)");
+    for (code, message) in [
+        (marker, "x"),
+        ("UnknownError", marker),
+        ("<html><title>", marker),
+        ("", marker),
+        ("Some Code With Spaces", marker),
+    ] {
+        let text = describe_service_error(code, message, 500, false);
+        assert!(!text.contains(marker), "{code:?}: {text}");
+        assert!(text.contains("HTTP 500"), "{text}");
+    }
+    let long = describe_service_error("ThrottlingException", &"y".repeat(5000), 400, false);
+    assert!(long.chars().count() < 260, "{long}");
+    // From AWS's own endpoints, codes ebb does not list are shown too.
+    assert_eq!(
+        describe_service_error("KMS.DisabledException", "key disabled", 400, true),
+        "KMS.DisabledException: key disabled (HTTP 400)"
+    );
+    assert!(!describe_service_error("KMS.DisabledException", "key disabled", 400, false).contains("key"));
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use futures::future::join_all;
+use futures::StreamExt;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -28,6 +28,13 @@ use crate::error::ScalerError;
 /// Attempts per poll: the first, then retries after leader/coordinator changes or a broken
 /// connection.
 const ATTEMPTS: u32 = 3;
+/// Longest topic name Kafka allows; a longer one in an answer is not from a Kafka broker.
+const MAX_TOPIC_NAME: usize = 249;
+/// Partitions one poll reads at most. Topic names are copied per partition, so this (with
+/// `MAX_TOPIC_NAME`) bounds the memory a broker's answers can make one poll hold.
+pub const MAX_PARTITIONS: usize = 50_000;
+/// ListOffsets requests in flight at once in one poll (one per partition leader).
+const PARALLEL_LEADERS: usize = 16;
 
 enum Failure {
     /// Worth another attempt with fresh metadata.
@@ -62,6 +69,30 @@ impl Cluster {
             }
         };
         if retry { Failure::Retry(err) } else { Failure::Fatal(err) }
+    }
+
+    /// A topic name from an answer, refused beyond Kafka's own limit.
+    fn name<'a>(&self, name: &'a str) -> Result<&'a str, Failure> {
+        if name.len() > MAX_TOPIC_NAME {
+            return Err(Failure::Fatal(ScalerError::InvalidResponse(format!(
+                "{}: malformed response: a topic name of {} bytes (Kafka allows {MAX_TOPIC_NAME})",
+                self.context(),
+                name.len()
+            ))));
+        }
+        Ok(name)
+    }
+
+    /// Refuses an answer that puts more than `MAX_PARTITIONS` partitions in scope.
+    fn in_scope(&self, count: usize) -> Result<(), Failure> {
+        if count > MAX_PARTITIONS {
+            return Err(Failure::Fatal(ScalerError::InvalidResponse(format!(
+                "{}: more than {MAX_PARTITIONS} partitions in scope; a trigger reads at most {MAX_PARTITIONS} \
+                 (narrow it with topic or partitionLimitation)",
+                self.context()
+            ))));
+        }
+        Ok(())
     }
 
     fn code(&self, what: &str, code: i16) -> Failure {
@@ -156,7 +187,7 @@ impl Cluster {
         self.update_brokers(&md);
         let mut out = Vec::new();
         for topic in &md.topics {
-            let name = topic.name.as_ref().map_or("", |n| n.0.as_str());
+            let name = self.name(topic.name.as_ref().map_or("", |n| n.0.as_str()))?;
             match topic.error_code {
                 0 => {}
                 3 if !must_exist => continue,
@@ -169,10 +200,14 @@ impl Cluster {
                 c => return Err(self.code(&format!("metadata of topic {name:?}"), c)),
             }
             let all = topic.partitions.len();
+            let in_limit = |index: i32| limit.is_none_or(|l| l.contains(index));
+            self.in_scope(
+                out.len() + topic.partitions.iter().filter(|p| in_limit(p.partition_index)).count(),
+            )?;
             let mut kept: Vec<(String, i32, i32)> = topic
                 .partitions
                 .iter()
-                .filter(|p| limit.is_none_or(|l| l.contains(p.partition_index)))
+                .filter(|p| in_limit(p.partition_index))
                 .map(|p| (name.to_owned(), p.partition_index, p.leader_id.0))
                 .collect();
             if kept.is_empty() && must_exist {
@@ -195,53 +230,59 @@ impl Cluster {
         for (topic, partition, leader) in parts {
             by_leader.entry(*leader).or_default().entry(topic.as_str()).or_default().push(*partition);
         }
-        let requests = by_leader.into_iter().map(|(leader, topics)| async move {
-            let Some(addr) = self.broker_addr(leader).filter(|_| leader >= 0) else {
-                return Err(self.code(&format!("no leader known for partitions of node {leader}"), 5));
-            };
-            let build = |_v: i16| {
-                let mut r = ListOffsetsRequest::default();
-                r.replica_id = BrokerId(-1);
-                r.topics = topics
-                    .iter()
-                    .map(|(t, ps)| {
-                        let mut lt = ListOffsetsTopic::default();
-                        lt.name = topic_name(t);
-                        lt.partitions = ps
-                            .iter()
-                            .map(|p| {
-                                let mut lp = ListOffsetsPartition::default();
-                                lp.partition_index = *p;
-                                lp.timestamp = -1; // latest
-                                lp
-                            })
-                            .collect();
-                        lt
-                    })
-                    .collect();
-                r
-            };
-            let (_, resp) = self.call_at(&addr, build).await.map_err(|e| self.wire(e, true))?;
-            let mut out = Vec::new();
-            for t in &resp.topics {
-                for p in &t.partitions {
-                    if p.error_code != 0 {
-                        return Err(self.code(
-                            &format!(
-                                "latest offset of {}/{} from broker {addr}",
-                                t.name.0.as_str(),
-                                p.partition_index
-                            ),
-                            p.error_code,
-                        ));
+        let requests: Vec<_> = by_leader
+            .into_iter()
+            .map(|(leader, topics)| async move {
+                let Some(addr) = self.broker_addr(leader).filter(|_| leader >= 0) else {
+                    return Err(self.code(&format!("no leader known for partitions of node {leader}"), 5));
+                };
+                let build = |_v: i16| {
+                    let mut r = ListOffsetsRequest::default();
+                    r.replica_id = BrokerId(-1);
+                    r.topics = topics
+                        .iter()
+                        .map(|(t, ps)| {
+                            let mut lt = ListOffsetsTopic::default();
+                            lt.name = topic_name(t);
+                            lt.partitions = ps
+                                .iter()
+                                .map(|p| {
+                                    let mut lp = ListOffsetsPartition::default();
+                                    lp.partition_index = *p;
+                                    lp.timestamp = -1; // latest
+                                    lp
+                                })
+                                .collect();
+                            lt
+                        })
+                        .collect();
+                    r
+                };
+                let (_, resp) = self.call_at(&addr, build).await.map_err(|e| self.wire(e, true))?;
+                let mut out = Vec::new();
+                for t in &resp.topics {
+                    let name = self.name(t.name.0.as_str())?;
+                    for p in &t.partitions {
+                        self.in_scope(out.len() + 1)?;
+                        if p.error_code != 0 {
+                            return Err(self.code(
+                                &format!(
+                                    "latest offset of {}/{} from broker {addr}",
+                                    t.name.0.as_str(),
+                                    p.partition_index
+                                ),
+                                p.error_code,
+                            ));
+                        }
+                        out.push(((name.to_owned(), p.partition_index), p.offset));
                     }
-                    out.push(((t.name.0.as_str().to_owned(), p.partition_index), p.offset));
                 }
-            }
-            Ok(out)
-        });
+                Ok(out)
+            })
+            .collect();
         let mut latest = BTreeMap::new();
-        for r in join_all(requests).await {
+        let mut answers = futures::stream::iter(requests).buffer_unordered(PARALLEL_LEADERS);
+        while let Some(r) = answers.next().await {
             latest.extend(r?);
         }
         parts
@@ -339,17 +380,21 @@ impl Cluster {
             for g in &resp.groups {
                 codes.push(g.error_code);
                 for t in &g.topics {
+                    let name = self.name(t.name.0.as_str())?;
                     for p in &t.partitions {
+                        self.in_scope(out.len() + 1)?;
                         codes.push(if p.error_code == 3 { 0 } else { p.error_code });
-                        out.insert((t.name.0.as_str().to_owned(), p.partition_index), p.committed_offset);
+                        out.insert((name.to_owned(), p.partition_index), p.committed_offset);
                     }
                 }
             }
         } else {
             for t in &resp.topics {
+                let name = self.name(t.name.0.as_str())?;
                 for p in &t.partitions {
+                    self.in_scope(out.len() + 1)?;
                     codes.push(if p.error_code == 3 { 0 } else { p.error_code });
-                    out.insert((t.name.0.as_str().to_owned(), p.partition_index), p.committed_offset);
+                    out.insert((name.to_owned(), p.partition_index), p.committed_offset);
                 }
             }
         }

@@ -262,10 +262,15 @@ fn security_from_trigger_authentication() {
     let tls = c.security.tls.as_ref().unwrap();
     assert_eq!(tls.ca.as_ref().map(Vec::len), Some(1));
     assert!(tls.client.is_some());
-    // Metadata wins over the TriggerAuthentication for sasl and tls, as the reader resolves it.
-    let meta = parse_with(&with(&[("sasl", "scram_sha256"), ("tls", "disable")]), &auth).unwrap();
-    assert_eq!(meta.security.sasl.as_ref().unwrap().mechanism, SaslMechanism::Scram(ScramHash::Sha256));
-    assert!(meta.security.tls.is_none());
+    // sasl and tls set both in metadata and by the TriggerAuthentication are refused (KEDA:
+    // "unable to set `tls` in both ScaledObject and TriggerAuthentication together").
+    let e = parse_with(&with(&[("tls", "disable")]), &auth).unwrap_err().to_string();
+    assert!(
+        e.contains("metadata.tls: set both in the trigger's metadata and by the TriggerAuthentication"),
+        "{e}"
+    );
+    let e = parse_with(&with(&[("sasl", "scram_sha256")]), &auth).unwrap_err().to_string();
+    assert!(e.contains("metadata.sasl: set both"), "{e}");
     // Credentials in metadata are ignored (and warned about by the reader).
     let m = md(&with(&[("password", "leak"), ("sasl", "plaintext")]));
     let ctx = ParseContext::default();

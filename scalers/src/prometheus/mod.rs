@@ -253,6 +253,7 @@ impl PrometheusConfig {
     pub fn pool_key(&self) -> pool::PoolKey {
         pool::PoolKey {
             origin: self.server.origin().ascii_serialization(),
+            port: self.server.port_or_known_default().unwrap_or(0),
             unsafe_ssl: self.unsafe_ssl,
             ca: self.auth.tls.ca.clone(),
             identity: self.auth.tls.identity.clone(),

@@ -2,7 +2,8 @@
 //! connection pool) per distinct server origin and TLS settings, shared by every trigger of every
 //! ScaledObject that queries it. Entries are held weakly, so a client goes away with the last
 //! scaler using it. Each client follows redirects only within the origin it was asked for, so
-//! credentials never travel to another host.
+//! credentials never travel to another host. Each client resolves names through the egress
+//! policy's resolver (`crate::egress`), so it never dials an address the operator denies.
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
@@ -12,6 +13,7 @@ use reqwest::Url;
 use reqwest::redirect::{Attempt, Policy};
 
 use super::auth::identity_pem;
+use crate::egress;
 use crate::error::ScalerError;
 
 /// Most redirects followed within one origin.
@@ -22,6 +24,8 @@ const MAX_REDIRECTS: usize = 5;
 pub struct PoolKey {
     /// `scheme://host:port` of `serverAddress`.
     pub origin: String,
+    /// The port connections go to (the resolver checks the egress policy for it).
+    pub port: u16,
     pub unsafe_ssl: bool,
     pub ca: Option<String>,
     pub identity: Option<(String, String)>,
@@ -31,6 +35,7 @@ impl std::fmt::Debug for PoolKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolKey")
             .field("origin", &self.origin)
+            .field("port", &self.port)
             .field("unsafe_ssl", &self.unsafe_ssl)
             .field("ca", &self.ca.is_some())
             .field("identity", &self.identity.is_some())
@@ -60,6 +65,7 @@ pub fn live_clients() -> usize {
 fn build(key: &PoolKey) -> Result<reqwest::Client, ScalerError> {
     let mut b = reqwest::Client::builder()
         .redirect(Policy::custom(same_origin_only))
+        .dns_resolver(Arc::new(egress::Resolver::new(key.port, "serverAddress")))
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_max_idle_per_host(8)
         .danger_accept_invalid_certs(key.unsafe_ssl)

@@ -1,8 +1,9 @@
 //! The live prometheus scaler: sends the instant query through the shared client, reads a bounded
 //! body and turns every failure into a `ScalerError` that names the server (connection refused →
 //! Unreachable, 401/403 → Unauthorized, time-outs → Timeout, a rejected query → Config, odd
-//! answers → InvalidResponse). Text taken from the server is shortened and scrubbed of the
-//! trigger's credentials before it reaches a message.
+//! answers → InvalidResponse, a destination the egress policy forbids → Denied). A message never
+//! carries the answer's body (see `response`): status code, media type and the kind of body only;
+//! what remains from elsewhere is shortened and scrubbed of the trigger's credentials.
 
 use std::error::Error as _;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::PrometheusConfig;
 use super::auth::Credentials;
 use super::pool;
 use super::response::{self, DecodeError, Decoded};
+use crate::egress;
 use crate::error::ScalerError;
 use crate::scaler::{Measurement, Scaler};
 
@@ -53,6 +55,9 @@ impl PrometheusScaler {
     /// Runs the query at `now` and returns the value after `ignoreNullValues` is applied.
     pub async fn value(&self, now: DateTime<Utc>) -> Result<f64, ScalerError> {
         let c = &self.config;
+        // IP literals are dialled without resolution: check them here (names are checked by
+        // the pooled client's resolver on every address it resolves).
+        egress::check_url(&c.server, "serverAddress")?;
         let time = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut params: Vec<(&str, &str)> = vec![("query", &c.query), ("time", &time)];
         if let Some(ns) = &c.namespace {
@@ -123,6 +128,9 @@ impl PrometheusScaler {
         if e.is_timeout() {
             return ScalerError::Timeout(self.config.timeout);
         }
+        if let Some(denied) = egress::find_denied(e) {
+            return denied.clone().into();
+        }
         let cause = self.scrub(&cause_chain(e));
         if CLIENT_CERT_ALERTS.iter().any(|a| cause.contains(a)) {
             return ScalerError::Unauthorized(format!(
@@ -159,10 +167,9 @@ impl PrometheusScaler {
 
     fn status_error(&self, status: StatusCode, content_type: &str, body: &[u8]) -> ScalerError {
         let text = self.scrub(&response::error_text(body));
-        let ct = if content_type.is_empty() || content_type.starts_with("application/json") {
-            String::new()
-        } else {
-            format!(" ({})", content_type.split(';').next().unwrap_or(content_type))
+        let ct = match media_type(content_type) {
+            Some(t) if t != "application/json" => format!(" ({t})"),
+            _ => String::new(),
         };
         let msg = format!("Prometheus at {} answered {status}{ct}: {text}", self.server);
         match status.as_u16() {
@@ -190,6 +197,18 @@ impl PrometheusScaler {
     }
 }
 
+/// The media type of a `Content-Type` header when it has the shape of one (`text/html`), so
+/// that nothing else from the header reaches a message.
+fn media_type(content_type: &str) -> Option<&str> {
+    let t = content_type.split(';').next()?.trim();
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+    };
+    t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)).then_some(t)
+}
+
 /// TLS alerts by which a server refuses the client's certificate (or its absence), as rustls
 /// reports them.
 const CLIENT_CERT_ALERTS: &[&str] = &[
@@ -212,7 +231,7 @@ fn cause_chain(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
-    if parts.is_empty() { "request failed".to_owned() } else { parts.join(": ") }
+    if parts.is_empty() { "request failed".to_owned() } else { response::shorten(&parts.join(": ")) }
 }
 
 #[async_trait]

@@ -86,3 +86,129 @@ fn unknown_parameters_warn_and_list_accepted() {
         ]
     );
 }
+
+const SECRET: &str = "hunter2-not-a-number";
+
+fn with_auth(pairs: &[(usize, &str, &str)]) -> ParseContext {
+    let mut ctx = ParseContext::default();
+    for (i, k, v) in pairs {
+        ctx.auth.entry(*i).or_default().insert((*k).to_owned(), (*v).to_owned());
+    }
+    ctx
+}
+
+fn errors_with(o: &ScaledObject, ctx: &ParseContext) -> Vec<String> {
+    parse_scaled_object(o, ctx)
+        .map(|_| Vec::new())
+        .unwrap_or_else(|es| es.iter().map(ToString::to_string).collect())
+}
+
+const KAFKA: &str =
+    "  - type: kafka\n    metadata: {bootstrapServers: 'k:9092', consumerGroup: g, topic: t}\n";
+const SQS: &str = "  - type: aws-sqs-queue\n    metadata: {queueURL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q'}\n";
+const PROMETHEUS: &str =
+    "  - type: prometheus\n    metadata: {serverAddress: 'http://p:9090', query: up, threshold: '1'}\n";
+
+/// A TriggerAuthentication maps a Secret key holding a non-value onto each parameter a scaler
+/// reads from authentication; every error names the trigger and the parameter, none shows the
+/// value.
+#[test]
+fn values_from_an_authentication_never_appear_in_errors() {
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        (KAFKA, "unsafeSsl", &[("tls", "enable")]),
+        (KAFKA, "tls", &[]),
+        (KAFKA, "sasl", &[]),
+        (SQS, "awsRegion", &[]),
+        (SQS, "awsRoleArn", &[]),
+        (PROMETHEUS, "authModes", &[]),
+        (PROMETHEUS, "authMode", &[]),
+    ];
+    for (trigger, param, extra) in cases {
+        let o = so(&format!("{HEAD}  triggers:\n{trigger}"));
+        let mut ctx = with_auth(&[(0, param, SECRET)]);
+        for (k, v) in *extra {
+            ctx.auth.entry(0).or_default().insert((*k).to_owned(), (*v).to_owned());
+        }
+        let es = errors_with(&o, &ctx);
+        assert_eq!(es.len(), 1, "{param}: {es:?}");
+        assert!(es[0].starts_with("spec.triggers[0] ("), "{param}: {}", es[0]);
+        assert!(es[0].contains(param), "{param}: {}", es[0]);
+        assert!(!es[0].contains(SECRET) && !es[0].contains("hunter2"), "{param}: {}", es[0]);
+        assert!(es[0].contains("TriggerAuthentication"), "{param}: the source is named: {}", es[0]);
+    }
+}
+
+/// KEDA refuses a parameter given both in the trigger's metadata and by the
+/// TriggerAuthentication ("unable to set `tls` in both ScaledObject and TriggerAuthentication
+/// together"); ebb does so for every parameter read from authentication, and for
+/// `<name>FromEnv`, naming both places and neither value.
+#[test]
+fn a_parameter_set_in_metadata_and_by_the_authentication_is_an_error() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "  - type: kafka\n    metadata: {bootstrapServers: 'k:9092', consumerGroup: g, tls: disable}\n",
+            "tls",
+            "enable",
+        ),
+        (
+            "  - type: kafka\n    metadata: {bootstrapServers: 'k:9092', consumerGroup: g, sasl: none}\n",
+            "sasl",
+            "plaintext",
+        ),
+        (
+            "  - type: aws-sqs-queue\n    metadata: {queueURL: q, awsRegion: eu-west-1}\n",
+            "awsRegion",
+            "us-east-1",
+        ),
+    ];
+    for (trigger, param, auth_value) in cases {
+        let o = so(&format!("{HEAD}  triggers:\n{trigger}"));
+        let ctx = with_auth(&[(0, param, auth_value)]);
+        let es = errors_with(&o, &ctx);
+        assert!(
+            es.iter().any(|e| e.contains(&format!("metadata.{param}:"))
+                && e.contains("both in the trigger's metadata and by the TriggerAuthentication")),
+            "{param}: {es:?}"
+        );
+        assert!(es.iter().all(|e| !e.contains(auth_value)), "{param}: {es:?}");
+    }
+}
+
+/// The operator's own cloud identity is lent only to the triggers the operator allows; the
+/// others get the operator's reason (which names the flag that allows it).
+#[test]
+fn the_operator_identity_is_used_only_where_allowed() {
+    use crate::params::OperatorIdentity;
+    use ebb_api::AuthPodIdentity;
+    let reason = "is allowed only in namespaces listed in --operator-identity-namespaces";
+    let only = |triggers: &[usize]| OperatorIdentity::Only {
+        triggers: triggers.iter().copied().collect(),
+        reason: reason.to_owned(),
+    };
+    let metadata = so(&format!(
+        "{HEAD}  triggers:\n  - type: aws-sqs-queue\n    metadata: {{queueURL: q, awsRegion: us-east-1, identityOwner: operator}}\n"
+    ));
+    let keda = so(&format!(
+        "{HEAD}  triggers:\n  - type: aws-sqs-queue\n    metadata: {{queueURL: q, awsRegion: us-east-1}}\n"
+    ));
+    let mut pod_identity = ParseContext::default();
+    pod_identity.pod_identity.insert(0, AuthPodIdentity { provider: "aws".into(), ..Default::default() });
+    for (o, base, what) in [
+        (&metadata, ParseContext::default(), "identityOwner: operator"),
+        (&keda, pod_identity, "podIdentity provider aws with identityOwner keda"),
+    ] {
+        assert!(parse_scaled_object(o, &base).is_ok(), "{what}: allowed by default (ebb check)");
+        let denied = ParseContext { operator_identity: only(&[]), ..base.clone() };
+        let es = errors_with(o, &denied);
+        assert_eq!(es.len(), 1, "{what}: {es:?}");
+        assert!(
+            es[0].starts_with("spec.triggers[0] (aws-sqs-queue): ") && es[0].contains(reason),
+            "{}",
+            es[0]
+        );
+        assert!(es[0].contains(what), "{what}: {}", es[0]);
+        let allowed = ParseContext { operator_identity: only(&[0]), ..base };
+        assert!(parse_scaled_object(o, &allowed).is_ok(), "{what}");
+    }
+}

@@ -71,7 +71,7 @@ fn allowed_and_denied_answers() {
         ),
         "{msg}"
     );
-    assert!(msg.contains("already scaled by ScaledObject \"taken\""), "{msg}");
+    assert!(msg.contains("already scaled by another ScaledObject in namespace \"ns\""), "{msg}");
 
     let warned = so("app", "web", 2);
     let mut warned = warned;

@@ -2,9 +2,14 @@
 //! test it alone. Spec and trigger rules come from the scalers crate's parser (the operator's
 //! own, so the messages are the operator's); the webhook adds the rules that need other objects
 //! (one ScaledObject per workload, unique HPA names, no foreign HPA), the cpu/memory rules and
-//! warnings for settings that have no effect.
+//! warnings for settings that have no effect or pause flags that are not booleans (read with
+//! the shared parser, `ebb_api::annotations`, as the operator reads them).
 
-use ebb_api::constants::{ANNOTATION_HPA_OWNERSHIP_VALIDATION, ANNOTATION_TRANSFER_HPA_OWNERSHIP};
+use ebb_api::annotations;
+use ebb_api::constants::{
+    ANNOTATION_HPA_OWNERSHIP_VALIDATION, ANNOTATION_PAUSED, ANNOTATION_PAUSED_SCALE_IN,
+    ANNOTATION_PAUSED_SCALE_OUT, ANNOTATION_TRANSFER_HPA_OWNERSHIP,
+};
 use ebb_api::{MetricTargetType, ScaledObject};
 use ebb_scalers::{Location, ParseContext, ParseError, ParseErrorKind, registry};
 
@@ -56,6 +61,7 @@ pub fn evaluate(so: &ScaledObject, ns: &str, index: &Snapshot, workload: &Worklo
     let (denials, warnings) = resource_requests(so, workload);
     v.deny(denials);
     v.warn(warnings);
+    v.warn(pause_annotations(so));
     v.deny(unique_target(so, ns, index));
     v.deny(unique_hpa_name(so, ns, index));
     v.deny(no_foreign_hpa(so, ns, index));
@@ -259,49 +265,70 @@ pub fn resource_requests(so: &ScaledObject, workload: &WorkloadFacts) -> (Vec<Fi
     (out, Vec::new())
 }
 
-/// One ScaledObject per workload.
-pub fn unique_target(so: &ScaledObject, ns: &str, index: &Snapshot) -> Vec<Finding> {
-    let me = name(so);
-    let w = target(so);
-    index
-        .sos
-        .targeting(ns, &w)
-        .filter(|other| *other != me)
-        .map(|other| {
-            Finding::new(
-                reason::DUPLICATE_TARGET,
+/// The pause flags (`autoscaling.keda.sh/paused`, `…/paused-scale-in`, `…/paused-scale-out`)
+/// with a value that is not a boolean: admitted, as KEDA reads such a value as true, with a
+/// warning saying so. (`paused-replicas` is checked with the spec, by the same shared parser.)
+pub fn pause_annotations(so: &ScaledObject) -> Vec<String> {
+    let flags = [
+        (ANNOTATION_PAUSED, "the ScaledObject is paused"),
+        (ANNOTATION_PAUSED_SCALE_IN, "scale-in is paused"),
+        (ANNOTATION_PAUSED_SCALE_OUT, "scale-out is paused"),
+    ];
+    flags
+        .iter()
+        .filter_map(|(key, effect)| {
+            let v = annotation(so, key)?;
+            annotations::parse_go_bool(v).is_none().then(|| {
+                let shown: String = v.chars().take(40).collect();
                 format!(
-                    "spec.scaleTargetRef: the workload {} is already scaled by ScaledObject {other:?}; a workload can have only one ScaledObject",
-                    w.describe()
-                ),
-            )
+                    "metadata.annotations[{key}]: {shown:?} is not a boolean ({}); it is read as true: {effect}",
+                    annotations::GO_BOOLEANS
+                )
+            })
         })
         .collect()
 }
 
-/// No two ScaledObjects share an HPA name.
+/// One ScaledObject per workload. The message does not name the other ScaledObject: the
+/// endpoint cannot tell a review from the API server from one forged by any client that reaches
+/// it, and a forged review may claim any namespace. It names only what the request itself
+/// supplied (the workload); `kubectl get scaledobjects` in the namespace shows which object
+/// scales it (KEDA's message names it).
+pub fn unique_target(so: &ScaledObject, ns: &str, index: &Snapshot) -> Vec<Finding> {
+    let me = name(so);
+    let w = target(so);
+    if !index.sos.targeting(ns, &w).any(|other| other != me) {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        reason::DUPLICATE_TARGET,
+        format!(
+            "spec.scaleTargetRef: the workload {} is already scaled by another ScaledObject in namespace {ns:?}; a workload can have only one ScaledObject (`kubectl get scaledobjects -n {ns}` shows each one's target)",
+            w.describe()
+        ),
+    )]
+}
+
+/// No two ScaledObjects share an HPA name (the other one is not named, see [`unique_target`]).
 pub fn unique_hpa_name(so: &ScaledObject, ns: &str, index: &Snapshot) -> Vec<Finding> {
     let me = name(so);
     let hpa = so.hpa_name();
-    index
-        .sos
-        .with_hpa(ns, &hpa)
-        .filter(|other| *other != me)
-        .map(|other| {
-            Finding::new(
-                reason::DUPLICATE_HPA_NAME,
-                format!(
-                    "spec.advanced.horizontalPodAutoscalerConfig.name: the HPA name {hpa:?} is already used by ScaledObject {other:?}; choose another name"
-                ),
-            )
-        })
-        .collect()
+    if !index.sos.with_hpa(ns, &hpa).any(|other| other != me) {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        reason::DUPLICATE_HPA_NAME,
+        format!(
+            "spec.advanced.horizontalPodAutoscalerConfig.name: the HPA name {hpa:?} is already used by another ScaledObject in namespace {ns:?}; choose another name"
+        ),
+    )]
 }
 
 /// No HPA that this ScaledObject does not own already scales the workload — unless the
 /// ScaledObject adopts it (`scaledobject.keda.sh/transfer-hpa-ownership: "true"` with
 /// `horizontalPodAutoscalerConfig.name` naming it) or the check is switched off with
-/// `validations.keda.sh/hpa-ownership: "false"` on the ScaledObject or on the HPA.
+/// `validations.keda.sh/hpa-ownership: "false"` on the ScaledObject or on the HPA. The HPA is
+/// not named (see [`unique_target`]); `kubectl get hpa` in the namespace shows it.
 pub fn no_foreign_hpa(so: &ScaledObject, ns: &str, index: &Snapshot) -> Vec<Finding> {
     if annotation(so, ANNOTATION_HPA_OWNERSHIP_VALIDATION) == Some("false") {
         return Vec::new();
@@ -310,27 +337,27 @@ pub fn no_foreign_hpa(so: &ScaledObject, ns: &str, index: &Snapshot) -> Vec<Find
     let w = target(so);
     let transfer = annotation(so, ANNOTATION_TRANSFER_HPA_OWNERSHIP) == Some("true");
     let hpa_name = so.hpa_name();
-    index
+    let foreign = index
         .hpas
         .targeting(ns, &w)
         .filter(|(_, h)| !h.validation_off)
         .filter(|(hpa, _)| !(transfer && *hpa == hpa_name))
-        .filter(|(_, h)| match h.owner.as_deref() {
+        .any(|(_, h)| match h.owner.as_deref() {
             Some(owner) if owner == me => false,
             // Owned by another ScaledObject that still exists: `unique_target` speaks for it.
             Some(owner) => index.sos.get(ns, owner).is_none(),
             None => true,
-        })
-        .map(|(hpa, _)| {
-            Finding::new(
-                reason::FOREIGN_HPA,
-                format!(
-                    "spec.scaleTargetRef: the workload {} is already scaled by HPA {hpa:?}, which this ScaledObject does not own; delete that HPA, or adopt it with annotation {ANNOTATION_TRANSFER_HPA_OWNERSHIP}: \"true\" and spec.advanced.horizontalPodAutoscalerConfig.name: {hpa}",
-                    w.describe()
-                ),
-            )
-        })
-        .collect()
+        });
+    if !foreign {
+        return Vec::new();
+    }
+    vec![Finding::new(
+        reason::FOREIGN_HPA,
+        format!(
+            "spec.scaleTargetRef: the workload {} is already scaled by an HPA in namespace {ns:?} that this ScaledObject does not own (`kubectl get hpa -n {ns}` shows it); delete that HPA, or adopt it with annotation {ANNOTATION_TRANSFER_HPA_OWNERSHIP}: \"true\" and spec.advanced.horizontalPodAutoscalerConfig.name set to its name",
+            w.describe()
+        ),
+    )]
 }
 
 /// Warnings for timing fields set where they change nothing: with `minReplicaCount ≥ 1` and no

@@ -2,8 +2,18 @@
 //! with ApiVersions (every later request uses the highest version both sides speak) and SASL
 //! when configured; requests are framed, correlated and decoded with `kafka-protocol`. Every
 //! request sent is counted, so callers can report requests per poll.
+//!
+//! A broker's answers are untrusted (a tenant names the bootstrap servers): each frame is bounded
+//! by what its request can produce and read only as its bytes arrive (`frame`), and walked by its
+//! wire schema before decoding (`schema`), so no count or length on the wire can make the
+//! process reserve more memory than the bytes it received justify.
 
+pub mod calls;
+pub mod frame;
+pub mod fuzz;
 pub mod sasl;
+pub mod schema;
+pub mod schemas;
 pub mod scram;
 pub mod tls;
 
@@ -14,14 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetFetchRequest,
-    OffsetFetchResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
-    SaslHandshakeRequest, SaslHandshakeResponse,
-};
+use kafka_protocol::messages::{ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -29,35 +34,11 @@ use super::config::SaslSettings;
 
 /// Bound on opening one TCP connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Bound on one response's size: anything larger is not a Kafka broker answering these requests
-/// (for example a TLS or HTTP server on the port).
-const MAX_FRAME: usize = 64 << 20;
 const CLIENT_ID: &str = "ebb";
+/// Bound on the memory a decoded response may take (as estimated by the schema walk).
+const MAX_DECODED: usize = 48 << 20;
 
-/// A request this client sends, with the highest version it understands.
-pub trait Call: Encodable + HeaderVersion {
-    const KEY: ApiKey;
-    /// Highest version whose fields this client fills and reads correctly.
-    const MAX: i16;
-    type Response: Decodable + HeaderVersion;
-}
-
-macro_rules! call {
-    ($req:ty, $resp:ty, $key:ident, $max:literal) => {
-        impl Call for $req {
-            const KEY: ApiKey = ApiKey::$key;
-            const MAX: i16 = $max;
-            type Response = $resp;
-        }
-    };
-}
-call!(ApiVersionsRequest, ApiVersionsResponse, ApiVersions, 3);
-call!(MetadataRequest, MetadataResponse, Metadata, 12);
-call!(ListOffsetsRequest, ListOffsetsResponse, ListOffsets, 9);
-call!(FindCoordinatorRequest, FindCoordinatorResponse, FindCoordinator, 6);
-call!(OffsetFetchRequest, OffsetFetchResponse, OffsetFetch, 9);
-call!(SaslHandshakeRequest, SaslHandshakeResponse, SaslHandshake, 1);
-call!(SaslAuthenticateRequest, SaslAuthenticateResponse, SaslAuthenticate, 2);
+pub use calls::Call;
 
 /// What went wrong talking to one broker. Messages carry the broker's address, never secrets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +61,8 @@ impl fmt::Display for WireError {
     }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+/// A byte stream to a broker.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
 
 /// How a connection is opened: TLS connector and SASL credentials, shared by a cluster.
@@ -114,7 +96,8 @@ impl fmt::Debug for Connection {
 impl Connection {
     /// Connects to `addr` (`host:port`), negotiates versions and authenticates.
     pub async fn open(addr: &str, opener: &Opener, counter: Arc<AtomicU64>) -> Result<Self, WireError> {
-        let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        let connect = crate::egress::connect_tcp(addr, "bootstrapServers or an advertised broker");
+        let tcp: TcpStream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(WireError::Io(format!("{addr}: {e}"))),
             Err(_) => return Err(WireError::Io(format!("{addr}: no connection within {CONNECT_TIMEOUT:?}"))),
@@ -136,10 +119,21 @@ impl Connection {
                 }
             }
         };
+        Self::over(stream, addr, opener.sasl.as_ref(), counter).await
+    }
+
+    /// Opens a connection over an established `stream` to the broker at `addr`: negotiates
+    /// versions and authenticates with `sasl` when given.
+    pub async fn over(
+        stream: Box<dyn Stream>,
+        addr: &str,
+        sasl: Option<&SaslSettings>,
+        counter: Arc<AtomicU64>,
+    ) -> Result<Self, WireError> {
         let mut conn =
             Self { stream, addr: addr.to_owned(), correlation: 0, versions: BTreeMap::new(), counter };
         conn.negotiate().await?;
-        if let Some(sasl) = &opener.sasl {
+        if let Some(sasl) = sasl {
             sasl::authenticate(&mut conn, sasl).await?;
         }
         Ok(conn)
@@ -214,16 +208,42 @@ impl Connection {
         let io = |e: std::io::Error| WireError::Io(format!("{addr}: connection lost: {e}"));
         self.stream.write_all(&buf).await.map_err(io)?;
         self.stream.flush().await.map_err(io)?;
-        let len = self.stream.read_u32().await.map_err(io)? as usize;
-        if len > MAX_FRAME {
-            return Err(WireError::Protocol(format!(
-                "{addr}: response of {len} bytes; is this a Kafka broker (and is tls set to match the listener)?"
-            )));
-        }
-        let mut body = vec![0u8; len];
-        self.stream.read_exact(&mut body).await.map_err(io)?;
+        let mut share = frame::Share::default();
+        let cap = req.max_response();
+        let body = frame::read(&mut self.stream, cap, &mut share).await.map_err(|e| match e {
+            frame::FrameError::Io(e) => io(e),
+            frame::FrameError::TooLarge { len, cap } => WireError::Protocol(format!(
+                "{addr}: response of {len} bytes to {:?} v{version} exceeds the {cap} bytes it can take; \
+                 is this a Kafka broker (and is tls set to match the listener)?",
+                R::KEY
+            )),
+            frame::FrameError::Budget { held } => WireError::Io(format!(
+                "{addr}: response to {:?} not read: Kafka responses in flight hold {held} bytes, \
+                 the process-wide bound is {} bytes",
+                R::KEY,
+                frame::BUDGET
+            )),
+        })?;
+        let header_version = R::Response::header_version(version);
+        let decoded = schema::check(
+            &body,
+            (&schemas::RESPONSE_HEADER, header_version),
+            (R::SCHEMA, version),
+            MAX_DECODED,
+        )
+        .map_err(|e| {
+            WireError::Protocol(format!("{addr}: malformed response to {:?} v{version}: {e}", R::KEY))
+        })?;
+        share.grow(decoded).map_err(|held| {
+            WireError::Io(format!(
+                "{addr}: response to {:?} not decoded: Kafka responses in flight hold {held} bytes, \
+                 the process-wide bound is {} bytes",
+                R::KEY,
+                frame::BUDGET
+            ))
+        })?;
         let mut body = Bytes::from(body);
-        let rh = ResponseHeader::decode(&mut body, R::Response::header_version(version))
+        let rh = ResponseHeader::decode(&mut body, header_version)
             .map_err(|e| proto("decoding the response header", &e))?;
         if rh.correlation_id != self.correlation {
             return Err(WireError::Protocol(format!(
@@ -232,12 +252,14 @@ impl Connection {
             )));
         }
         R::Response::decode(&mut body, version)
-            .map_err(|e| proto(&format!("decoding {:?} v{version}", R::KEY), &e))
+            .map_err(|e| proto(&format!("malformed response: decoding {:?} v{version}", R::KEY), &e))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::AsyncReadExt;
+
     use super::*;
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use super::scram::ScramClient;
+use super::scram::{ScramClient, quote_peer};
 use super::{Connection, WireError};
 use crate::kafka::config::{SaslMechanism, SaslSettings};
 
@@ -33,7 +33,7 @@ async fn run(conn: &mut Connection, sasl: &SaslSettings) -> Result<(), WireError
         return Err(WireError::Auth(format!(
             "{addr}: the broker does not accept SASL {mech} (error code {}; it offers: {})",
             resp.error_code,
-            if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+            if offered.is_empty() { "none".to_owned() } else { quote_peer(&offered.join(", ")) }
         )));
     }
     match sasl.mechanism {
@@ -62,7 +62,8 @@ async fn exchange(conn: &mut Connection, mech: &str, bytes: Vec<u8>) -> Result<B
     req.auth_bytes = Bytes::from(bytes);
     let (_, resp) = conn.send(&req).await?;
     if resp.error_code != 0 {
-        let why = resp.error_message.as_ref().map_or("no reason given", |m| m.as_str());
+        let why =
+            resp.error_message.as_ref().map_or("no reason given".to_owned(), |m| quote_peer(m.as_str()));
         return Err(WireError::Auth(format!(
             "{}: the broker refused SASL {mech} authentication (error code {}: {why})",
             conn.addr(),

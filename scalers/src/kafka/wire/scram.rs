@@ -49,8 +49,23 @@ impl ScramHash {
 }
 
 /// Highest iteration count accepted from a server (guards against a hostile broker making the
-/// client spin); Kafka's own limit is 16384.
-const MAX_ITERATIONS: u32 = 100_000;
+/// client spin): Kafka's own limit (`ScramMechanism`, 4096..=16384).
+const MAX_ITERATIONS: u32 = 16_384;
+
+/// Characters of server-written text quoted in an error.
+const QUOTED_CHARS: usize = 100;
+
+/// Server-written text for an error message: at most `QUOTED_CHARS` characters, control
+/// characters escaped, so a hostile broker can neither flood status and events nor inject
+/// control sequences into them.
+pub fn quote_peer(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars.by_ref().take(QUOTED_CHARS).flat_map(char::escape_debug).collect();
+    if chars.next().is_some() {
+        out.push_str("… (truncated)");
+    }
+    out
+}
 
 /// One SCRAM exchange, client side.
 #[derive(Debug)]
@@ -99,7 +114,7 @@ impl ScramClient {
                 Some(("r", v)) => nonce = Some(v),
                 Some(("s", v)) => salt = Some(v),
                 Some(("i", v)) => iterations = Some(v),
-                Some(("e", v)) => return Err(format!("server refused: {v}")),
+                Some(("e", v)) => return Err(format!("server refused: {}", quote_peer(v))),
                 Some(("m", _)) => return Err("server requires an unsupported SCRAM extension".into()),
                 _ => {}
             }
@@ -133,7 +148,7 @@ impl ScramClient {
     /// Checks the server-final message: the server proves it knows the password too.
     pub fn verify_server_final(&self, server_final: &str) -> Result<(), String> {
         if let Some(e) = server_final.strip_prefix("e=") {
-            return Err(format!("server refused: {e}"));
+            return Err(format!("server refused: {}", quote_peer(e)));
         }
         let v = server_final
             .split(',')
@@ -192,6 +207,31 @@ mod tests {
         let b = ScramClient::new(ScramHash::Sha256, "u", "p").unwrap();
         assert_ne!(a.client_first(), b.client_first());
         assert_eq!(a.client_first().len(), "n,,n=u,r=".len() + 32);
+    }
+
+    /// Kafka's SCRAM mechanisms accept 4096..=16384 iterations (`ScramMechanism`); a server
+    /// asking for more only makes the client spin.
+    #[test]
+    fn iteration_counts_above_kafkas_limit_are_refused() {
+        let mut c = ScramClient::with_nonce(ScramHash::Sha256, "u", "p", "n0");
+        c.client_final("r=n0x,s=AAAA,i=16384").unwrap();
+        let mut c = ScramClient::with_nonce(ScramHash::Sha256, "u", "p", "n0");
+        let e = c.client_final("r=n0x,s=AAAA,i=16385").unwrap_err();
+        assert!(e.contains("outside 1..=16384"), "{e}");
+    }
+
+    /// What the server writes is quoted in errors (which reach status and events) only in part.
+    #[test]
+    fn server_text_in_errors_is_bounded_and_quoted() {
+        let long = format!("e={}", "x".repeat(10_000));
+        let mut c = ScramClient::with_nonce(ScramHash::Sha256, "u", "p", "n0");
+        let e = c.client_final(&long).unwrap_err();
+        assert!(e.len() < 200 && e.starts_with("server refused: xxx"), "{} bytes: {}", e.len(), &e[..60]);
+        assert!(e.ends_with("(truncated)"), "{e}");
+        let e = c.verify_server_final(&long).unwrap_err();
+        assert!(e.len() < 200, "{}", e.len());
+        let e = c.client_final("e=bad\u{1b}[2J").unwrap_err();
+        assert_eq!(e, "server refused: bad\\u{1b}[2J");
     }
 
     #[test]

@@ -1,0 +1,100 @@
+//! `ebb check` and the local environment: a manifest whose TriggerAuthentication maps an
+//! environment variable onto the prometheus bearer token, with its own `serverAddress`, must not
+//! receive this machine's variables unless the user passes them explicitly (`--env`,
+//! `--env-file`, `--env-from-process`). The server is a listener in the test process that records
+//! each request's headers and answers like Prometheus.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use support::server;
+
+const MARKER_NAME: &str = "EBB_CHECK_TEST_TOKEN";
+const MARKER: &str = "marker-7d41c0e2-local-secret";
+
+fn manifest(server: &str) -> String {
+    format!(
+        r#"apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: app, namespace: default}}
+spec:
+  scaleTargetRef: {{name: app}}
+  triggers:
+    - type: prometheus
+      metadata:
+        serverAddress: {server}
+        query: sum(up)
+        threshold: "1"
+        authModes: bearer
+      authenticationRef: {{name: from-env}}
+---
+apiVersion: keda.sh/v1alpha1
+kind: TriggerAuthentication
+metadata: {{name: from-env, namespace: default}}
+spec:
+  env:
+    - parameter: bearerToken
+      name: {MARKER_NAME}
+"#
+    )
+}
+
+async fn ebb_check(file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ebb"))
+        .args(["check", "-f", file.to_str().unwrap(), "--timeout", "5s"])
+        .args(extra)
+        .env(MARKER_NAME, MARKER)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn write_manifest(tag: &str, server: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("ebb-check-env-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("so.yaml");
+    std::fs::write(&file, manifest(server)).unwrap();
+    file
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_environment_is_not_sent_unless_asked_for() {
+    let (url, seen) = server().await;
+    let file = write_manifest("default", &url);
+    let out = ebb_check(&file, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        !requests.iter().any(|r| r.contains(MARKER)),
+        "the server received this machine's {MARKER_NAME}: {requests:?}"
+    );
+    assert!(!out.status.success(), "check succeeded without the variable: {stderr}");
+    assert!(stderr.contains(MARKER_NAME) && stderr.contains("not set"), "{stderr}");
+    assert!(stderr.contains("--env") && stderr.contains("--env-from-process"), "{stderr}");
+    assert!(!stderr.contains(MARKER), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_flags_provide_the_value() {
+    let (url, seen) = server().await;
+    let file = write_manifest("flags", &url);
+
+    let out = ebb_check(&file, &["--env", &format!("{MARKER_NAME}=given-on-the-command-line")]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        seen.lock().unwrap().iter().any(|r| r.contains("Bearer given-on-the-command-line")),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+
+    let env_file = file.with_file_name("vars.env");
+    std::fs::write(&env_file, format!("# comment\n\n{MARKER_NAME}=from-the-file\n")).unwrap();
+    let out = ebb_check(&file, &["--env-file", env_file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.lock().unwrap().iter().any(|r| r.contains("Bearer from-the-file")));
+
+    let out = ebb_check(&file, &["--env-from-process"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(seen.lock().unwrap().iter().any(|r| r.contains(&format!("Bearer {MARKER}"))));
+}
