@@ -147,3 +147,25 @@ pub fn prepare(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> Result<ParsedSc
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_flags_parse_and_never_echo_values() {
+        let dir = std::env::temp_dir().join(format!("ebb-prepare-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vars.env");
+        std::fs::write(&file, "# c\n\nexport A=1\nB=from-file\n").unwrap();
+        let f = file.to_str().unwrap().to_owned();
+        let o = EnvOptions::from_flags(&["B=flag=x".into()], std::slice::from_ref(&f), false).unwrap();
+        assert_eq!(o.vars, BTreeMap::from([("A".into(), "1".into()), ("B".into(), "flag=x".into())]));
+        assert!(!o.from_process);
+        std::fs::write(&file, "A=1\nsecret-without-equals\n").unwrap();
+        let e = EnvOptions::from_flags(&[], &[f], false).unwrap_err().to_string();
+        assert!(e.ends_with("line 2: expected NAME=VALUE") && !e.contains("secret"), "{e}");
+        let e = EnvOptions::from_flags(&["=v".into()], &[], false).unwrap_err().to_string();
+        assert!(e.contains("expected NAME=VALUE"), "{e}");
+    }
+}

@@ -21,7 +21,10 @@ fn index() -> Arc<Index> {
             sos.apply(
                 "ns",
                 "taken",
-                SoKeys { target: Workload::new("apps/v1", "Deployment", "busy"), hpa: "keda-hpa-taken".into() },
+                SoKeys {
+                    target: Workload::new("apps/v1", "Deployment", "busy"),
+                    hpa: "keda-hpa-taken".into(),
+                },
             );
             Arc::new(Index::new(Snapshot::synced(sos, Default::default())))
         })

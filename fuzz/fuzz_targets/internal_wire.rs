@@ -35,7 +35,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(body) else { return };
     let _ = routes::route(text);
     let mut names = text.splitn(3, '\u{0}');
-    let (ns, name, metric) = (names.next().unwrap_or(""), names.next().unwrap_or(""), names.next().unwrap_or(""));
+    let (ns, name, metric) =
+        (names.next().unwrap_or(""), names.next().unwrap_or(""), names.next().unwrap_or(""));
     if let Some(path) = metric_path(ns, name, metric) {
         let segments: Vec<&str> = path.split('/').collect();
         let [_, "v1", "namespaces", a, "scaledobjects", b, "metrics", c] = segments[..] else {

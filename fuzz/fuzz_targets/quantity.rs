@@ -18,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(metric_name::normalize(&normalized), normalized, "normalize is not idempotent on {text:?}");
     let _ = metric_name::trigger_index(text);
     let mut parts = text.splitn(3, '\n');
-    let (tz, start, end) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (tz, start, end) =
+        (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let _ = metric_name::cron_part(tz, start, end);
     let _ = metric_name::with_index(data.len(), text);
 });

@@ -306,7 +306,8 @@ fuzz_target!(|input: Input| {
             }
             let mut spec = json!({"env": env, "secretTargetRef": secrets, "configMapTargetRef": maps});
             if let Some(p) = &a.pod_identity {
-                let provider = ["none", "aws", "aws-eks", "azure-workload", "gcp", ""][usize::from(p.provider) % 6];
+                let provider =
+                    ["none", "aws", "aws-eks", "azure-workload", "gcp", ""][usize::from(p.provider) % 6];
                 let mut pi = json!({"provider": provider});
                 if let Some(r) = &p.role_arn {
                     pi["roleArn"] = json!(r.render());

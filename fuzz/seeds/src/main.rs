@@ -22,7 +22,7 @@ use std::time::Duration;
 use ebb_api::MetadataValue;
 use ebb_scalers::kafka::config::parse_config;
 use ebb_scalers::kafka::{KafkaScaler, PARAMS};
-use ebb_scalers::params::{ParseContext, Params};
+use ebb_scalers::params::{Params, ParseContext};
 use ebb_testbackends::prometheus::{Exporter, Options, Prometheus};
 use ebb_testbackends::tansu::{Admin, Tansu, TansuOptions};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -61,7 +61,12 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Kafka
 
-async fn proxy(listener: TcpListener, upstream: SocketAddr, on: Arc<AtomicBool>, log: Arc<Mutex<Vec<Arc<Mutex<Recorded>>>>>) {
+async fn proxy(
+    listener: TcpListener,
+    upstream: SocketAddr,
+    on: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Arc<Mutex<Recorded>>>>>,
+) {
     while let Ok((client, _)) = listener.accept().await {
         let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { continue };
         let rec = Arc::new(Mutex::new(Recorded::default()));
@@ -139,7 +144,8 @@ fn scaler(bootstrap: &str, pairs: &[(&str, &str)]) -> Result<KafkaScaler> {
 async fn kafka(dir: &Path) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let proxy_port = listener.local_addr().map_err(|e| e.to_string())?.port();
-    let tansu = Tansu::start_with(&TansuOptions { advertised_port: Some(proxy_port), ..TansuOptions::default() })?;
+    let tansu =
+        Tansu::start_with(&TansuOptions { advertised_port: Some(proxy_port), ..TansuOptions::default() })?;
     let upstream: SocketAddr = tansu.bootstrap().parse().map_err(|e| format!("{e}"))?;
     let on = Arc::new(AtomicBool::new(false));
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -217,7 +223,13 @@ fn get(addr: SocketAddr, path_and_query: &str) -> Result<(u16, Vec<u8>)> {
 
 fn encode(q: &str) -> String {
     q.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -314,7 +326,8 @@ fn manifests(corpus: &Path, repo: &Path) -> Result<()> {
         if !bad {
             let mut newer = object.clone();
             newer["spec"]["maxReplicaCount"] = serde_json::json!(7);
-            let body = serde_json::to_vec(&review("UPDATE", &newer, Some(&object))).map_err(|e| e.to_string())?;
+            let body =
+                serde_json::to_vec(&review("UPDATE", &newer, Some(&object))).map_err(|e| e.to_string())?;
             write(&reviews, &format!("{stem}-update.json"), &body)?;
         }
     }
@@ -342,7 +355,11 @@ fn manifests(corpus: &Path, repo: &Path) -> Result<()> {
         write(&reviews, &format!("{name}-create.json"), &body)?;
     }
     let delete = review("DELETE", &ta, Some(&ta));
-    write(&reviews, "trigger-authentication-delete.json", &serde_json::to_vec(&delete).map_err(|e| e.to_string())?)?;
+    write(
+        &reviews,
+        "trigger-authentication-delete.json",
+        &serde_json::to_vec(&delete).map_err(|e| e.to_string())?,
+    )?;
     // `ebb check` input with a ScaledObject, its TriggerAuthentication, Secret and Deployment.
     let stream = "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata:\n  name: worker\n  namespace: ns\nspec:\n  scaleTargetRef:\n    name: worker\n  triggers:\n  - type: prometheus\n    metadata:\n      serverAddress: http://prometheus:9090\n      query: sum(queue_depth)\n      threshold: '5'\n    authenticationRef:\n      name: prom-auth\n---\napiVersion: keda.sh/v1alpha1\nkind: TriggerAuthentication\nmetadata:\n  name: prom-auth\n  namespace: ns\nspec:\n  secretTargetRef:\n  - parameter: bearerToken\n    name: prom\n    key: token\n  env:\n  - parameter: customHeaders\n    name: HEADERS\n---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: prom\n  namespace: ns\nstringData:\n  token: abc\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: worker\n  namespace: ns\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        env:\n        - name: HEADERS\n          value: X-Scope-OrgID=t1\n";
     write(&checks, "stream-with-auth.yaml", stream.as_bytes())?;

@@ -1,7 +1,8 @@
 //! Bounds the work value questions cause: [`Coalesced`] wraps a [`ValueSource`] so that the
 //! source is asked at most once per (namespace, ScaledObject, metric) per interval. Questions
 //! arriving while the source answers wait for that answer; for the interval after it, the same
-//! answer (a value, or a scaler error or time-out) is served again, marked `cache`. Answers that
+//! answer (a value, or a scaler error or time-out) is served again. Every question but the one
+//! that ran the query gets a value marked `cache`. Answers that
 //! depend on nothing but the object list (unknown object or metric, an internal failure) are
 //! shared only with the questions that waited for them. Old entries are dropped as the table
 //! grows, so its size follows the questions of one interval.
