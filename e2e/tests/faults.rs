@@ -9,6 +9,12 @@
 //! source is not an idle one), `status.lastActiveTime` is neither cleared nor moved back, and once
 //! the backend is back the object returns to 2 replicas with Fallback=False. The recovery time
 //! is measured from the backend answering again. A table of all faults is printed at the end.
+//!
+//! Certificates rotated under load: while 16 clients ask the external metrics API for a value
+//! through the API server's aggregator without pause, the metrics API server's serving
+//! certificate and both ends of its link to the operator (the operator's serving certificate,
+//! the metrics API server's client certificate) are replaced on disk, twice. No question may go
+//! unanswered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -30,7 +36,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use scaling::{Stack, Timeline, secret};
 use serde_json::{Value, json};
-use support::{NS, create_deployment, replicas, wait_for, wait_until};
+use support::{NS, SERVICE, SERVICE_NS, create_deployment, replicas, wait_for, wait_until};
 
 /// What the backends report: worth 2 replicas at a target of 5 per replica.
 const VALUE: u32 = 10;
@@ -383,5 +389,79 @@ async fn backends_that_hang_or_crash_land_on_fallback_and_recover_losing_nothing
         );
     }
     println!("fault suite took {:?}", started.elapsed());
+    stack.stop().await;
+}
+
+/// Asks the external metrics API for `path` through the API server (the aggregator): status code
+/// and time taken.
+async fn ask(client: &kube::Client, path: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let request = http::Request::get(path).body(Vec::new()).unwrap();
+    let status = match client.request_text(request).await {
+        Ok(_) => 200,
+        Err(kube::Error::Api(e)) => e.code,
+        Err(_) => 0,
+    };
+    (status, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotated_under_load_lose_no_question() {
+    support::init_logs();
+    let stack = Stack::start("rotate-load", Duration::from_secs(1)).await;
+    let client = stack.client.clone();
+    create_deployment(&client, "rotated", 1).await;
+    support::create_cron_so(&client, "rotated", "rotated", 3, 30).await;
+    let metric = support::metric_name(&client, "rotated").await;
+    let path = support::value_path(&metric, "rotated");
+    wait_for("a value through the aggregator", Duration::from_secs(30), async || {
+        ask(&client, &path).await.0 == 200
+    })
+    .await;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, path, stop) = (client.clone(), path.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    answers.push(ask(&client, &path).await);
+                }
+                answers
+            })
+        })
+        .collect();
+    let pki = &stack.pki;
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pki.rotate_serving(&stack.cluster.service_cert(SERVICE_NS, SERVICE));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let operator = pki.internal_ca.issue_server(&["localhost"], &[[127, 0, 0, 1].into()]).unwrap();
+        pki.dir.write("operator.key", &operator.key_pem);
+        pki.dir.write("operator.crt", &operator.cert_pem);
+        let client_leaf = pki.internal_ca.issue_client(SERVICE, &[]).unwrap();
+        pki.dir.write("client.key", &client_leaf.key_pem);
+        pki.dir.write("client.crt", &client_leaf.cert_pem);
+        println!("round {round}: serving and both internal certificates replaced");
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = Vec::new();
+    for w in workers {
+        answers.extend(w.await.unwrap());
+    }
+    let failed: Vec<u16> = answers.iter().map(|(s, _)| *s).filter(|s| *s != 200).collect();
+    let ms: Vec<f64> = answers.iter().map(|(_, t)| t.as_secs_f64() * 1000.0).collect();
+    println!(
+        "FAULT | serving + internal certificates replaced twice under load (16 clients, through the aggregator) | {} questions, {} unanswered, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms | recovery 0 s | nothing",
+        answers.len(),
+        failed.len(),
+        scaling::percentile(&ms, 50.0),
+        scaling::percentile(&ms, 99.0),
+        scaling::percentile(&ms, 100.0)
+    );
+    assert!(answers.len() > 100, "the load ran: {} questions", answers.len());
+    assert!(failed.is_empty(), "questions unanswered during rotation: {failed:?}");
     stack.stop().await;
 }

@@ -24,7 +24,7 @@ pub static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 pub struct Stack {
     pub cluster: support::Cluster,
     pub client: kube::Client,
-    pki: support::Pki,
+    pub pki: support::Pki,
     op: support::Operator,
     server: support::MetricsServer,
 }
