@@ -1,3 +1,5 @@
+//! Tests of the certificate manager's plan: one Secret and identity per component, and each Secret mounted by its own Deployment only.
+
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};

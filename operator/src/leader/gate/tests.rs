@@ -1,3 +1,5 @@
+//! Tests of the leader-only client: writes refused while not leading, reads passed, leadership checked after the throttle wait.
+
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
