@@ -24,8 +24,14 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
 /// Appended to every value a TriggerAuthentication provides when the input marks it, so the
-/// value can be recognized in any message (no message or parameter contains it otherwise).
+/// value can be recognized in any message. Its first character is removed from every other
+/// string the input chooses (names, keys, metadata), so nothing else can carry it.
 const MARK: &str = "\u{2603}mark";
+
+/// A string chosen by the input, without the mark's first character.
+fn clean(s: &str) -> String {
+    s.replace('\u{2603}', "")
+}
 
 const TEXTS: &[&str] = &[
     "",
@@ -78,7 +84,7 @@ impl Text {
     fn render(&self) -> String {
         match self {
             Text::Known(i) => TEXTS[usize::from(*i) % TEXTS.len()].to_owned(),
-            Text::Raw(s) => s.clone(),
+            Text::Raw(s) => clean(s),
         }
     }
 }
@@ -168,7 +174,11 @@ struct Input {
 #[derive(Default)]
 struct Sources {
     objects: BTreeMap<(&'static str, String, String), Lookup>,
+    /// The container's environment (also what `…FromEnv` parameters read).
     env: BTreeMap<String, String>,
+    /// Variables only TriggerAuthentication `env` entries name (kept apart so a value read
+    /// through the authentication is never also read through `…FromEnv`).
+    auth_env: BTreeMap<String, String>,
 }
 
 impl AuthSources for Sources {
@@ -179,7 +189,7 @@ impl AuthSources for Sources {
         self.objects.get(&("ConfigMap", name.to_owned(), key.to_owned())).cloned().unwrap_or(Lookup::NoObject)
     }
     fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
-        self.env.get(name).cloned()
+        self.auth_env.get(name).or_else(|| self.env.get(name)).cloned()
     }
 }
 
@@ -198,7 +208,7 @@ fn key_name(def: Option<&registry::ScalerDef>, k: &Key) -> String {
     match k {
         Key::Param(i) => param_name(def, *i),
         Key::FromEnv(i) => format!("{}FromEnv", param_name(def, *i)),
-        Key::Other(s) => s.clone(),
+        Key::Other(s) => clean(s),
     }
 }
 
@@ -251,7 +261,7 @@ fuzz_target!(|input: Input| {
                 let defs: Vec<_> = registry::implemented().collect();
                 defs[usize::from(*i) % defs.len()].type_name.to_owned()
             }
-            TypeSel::Other(s) => s.clone(),
+            TypeSel::Other(s) => clean(s),
         };
         let def = def_of(&type_);
         let mut metadata = serde_json::Map::new();
@@ -261,7 +271,7 @@ fuzz_target!(|input: Input| {
         }
         let mut trigger = json!({"type": type_, "metadata": metadata});
         if let Some(n) = &t.name {
-            trigger["name"] = json!(n);
+            trigger["name"] = json!(clean(n));
         }
         if let Some(m) = t.metric_type {
             trigger["metricType"] = json!(["AverageValue", "Value", "Utilization"][usize::from(m) % 3]);
@@ -290,8 +300,9 @@ fuzz_target!(|input: Input| {
                 match &r.source {
                     Source::Env { container } => {
                         if let Lookup::Found(v) = &found {
-                            sources.env.insert(name.clone(), v.clone());
+                            sources.auth_env.insert(name.clone(), v.clone());
                         }
+                        let container = container.as_deref().map(clean);
                         env.push(json!({"parameter": parameter, "name": name, "containerName": container}));
                     }
                     Source::Secret => {

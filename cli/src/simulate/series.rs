@@ -75,12 +75,15 @@ fn parse_time(s: &str, origin: DateTime<Utc>) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
+    // An offset that lands past the end of the calendar is no time at all (checked, not `+`).
     if let Ok(secs) = s.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| origin + Duration::milliseconds((secs * 1000.0) as i64));
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        return origin.checked_add_signed(Duration::milliseconds((secs * 1000.0) as i64));
     }
     let d = humantime::parse_duration(s).ok()?;
-    Some(origin + Duration::from_std(d).ok()?)
+    origin.checked_add_signed(Duration::from_std(d).ok()?)
 }
 
 #[cfg(test)]
@@ -109,5 +112,16 @@ mod tests {
         let e = Series::parse("5m,1\n1m,2\n", o, "q.csv").unwrap_err().to_string();
         assert!(e.starts_with("q.csv:2: time \"1m\" goes back in time"), "{e}");
         assert!(Series::parse("", o, "q.csv").is_err());
+    }
+
+    /// Found by the `check_manifests` fuzz target: an offset past the end of the calendar
+    /// overflowed `origin + offset` and panicked.
+    #[test]
+    fn offsets_beyond_the_calendar_are_errors_not_panics() {
+        let o = Utc.with_ymd_and_hms(2026, 1, 1, 10, 0, 0).unwrap();
+        for row in ["555555555555555555", "300000y"] {
+            let e = Series::parse(&format!("0,1\n{row},2\n"), o, "q.csv").unwrap_err().to_string();
+            assert!(e.starts_with(&format!("q.csv:2: time {row:?}")), "{e}");
+        }
     }
 }

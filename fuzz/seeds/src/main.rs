@@ -2,12 +2,14 @@
 //! - `kafka_response`: what a real broker (tansu) answers ebb's Kafka scaler, recorded by a TCP
 //!   proxy the broker advertises, so every connection the scaler opens passes through it. One
 //!   seed per connection: the broker's bytes in order (ApiVersions, Metadata, FindCoordinator,
-//!   OffsetFetch, ListOffsets frames, each with its length prefix), prefixed by the request keys
-//!   as the fuzz target reads them (see `fuzz_targets/kafka_response.rs`).
+//!   OffsetFetch, ListOffsets frames, each with its length prefix), prefixed by `[0][n][n request
+//!   keys]` (no SASL, then the requests after ApiVersions) as the fuzz target reads them (see
+//!   `fuzz_targets/kafka_response.rs`).
 //! - `prometheus_response`: `/api/v1/query` bodies from a real Prometheus (vector, scalar,
 //!   matrix, several series, empty, string, error).
-//! - `admission_review`, `check_manifests`, `trigger_metadata`-free targets: AdmissionReviews
-//!   wrapping the repository's ScaledObject fixtures, and the fixtures themselves.
+//! - `admission_review`, `check_manifests`: AdmissionReviews wrapping the repository's
+//!   ScaledObject fixtures (`tests/fixtures`) and TriggerAuthentications, and the fixtures
+//!   themselves with a manifest stream and a series CSV.
 //!
 //! Usage: `ebb-fuzz-seeds <fuzz dir> <repository dir>`.
 
