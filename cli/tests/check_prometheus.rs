@@ -108,7 +108,8 @@ async fn seed_ultra_fast_through_ebb_check() {
     assert!(warnings.contains("spec.triggers[1] (prometheus) metadata.metricName: ignored"), "{warnings}");
 
     // A second service: the same query now gives two series, reported as an error that says
-    // how many, which ones and how to aggregate; the other trigger still answers.
+    // how many, by which labels (names only: label values are the source's data, never shown)
+    // and how to aggregate; the other trigger still answers.
     services.lock().unwrap().push("search");
     let v = check_until(&file, |v| v["triggers"][0]["error"].is_string()).await;
     let (t0, t1) = (&v["triggers"][0], &v["triggers"][1]);
@@ -117,8 +118,8 @@ async fn seed_ultra_fast_through_ebb_check() {
         e0,
         format!(
             "the query returned 2 series but must return exactly one value; aggregate it, for example \
-             sum(<query>) or max(<query>) instead of sum(...) by (label) (series: {{service=\"checkout\"}}, \
-             {{service=\"search\"}}) (Prometheus at {})",
+             sum(<query>) or max(<query>) instead of sum(...) by (label) (series labels: service) \
+             (Prometheus at {})",
             prom.url()
         ),
         "{v:#}"
