@@ -9,6 +9,8 @@ pub mod scaled_object;
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod parser_tests;
+#[cfg(test)]
 mod tests;
 
 /// One reason to deny, with a bounded `reason` (metric label) and a message for the user.
