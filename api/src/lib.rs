@@ -1,6 +1,6 @@
 //! ebb's public API: the `keda.sh/v1alpha1` custom resources (ScaledObject, TriggerAuthentication,
 //! ClusterTriggerAuthentication), the constants every component shares (labels, annotations,
-//! finalizer, field managers), external metric naming and Kubernetes quantities.
+//! finalizer, field managers), external metric naming, Kubernetes quantities and label selectors.
 //!
 //! This crate performs no I/O; everything here is plain data and pure functions.
 
@@ -8,6 +8,7 @@ pub mod annotations;
 pub mod constants;
 pub mod crds;
 pub mod internal;
+pub mod label_selector;
 pub mod metadata;
 pub mod metric_name;
 pub mod quantity;

@@ -1,13 +1,13 @@
 //! Label selectors from outside: the metrics API server's `labelSelector` query parameter (the
-//! HPA controller, or anyone who can reach the APIService) and the local control plane's
-//! `labelSelector` parsing. Property: no panic; what parses once parses the same way again
-//! when written back.
+//! HPA controller, or anyone who can reach the APIService) and the selector grammar it shares with
+//! the local control plane (`ebb_api::label_selector`: the string and the object form). Property:
+//! no panic; what parses once parses the same way again when written back.
 #![no_main]
 
 use std::collections::BTreeMap;
 
+use ebb_api::label_selector::LabelSelector;
 use ebb_metrics_apiserver::selector;
-use ebb_sandbox::selectors::LabelSelector;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -15,9 +15,8 @@ fuzz_target!(|data: &[u8]| {
     // As a raw query string (form-encoded), then as the decoded selector.
     let from_query = selector::label_selector(Some(text));
     let _ = selector::scaled_object(from_query.as_deref());
-    let _ = selector::parse(text);
     let _ = selector::scaled_object(Some(text));
-    // The control plane's selector, matched against labels taken from the same text.
+    // The shared grammar, matched against labels taken from the same text.
     if let Ok(s) = LabelSelector::parse(text) {
         let canonical = s.to_string();
         match LabelSelector::parse(&canonical) {

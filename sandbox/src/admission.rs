@@ -17,12 +17,12 @@ use std::sync::RwLock;
 use std::time::Duration;
 
 use base64::Engine;
+use ebb_api::label_selector::LabelSelector;
 use serde_json::{Value, json};
 
 use crate::control::{ControlPlane, UserInfo, WriteCtx};
 use crate::meta;
 use crate::resources::Resource;
-use crate::selectors::LabelSelector;
 use crate::status::ApiError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

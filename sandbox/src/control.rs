@@ -20,13 +20,13 @@ use crate::status::ApiError;
 use crate::store::{Key, Store, Write};
 
 mod list;
-mod request;
+mod request_context;
 mod scale;
 mod write;
 
 pub use list::ListOptions;
-pub(crate) use request::system_ctx;
-pub use request::{PatchType, Sub, UserInfo, Warnings, WriteCtx};
+pub(crate) use request_context::system_ctx;
+pub use request_context::{PatchType, Sub, UserInfo, Warnings, WriteCtx};
 use scale::from_scale;
 pub(crate) use scale::{selector_string, to_scale};
 use write::{apply_error, apply_patch, merge_for_write};

@@ -5,6 +5,7 @@
 //! kube-apiserver are listed in `sandbox/README.md`.
 
 pub mod admission;
+pub mod api_path;
 pub mod auth;
 pub mod control;
 pub mod controllers;
@@ -12,6 +13,7 @@ pub mod crd;
 pub mod defaults;
 pub mod discovery;
 pub mod faults;
+pub mod field_selector;
 pub mod gc;
 pub mod jsonpath;
 pub mod kubeconfig;
@@ -20,15 +22,12 @@ pub mod patch;
 pub mod pki;
 pub mod proto;
 pub mod proxy;
-pub mod request;
 pub mod resources;
 pub mod reviews;
 pub mod sandbox;
-pub mod selectors;
 pub mod serve;
 pub mod server;
 pub mod status;
 pub mod store;
 pub mod table;
-pub mod tables;
 pub mod watch;

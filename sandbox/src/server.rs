@@ -9,9 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Response, StatusCode, Uri, header};
 use serde_json::Value;
 
+use crate::api_path::{ObjectPath, Target, parse};
 use crate::control::{ControlPlane, ListOptions, PatchType, Sub, UserInfo, WriteCtx};
 use crate::faults::FaultAction;
-use crate::request::{ObjectPath, Target, parse};
 use crate::resources::Resource;
 use crate::status::ApiError;
 use crate::{discovery, proxy, watch};
@@ -268,7 +268,7 @@ async fn object(
             if wants_table(headers) {
                 return Ok(json_response(
                     200,
-                    &crate::tables::for_list(&res, &list, q.get("includeObject").map(String::as_str)),
+                    &crate::table::for_list(&res, &list, q.get("includeObject").map(String::as_str)),
                 ));
             }
             Ok(json_response(200, &list))
@@ -279,7 +279,7 @@ async fn object(
                 let list = serde_json::json!({"metadata": {"resourceVersion": crate::meta::resource_version(&obj).unwrap_or_default()}, "items": [obj]});
                 return Ok(json_response(
                     200,
-                    &crate::tables::for_list(&res, &list, q.get("includeObject").map(String::as_str)),
+                    &crate::table::for_list(&res, &list, q.get("includeObject").map(String::as_str)),
                 ));
             }
             Ok(json_response(200, &obj))

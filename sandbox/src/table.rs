@@ -1,7 +1,8 @@
 //! Server-side printing: the `meta.k8s.io/v1` `Table` responses that `kubectl get` asks for with
-//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`. Column sets come from a CRD's
-//! `additionalPrinterColumns` (cells computed with JSONPath) or from the built-in printers in
-//! `table::printers` (cells computed by functions). As kube-apiserver does, every column is filled
+//! `Accept: application/json;as=Table;v=v1;g=meta.k8s.io` ([`for_list`] for a list response of a
+//! resource; [`table`] and [`row`] from given columns). Column sets come from a CRD's
+//! `additionalPrinterColumns` (cells computed with JSONPath; [`crd_columns`]) or from the built-in
+//! printers in `table::printers` (cells computed by functions; [`builtin_columns`]). As kube-apiserver does, every column is filled
 //! (priority > 0 columns too; kubectl hides those unless `-o wide`), and ages are rendered as
 //! relative durations ("5m", "3h2m", "2d").
 
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::jsonpath::{self, JsonPath};
+use crate::resources::Resource;
 
 mod printers;
 
@@ -141,6 +143,20 @@ pub fn table(
         "columnDefinitions": column_definitions(columns),
         "rows": rows,
     })
+}
+
+/// The Table for a list response of `res` (`items` and `metadata` of the list): the CRD's
+/// additionalPrinterColumns for a custom resource, the built-in printer's columns otherwise.
+pub fn for_list(res: &Resource, list: &Value, include_object: Option<&str>) -> Value {
+    let columns = if res.custom {
+        crd_columns(res.printer_columns.as_ref())
+    } else {
+        builtin_columns(&res.group, &res.kind)
+    };
+    let items: Vec<Value> = list.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+    let include = include_object.and_then(IncludeObject::from_query).unwrap_or_default();
+    let meta = list.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    table(&columns, &items, meta, include, Utc::now())
 }
 
 /// The `columnDefinitions` array.

@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{Response, header};
+use ebb_api::label_selector::LabelSelector;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::control::{ControlPlane, ListOptions, as_served};
+use crate::field_selector::FieldSelector;
 use crate::meta;
 use crate::resources::Resource;
-use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::ApiError;
 use crate::store::{Event, EventType};
 

@@ -321,6 +321,12 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
                     Pick::OutErr,
                 ),
                 step("stored", &["get", "cm", "-l", "webhook", "-o", "name"], Pick::Out),
+                // Label selector tokens are separated by ASCII blanks only (a no-break space
+                // belongs to the key, which is then invalid), and refusals are worded alike.
+                step("selector-blanks", &["get", "cm", "-l", "webhook = on", "-o", "name"], Pick::Out),
+                step("selector-no-break-space", &["get", "cm", "-l", "webhook\u{a0}=on"], Pick::Status),
+                step("selector-negated-operator", &["get", "cm", "-l", "!webhook=on"], Pick::Err),
+                step("selector-set-operator", &["get", "cm", "-l", "webhook in (=)"], Pick::Err),
             ],
         ),
         (

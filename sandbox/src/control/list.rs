@@ -20,10 +20,10 @@ impl ControlPlane {
     /// LIST with selectors and paging.
     pub fn list(&self, res: &Resource, ns: Option<&str>, opts: &ListOptions) -> Result<Value, ApiError> {
         let labels =
-            crate::selectors::LabelSelector::parse(opts.label_selector.as_deref().unwrap_or_default())
+            ebb_api::label_selector::LabelSelector::parse(opts.label_selector.as_deref().unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let fields =
-            crate::selectors::FieldSelector::parse(opts.field_selector.as_deref().unwrap_or_default())
+            crate::field_selector::FieldSelector::parse(opts.field_selector.as_deref().unwrap_or_default())
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let ns = if res.namespaced { ns } else { None };
         let (items, rv) = self.store.list(&res.group, &res.plural, ns);

@@ -2,10 +2,10 @@
 //! the control plane serves (same headers, order, priorities and cell formats).
 
 use chrono::{DateTime, Utc};
+use ebb_api::label_selector::LabelSelector;
 use serde_json::{Value, json};
 
 use super::{AGE_DESCRIPTION, Column, NAME_DESCRIPTION, int_at, since, str_at};
-use crate::selectors::LabelSelector;
 
 type Now = DateTime<Utc>;
 

@@ -1,9 +1,13 @@
 //! Field selectors (`?fieldSelector=`): `field=value`, `field==value`, `field!=value` terms joined
-//! by commas, with fields as dotted paths into the object's JSON.
+//! by commas, with fields as dotted paths into the object's JSON. Label selectors are
+//! `ebb_api::label_selector`, shared with the metrics API server.
 
+use ebb_api::label_selector::SelectorError;
 use serde_json::Value;
 
-use super::{SelectorError, err};
+fn err(msg: impl Into<String>) -> SelectorError {
+    SelectorError(msg.into())
+}
 
 /// One `field=value` / `field!=value` term of a field selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,5 +152,52 @@ pub fn field_value(obj: &Value, path: &str) -> String {
         Value::Number(n) => n.to_string(),
         Value::Bool(b) => b.to_string(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn field_selector_name_namespace() {
+        let a = json!({"metadata": {"name": "web", "namespace": "default"}, "type": "Warning",
+            "involvedObject": {"name": "so-1", "kind": "ScaledObject"}, "spec": {"replicas": 3, "paused": false}});
+        let b = json!({"metadata": {"name": "db", "namespace": "kube-system"}});
+        let cases: &[(&str, bool, bool)] = &[
+            ("", true, true),
+            ("metadata.name=web", true, false),
+            ("metadata.name==web", true, false),
+            ("metadata.name!=web", false, true),
+            ("metadata.namespace=default", true, false),
+            ("metadata.namespace!=kube-system", true, false),
+            ("metadata.name=web,metadata.namespace=default", true, false),
+            ("metadata.name=web,metadata.namespace=other", false, false),
+            ("involvedObject.name=so-1,type=Warning", true, false),
+            ("involvedObject.kind=", false, true),
+            ("spec.replicas=3", true, false),
+            ("spec.paused=false", true, false),
+            ("type!=Normal", true, true),
+        ];
+        for (sel, wa, wb) in cases {
+            let s = FieldSelector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+            assert_eq!(s.matches(&a), *wa, "{sel:?} vs a");
+            assert_eq!(s.matches(&b), *wb, "{sel:?} vs b");
+        }
+    }
+
+    #[test]
+    fn field_selector_fields_escapes_and_errors() {
+        let s = FieldSelector::parse("metadata.name=a\\,b,metadata.namespace!=x").unwrap();
+        assert_eq!(s.fields(), vec!["metadata.name", "metadata.namespace"]);
+        assert_eq!(s.required_value("metadata.name"), Some("a,b"));
+        assert_eq!(s.required_value("metadata.namespace"), None);
+        assert!(s.matches(&json!({"metadata": {"name": "a,b", "namespace": "y"}})));
+        for bad in ["metadata.name", "=x", "a=b=c", "a=x\\y"] {
+            let e = FieldSelector::parse(bad).expect_err(bad);
+            assert!(e.0.starts_with("invalid field selector"), "{bad}: {}", e.0);
+        }
     }
 }

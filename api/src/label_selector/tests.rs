@@ -149,46 +149,6 @@ fn matches_object_reads_metadata_labels() {
     assert!(LabelSelector::parse("!app").unwrap().matches_object(&json!({"metadata": {}})));
 }
 
-#[test]
-fn field_selector_name_namespace() {
-    let a = json!({"metadata": {"name": "web", "namespace": "default"}, "type": "Warning",
-        "involvedObject": {"name": "so-1", "kind": "ScaledObject"}, "spec": {"replicas": 3, "paused": false}});
-    let b = json!({"metadata": {"name": "db", "namespace": "kube-system"}});
-    let cases: &[(&str, bool, bool)] = &[
-        ("", true, true),
-        ("metadata.name=web", true, false),
-        ("metadata.name==web", true, false),
-        ("metadata.name!=web", false, true),
-        ("metadata.namespace=default", true, false),
-        ("metadata.namespace!=kube-system", true, false),
-        ("metadata.name=web,metadata.namespace=default", true, false),
-        ("metadata.name=web,metadata.namespace=other", false, false),
-        ("involvedObject.name=so-1,type=Warning", true, false),
-        ("involvedObject.kind=", false, true),
-        ("spec.replicas=3", true, false),
-        ("spec.paused=false", true, false),
-        ("type!=Normal", true, true),
-    ];
-    for (sel, wa, wb) in cases {
-        let s = FieldSelector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
-        assert_eq!(s.matches(&a), *wa, "{sel:?} vs a");
-        assert_eq!(s.matches(&b), *wb, "{sel:?} vs b");
-    }
-}
-
-#[test]
-fn field_selector_fields_escapes_and_errors() {
-    let s = FieldSelector::parse("metadata.name=a\\,b,metadata.namespace!=x").unwrap();
-    assert_eq!(s.fields(), vec!["metadata.name", "metadata.namespace"]);
-    assert_eq!(s.required_value("metadata.name"), Some("a,b"));
-    assert_eq!(s.required_value("metadata.namespace"), None);
-    assert!(s.matches(&json!({"metadata": {"name": "a,b", "namespace": "y"}})));
-    for bad in ["metadata.name", "=x", "a=b=c", "a=x\\y"] {
-        let e = FieldSelector::parse(bad).expect_err(bad);
-        assert!(e.0.starts_with("invalid field selector"), "{bad}: {}", e.0);
-    }
-}
-
 /// Found by the `label_selector` fuzz target: `a notin (,,)` parsed, but its canonical form
 /// `a notin ()` did not. kube-apiserver's `labels.Parse` reads `()` as the set holding the empty
 /// value, and rejects `,,` right before `)`.
@@ -207,5 +167,111 @@ fn empty_elements_read_as_kube_apiserver_reads_them() {
     for sel in ["a notin ()", "a in (,x)"] {
         let canonical = LabelSelector::parse(sel).unwrap().to_string();
         assert_eq!(LabelSelector::parse(&canonical).unwrap().to_string(), canonical, "{sel}");
+    }
+}
+
+/// kube-apiserver's label selector lexer separates tokens by ' ', '\t', '\r' and '\n' only
+/// (`isWhitespace` in apimachinery's `labels` package); any other byte, a vertical tab or a
+/// no-break space included, belongs to the key or value and makes it invalid.
+#[test]
+fn only_ascii_blanks_separate_tokens() {
+    for sel in ["app=web\u{a0}", "app=web\u{0b}", "\u{3000}app=web", "app\u{0c}", "app in (web\u{2003})"] {
+        assert!(LabelSelector::parse(sel).is_err(), "{sel:?} parsed");
+    }
+    let s = LabelSelector::parse("\tapp = web\r\n,\ttier").unwrap();
+    assert_eq!(s.to_string(), "app=web,tier");
+}
+
+/// Errors worded as kube-apiserver words them: after `!key` the selector expects a comma or its
+/// end (not inside a requirement), and an opening parenthesis expects ',', ')' or an identifier.
+#[test]
+fn error_messages_as_kube_apiserver_words_them() {
+    let e = LabelSelector::parse("!a=b").unwrap_err();
+    assert_eq!(e.0, "found '=', expected: ',' or 'end of string'");
+    let e = LabelSelector::parse("a in (=)").unwrap_err();
+    assert_eq!(e.0, "unable to parse requirement: found '=', expected: ',', ')' or identifier");
+}
+
+/// The cases the metrics API server's selector reading is held to, in the vocabulary of
+/// requirements it reads (`=` and `==` alike).
+mod metrics_api_cases {
+    /// One requirement, as the metrics API server reads it.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Requirement {
+        Equals(String, String),
+        NotEquals(String, String),
+        In(String, Vec<String>),
+        NotIn(String, Vec<String>),
+        Exists(String),
+        DoesNotExist(String),
+        GreaterThan(String, String),
+        LessThan(String, String),
+    }
+
+    fn parse(selector: &str) -> Result<Vec<Requirement>, String> {
+        use super::LabelOp;
+        let parsed = super::LabelSelector::parse(selector).map_err(|e| e.0)?;
+        let read = |r: &super::Requirement| {
+            let (key, values) = (r.key.clone(), r.values.clone());
+            let one = values.first().cloned().unwrap_or_default();
+            match r.op {
+                LabelOp::Equals | LabelOp::DoubleEquals => Requirement::Equals(key, one),
+                LabelOp::NotEquals => Requirement::NotEquals(key, one),
+                LabelOp::In => Requirement::In(key, values),
+                LabelOp::NotIn => Requirement::NotIn(key, values),
+                LabelOp::Exists => Requirement::Exists(key),
+                LabelOp::DoesNotExist => Requirement::DoesNotExist(key),
+                LabelOp::GreaterThan => Requirement::GreaterThan(key, one),
+                LabelOp::LessThan => Requirement::LessThan(key, one),
+            }
+        };
+        Ok(parsed.requirements().iter().map(read).collect())
+    }
+
+    #[test]
+    fn parses_every_operator() {
+        use Requirement::*;
+        let s = |v: &str| v.to_owned();
+        let cases = [
+            ("a=b", vec![Equals(s("a"), s("b"))]),
+            ("a==b", vec![Equals(s("a"), s("b"))]),
+            ("a = b", vec![Equals(s("a"), s("b"))]),
+            ("a=", vec![Equals(s("a"), s(""))]),
+            ("a!=b", vec![NotEquals(s("a"), s("b"))]),
+            ("x.io/a in (b, c)", vec![In(s("x.io/a"), vec![s("b"), s("c")])]),
+            ("a notin (b)", vec![NotIn(s("a"), vec![s("b")])]),
+            ("a in(b)", vec![In(s("a"), vec![s("b")])]),
+            ("a", vec![Exists(s("a"))]),
+            ("!a", vec![DoesNotExist(s("a"))]),
+            ("a>1,b<2", vec![GreaterThan(s("a"), s("1")), LessThan(s("b"), s("2"))]),
+            (
+                "a=b, c in (d,e),!f",
+                vec![Equals(s("a"), s("b")), In(s("c"), vec![s("d"), s("e")]), DoesNotExist(s("f"))],
+            ),
+            ("", vec![]),
+        ];
+        for (selector, want) in cases {
+            assert_eq!(parse(selector).unwrap(), want, "{selector:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_selectors() {
+        let cases = [
+            ("a=b,", "found '', expected: identifier after ','"),
+            ("a in (b", "found '', expected: ',' or ')'"),
+            ("a in b", "found 'b' expected: '('"),
+            ("a)", "found ')', expected: in, notin"),
+            ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+            ("a~b", "invalid label key"),
+            ("a>x", "must be an integer"),
+            ("/a=b", "invalid label key"),
+            ("a in ((b))", "found '(', expected: ',', ')' or identifier"),
+            ("a b", "expected: in, notin, =, ==, !=, gt, lt"),
+        ];
+        for (selector, message) in cases {
+            let err = parse(selector).unwrap_err();
+            assert!(err.contains(message), "{selector:?}: {err}");
+        }
     }
 }
