@@ -176,19 +176,8 @@ mod tests {
 
     #[test]
     fn common_flags_parse() {
-        let args = Args::try_parse_from([
-            NAME,
-            "--admin-addr",
-            "127.0.0.1:18080",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-        ])
-        .unwrap();
-        assert_eq!(args.common.admin_addr.to_string(), "127.0.0.1:18080");
-        assert_eq!(args.common.log_format, ebb_plumbing::logging::LogFormat::Json);
-        assert_eq!(args.common.log_level, "debug");
+        // --admin-addr 127.0.0.1:18080, --log-format json and --log-level debug reach args.common.
+        ebb_plumbing::testing::check_server_flags::<Args>(NAME, &[], |args| &args.common);
     }
 
     #[test]

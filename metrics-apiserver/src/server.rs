@@ -19,6 +19,7 @@ use ebb_plumbing::admin::{AdminServer, Readiness};
 use ebb_plumbing::limits::ConnectionMetrics;
 use ebb_plumbing::server::Server;
 use ebb_plumbing::shutdown::Shutdown;
+use ebb_plumbing::task::AbortOnDropHandle;
 use ebb_plumbing::tls::{ClientAuth, HttpsServer, PeerCertificates, ServerFiles};
 
 use crate::auth::config::{self, CA_FILE_NAME, Refresh};
@@ -165,15 +166,6 @@ impl Drop for StateDir {
     }
 }
 
-/// A spawned task, aborted when the guard is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Both ports bound, nothing served yet.
 #[derive(Debug)]
 pub struct MetricsApiServer {
@@ -295,9 +287,10 @@ impl MetricsApiServer {
     /// Serves until `shutdown`, then lets open requests finish and returns.
     pub async fn serve(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self { admin, https, app, refresh, state_dir } = self;
-        let mut tasks = vec![AbortOnDrop(tokio::spawn(app.link.clone().watch_health(shutdown.wait())))];
+        let mut tasks =
+            vec![AbortOnDropHandle::new(tokio::spawn(app.link.clone().watch_health(shutdown.wait())))];
         if let Some((cfg, current)) = refresh {
-            tasks.push(AbortOnDrop(tokio::spawn(config::refresh(
+            tasks.push(AbortOnDropHandle::new(tokio::spawn(config::refresh(
                 app.auth.clone(),
                 cfg,
                 current,

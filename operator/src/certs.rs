@@ -27,6 +27,8 @@ mod secrets;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ebb_plumbing::backoff::Backoff;
+use ebb_plumbing::pki::unix_now;
 use kube::Client;
 use kube::runtime::events::Recorder;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +47,9 @@ pub const DEFAULT_CLIENT_NAME: &str = "ebb-metrics-apiserver";
 pub const DEFAULT_RESYNC: Duration = Duration::from_secs(10);
 /// Default longest pause between retries of a failed pass.
 pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// First pause after a failed pass; doubled after each further failure up to the configured
+/// maximum (`max_backoff`).
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Shortest pause between passes, so that a due time in the past cannot make the loop spin.
 const MIN_PAUSE: Duration = Duration::from_millis(200);
 
@@ -333,8 +338,7 @@ impl CertManager {
     /// Runs passes until `shutdown` completes.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
-        let min_backoff = Duration::from_secs(1).min(self.cfg.max_backoff);
-        let mut backoff = min_backoff;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, self.cfg.max_backoff);
         tracing::info!(
             secrets = %self.cfg.leaves.iter().map(|l| l.secret.as_str()).collect::<Vec<_>>().join(","),
             ca_secret = %format!("{}/{}", self.cfg.namespace, self.cfg.ca_secret),
@@ -343,16 +347,15 @@ impl CertManager {
         loop {
             let pause = match self.pass().await {
                 Ok(pass) => {
-                    backoff = min_backoff;
+                    backoff.reset();
                     pass.next.duration_since(SystemTime::now()).unwrap_or_default().max(MIN_PAUSE)
                 }
                 Err(e) => {
+                    let pause = backoff.next_pause();
                     tracing::warn!(
                         "certificate management: {e}; retrying in {}",
-                        humantime::format_duration(backoff)
+                        humantime::format_duration(pause)
                     );
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(self.cfg.max_backoff);
                     pause
                 }
             };
@@ -421,14 +424,6 @@ impl CertManager {
             next: due.min(SystemTime::now() + self.cfg.resync),
         })
     }
-}
-
-/// The current time in Unix seconds.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

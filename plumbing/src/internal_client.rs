@@ -25,6 +25,7 @@
 //! [`InternalClient::connect_to`] makes the client connect to another address than the URL's
 //! host resolves to, while still verifying the server's certificate for the URL's host name.
 
+use crate::backoff::Backoff;
 use crate::tls::{Stamp, stamp};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -256,7 +257,7 @@ impl InternalClient {
             )));
         };
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let mut pause = self.retries.backoff;
+        let mut backoff = Backoff::new(self.retries.backoff, Duration::MAX);
         let mut attempt = 1;
         loop {
             let (http, generation) = self.http();
@@ -269,12 +270,14 @@ impl InternalClient {
             };
             // Another replica may lead by now, or the connection is gone: a fresh one.
             self.reconnect(generation);
-            if attempt >= self.retries.attempts || tokio::time::Instant::now() + pause >= deadline {
+            let pause = backoff.next_pause();
+            if attempt >= self.retries.attempts
+                || pause >= deadline.saturating_duration_since(tokio::time::Instant::now())
+            {
                 return result;
             }
             tracing::debug!(operator = %self.base, attempt, "asking again on a fresh connection: {err}");
             tokio::time::sleep(pause).await;
-            pause *= 2;
             attempt += 1;
         }
     }

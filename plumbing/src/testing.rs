@@ -1,6 +1,7 @@
 //! Test support (feature `test-support`): runs an ebb server binary as a child process with
 //! JSON logs on stderr, learns its admin address from the [`LISTENING_MESSAGE`] log event,
-//! sends it SIGTERM and waits for it to exit.
+//! sends it SIGTERM and waits for it to exit; and checks a server's command line
+//! ([`check_server_flags`]). Its checks panic: it is for tests only.
 
 use std::io::{self, BufRead, BufReader};
 use std::net::SocketAddr;
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::admin::LISTENING_MESSAGE;
+use crate::args::CommonArgs;
+use crate::logging::LogFormat;
 
 /// How long [`ServerProcess::start`] waits for the admin server to listen.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -130,4 +133,27 @@ impl Drop for ServerProcess {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Checks a server's command line `A` (named `name`): clap's own consistency checks (no two
+/// flags clash, defaults parse), then parses `--admin-addr 127.0.0.1:18080 --log-format json
+/// --log-level debug` followed by `extra` and checks that the common flags reached the
+/// [`CommonArgs`] `common` picks out of `A`. Returns the parsed flags for further checks; panics
+/// on any failure.
+pub fn check_server_flags<A: clap::Parser>(
+    name: &str,
+    extra: &[&str],
+    common: impl Fn(&A) -> &CommonArgs,
+) -> A {
+    A::command().debug_assert();
+    let flags = [name, "--admin-addr", "127.0.0.1:18080", "--log-format", "json", "--log-level", "debug"];
+    let args = match A::try_parse_from(flags.iter().chain(extra)) {
+        Ok(args) => args,
+        Err(e) => panic!("{name} {extra:?}: {e}"),
+    };
+    let parsed = common(&args);
+    assert_eq!(parsed.admin_addr.to_string(), "127.0.0.1:18080");
+    assert_eq!(parsed.log_format, LogFormat::Json);
+    assert_eq!(parsed.log_level, "debug");
+    args
 }

@@ -1,7 +1,9 @@
 //! TLS for ebb's servers: PEM loading with errors that name the file, file stamps for reload
-//! detection, a server configuration that reloads its certificate, key and client CA from disk
-//! when they change (no restart), and an HTTPS server (HTTP/2 and HTTP/1.1 through ALPN) that
-//! serves an axum router and hands each request the peer's client certificate chain.
+//! detection, the one rustls server configuration every server uses ([`server_config`]), a
+//! server configuration that reloads its certificate, key and client CA from disk when they
+//! change (no restart), and an HTTPS server (HTTP/2 and HTTP/1.1 through ALPN) that serves an
+//! axum router — from those files or from a configuration held in memory — and hands each
+//! request the peer's client certificate chain.
 //!
 //! The server bounds what clients can hold ([`crate::limits::ServerLimits`]): a cap on open
 //! connections (beyond it new ones wait in the listen backlog), TLS handshake, HTTP/1
@@ -38,7 +40,8 @@ use conn::Conn;
 
 mod conn;
 
-/// How long open connections get to finish their requests after shutdown is requested.
+/// How long open connections get to finish their requests after shutdown is requested, unless
+/// the server says otherwise ([`HttpsServer::with_shutdown_grace`]).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Reaching the connection cap is logged at most this often.
 const CAP_WARNING_PERIOD: Duration = Duration::from_secs(60);
@@ -166,38 +169,65 @@ impl ServerFiles {
         paths
     }
 
-    /// A TLS acceptor from the files' current contents: TLS 1.2 and 1.3 with the ring provider,
-    /// ALPN `h2` then `http/1.1`.
+    /// A TLS acceptor from the files' current contents (see [`server_config`]).
     pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let chain = certs(&self.cert_file)?;
         let key = private_key(&self.key_file)?;
-        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?;
-        let builder = match &self.client_auth {
-            ClientAuth::None => builder.with_no_client_auth(),
-            ClientAuth::Required(ca) => builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider).build()?,
-            ),
+        let clients = match &self.client_auth {
+            ClientAuth::None => ClientRoots::None,
+            ClientAuth::Required(ca) => ClientRoots::Required(roots(ca)?),
+            ClientAuth::Optional(ca) => ClientRoots::Optional(roots(ca)?),
             ClientAuth::RequiredNamed { ca, names } => {
-                let chain =
-                    WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider).build()?;
-                builder.with_client_cert_verifier(Arc::new(identity::NamedClientVerifier::new(
-                    chain,
-                    names.clone(),
-                )))
+                ClientRoots::RequiredNamed { roots: roots(ca)?, names: names.clone() }
             }
-            ClientAuth::Optional(ca) => builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider)
-                    .allow_unauthenticated()
-                    .build()?,
-            ),
         };
-        let mut config = builder.with_single_cert(chain, key)?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-        Ok(TlsAcceptor::from(Arc::new(config)))
+        Ok(TlsAcceptor::from(Arc::new(server_config(chain, key, clients)?)))
     }
 }
+
+/// [`ClientAuth`] with the CA bundle already loaded.
+#[derive(Debug)]
+pub enum ClientRoots {
+    /// No client certificates are asked for.
+    None,
+    /// A client certificate chaining to these roots is required.
+    Required(RootCertStore),
+    /// A client certificate is asked for and, when sent, must chain to these roots.
+    Optional(RootCertStore),
+    /// As `Required`, and the certificate must also name one of `names`.
+    RequiredNamed { roots: RootCertStore, names: Vec<String> },
+}
+
+/// A server configuration serving `chain` with `key`: TLS 1.2 and 1.3 with the ring provider
+/// (passed explicitly: nothing depends on a process-wide default provider), client certificates
+/// as `clients` says, ALPN `h2` then `http/1.1`.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    clients: ClientRoots,
+) -> Result<rustls::ServerConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?;
+    let verifier =
+        |roots: RootCertStore| WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = match clients {
+        ClientRoots::None => builder.with_no_client_auth(),
+        ClientRoots::Required(roots) => builder.with_client_cert_verifier(verifier(roots).build()?),
+        ClientRoots::RequiredNamed { roots, names } => builder.with_client_cert_verifier(Arc::new(
+            identity::NamedClientVerifier::new(verifier(roots).build()?, names),
+        )),
+        ClientRoots::Optional(roots) => {
+            builder.with_client_cert_verifier(verifier(roots).allow_unauthenticated().build()?)
+        }
+    };
+    let mut config = builder.with_single_cert(chain, key)?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
+
+/// ALPN protocols a server offers, most preferred first.
+pub const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
 /// A TLS acceptor kept in step with its files.
 pub struct ReloadingAcceptor {
@@ -248,29 +278,72 @@ impl ReloadingAcceptor {
 #[derive(Clone, Debug, Default)]
 pub struct PeerCertificates(pub Arc<Vec<CertificateDer<'static>>>);
 
+/// Where a server's TLS configuration comes from.
+enum TlsSource {
+    /// Files, reloaded when they change.
+    Files(ReloadingAcceptor),
+    /// A configuration held in memory for the server's life.
+    Fixed(TlsAcceptor),
+}
+
+impl std::fmt::Debug for TlsSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Files(files) => f.debug_tuple("Files").field(files).finish(),
+            Self::Fixed(_) => f.write_str("Fixed"),
+        }
+    }
+}
+
+impl TlsSource {
+    fn current(&mut self) -> TlsAcceptor {
+        match self {
+            Self::Files(files) => files.current(),
+            Self::Fixed(acceptor) => acceptor.clone(),
+        }
+    }
+}
+
 /// A bound, not yet serving, HTTPS server.
 #[derive(Debug)]
 pub struct HttpsServer {
     listener: TcpListener,
     local_addr: SocketAddr,
-    tls: ReloadingAcceptor,
+    name: &'static str,
+    tls: TlsSource,
     limits: ServerLimits,
     metrics: ConnectionMetrics,
+    shutdown_grace: Duration,
 }
 
 impl HttpsServer {
     /// Loads the TLS files (failing fast on bad ones) and binds `addr`; the default
     /// [`ServerLimits`] apply until [`HttpsServer::with_limits`].
     pub async fn bind(addr: SocketAddr, files: ServerFiles, name: &'static str) -> Result<Self, TlsError> {
-        let tls = ReloadingAcceptor::load(files, name)?;
+        let tls = TlsSource::Files(ReloadingAcceptor::load(files, name)?);
         let listener = TcpListener::bind(addr).await.map_err(|source| TlsError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| TlsError::Bind { addr, source })?;
+        Self::new(listener, tls, name).map_err(|source| TlsError::Bind { addr, source })
+    }
+
+    /// A server on an already bound `listener` with a configuration held in memory (see
+    /// [`server_config`]); otherwise as [`HttpsServer::bind`].
+    pub fn with_config(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        name: &'static str,
+    ) -> std::io::Result<Self> {
+        Self::new(listener, TlsSource::Fixed(TlsAcceptor::from(config)), name)
+    }
+
+    fn new(listener: TcpListener, tls: TlsSource, name: &'static str) -> std::io::Result<Self> {
         Ok(Self {
+            local_addr: listener.local_addr()?,
             listener,
-            local_addr,
+            name,
             tls,
             limits: ServerLimits::default(),
             metrics: ConnectionMetrics::default(),
+            shutdown_grace: SHUTDOWN_GRACE,
         })
     }
 
@@ -286,16 +359,22 @@ impl HttpsServer {
         self
     }
 
+    /// The same server giving open connections `grace` (instead of 10 s) to finish their
+    /// requests after shutdown is requested; those still open then are closed.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
     /// Serves `app` until `shutdown` completes, then lets open connections finish their requests
-    /// (for at most a few seconds) and returns. Each request carries [`PeerCertificates`].
+    /// (for at most the shutdown grace) and returns. Each request carries [`PeerCertificates`].
     pub async fn serve(self, app: axum::Router, shutdown: impl Future<Output = ()> + Send + 'static) {
-        let Self { listener, local_addr, mut tls, limits, metrics } = self;
-        let name = tls.name;
+        let Self { listener, local_addr, name, mut tls, limits, metrics, shutdown_grace } = self;
         tracing::info!(addr = %local_addr, max_connections = limits.max_connections, "{name} listening (TLS)");
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut connections = JoinSet::new();
@@ -340,7 +419,7 @@ impl HttpsServer {
         // Ignoring the send error is right: it only fails when no connection is left to tell.
         let _ = stop_tx.send(true);
         let drained =
-            tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} })
+            tokio::time::timeout(shutdown_grace, async { while connections.join_next().await.is_some() {} })
                 .await;
         if drained.is_err() {
             tracing::warn!("{name}: closing {} connection(s) still open", connections.len());

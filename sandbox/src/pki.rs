@@ -6,33 +6,32 @@
 //! them), the rustls server and client configurations built from them, and
 //! [`peer_identity`], which reads the user and groups back from a presented client certificate.
 //!
+//! PEM encoding and reading, subject names, validity windows, CA parameters and the rustls
+//! server configuration come from `ebb_plumbing` (shared with the operator and ebb's servers).
 //! Every rustls configuration is built with the `ring` crypto provider passed explicitly, so
 //! nothing depends on a process-wide default provider being installed.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, SanType,
-};
+use ebb_plumbing::pki::{ca_params, cert_ders, cert_pem, distinguished_name, set_validity, unix_now};
+use ebb_plumbing::tls::{ClientRoots, TlsError};
+use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
-use time::{Duration, OffsetDateTime};
 
+/// Seconds in a day.
+const DAY: u64 = 86_400;
 /// How long a certificate authority stays valid.
-const CA_VALIDITY: Duration = Duration::days(3650);
+const CA_VALIDITY: Duration = Duration::from_secs(3650 * DAY);
 /// How long an issued leaf certificate stays valid.
-const LEAF_VALIDITY: Duration = Duration::days(365);
+const LEAF_VALIDITY: Duration = Duration::from_secs(365 * DAY);
 /// Certificates start being valid this long before they are made, to tolerate clock skew.
-const BACKDATE: Duration = Duration::hours(1);
-
-/// ALPN protocols offered by [`server_config`], most preferred first.
-pub const SERVER_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+const BACKDATE: Duration = Duration::from_secs(3600);
 
 /// Errors raised while making certificates or TLS configurations.
 #[derive(Debug, thiserror::Error)]
@@ -110,12 +109,7 @@ impl CertAuthority {
     /// Creates a new CA (ECDSA P-256, valid ten years) with the given common name.
     pub fn new(common_name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = name(common_name, None);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        set_validity(&mut params, CA_VALIDITY);
+        let params = ca_params(common_name, unix_now(), BACKDATE, CA_VALIDITY);
         let cert = params.self_signed(&key)?;
         Ok(Self { cert_pem: cert.pem(), issuer: Issuer::new(params, key) })
     }
@@ -168,18 +162,8 @@ impl CertAuthority {
         } else {
             cert.der().to_vec()
         };
-        Ok(Leaf { cert_pem: pem_encode("CERTIFICATE", &der), key_pem: key.serialize_pem() })
+        Ok(Leaf { cert_pem: cert_pem(&der), key_pem: key.serialize_pem() })
     }
-}
-
-/// Builds the subject name with rcgen (CN, and at most one O).
-fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    if let Some(org) = organization {
-        dn.push(DnType::OrganizationName, org);
-    }
-    dn.push(DnType::CommonName, common_name);
-    dn
 }
 
 fn leaf_params(
@@ -188,19 +172,14 @@ fn leaf_params(
     usage: ExtendedKeyUsagePurpose,
 ) -> CertificateParams {
     let mut params = CertificateParams::default();
-    params.distinguished_name = name(common_name, organization);
+    // rcgen builds the subject with CN and at most one O.
+    params.distinguished_name = distinguished_name(common_name, organization);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![usage];
     params.use_authority_key_identifier_extension = true;
-    set_validity(&mut params, LEAF_VALIDITY);
+    set_validity(&mut params, unix_now(), BACKDATE, LEAF_VALIDITY);
     params
-}
-
-fn set_validity(params: &mut CertificateParams, validity: Duration) {
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - BACKDATE;
-    params.not_after = now + validity;
 }
 
 /// DER-encodes an X.501 Name: one RDN per organization, then the common name.
@@ -219,21 +198,6 @@ fn encode_name(common_name: &str, organizations: &[&str]) -> Vec<u8> {
     }
     rdns.extend(rdn(OID_CN, common_name));
     der::tlv(der::SEQUENCE, &rdns)
-}
-
-fn pem_encode(label: &str, der: &[u8]) -> String {
-    use base64::Engine as _;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    let mut rest = b64.as_str();
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(rest.len().min(64));
-        out.push_str(line);
-        out.push('\n');
-        rest = tail;
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
 }
 
 /// Minimal DER reading and writing, enough to swap the subject of a certificate.
@@ -358,17 +322,12 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// All certificates in a PEM text; other PEM sections are skipped.
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PkiError> {
-    CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(PkiError::from)
-}
-
 fn first_cert(pem: &[u8]) -> Result<CertificateDer<'static>, PkiError> {
-    parse_certs(pem)?.into_iter().next().ok_or(PkiError::EmptyBundle)
+    cert_ders(pem)?.into_iter().next().ok_or(PkiError::EmptyBundle)
 }
 
 fn roots(pem: &[u8]) -> Result<RootCertStore, PkiError> {
-    let certs = parse_certs(pem)?;
+    let certs = cert_ders(pem)?;
     if certs.is_empty() {
         return Err(PkiError::EmptyBundle);
     }
@@ -380,7 +339,7 @@ fn roots(pem: &[u8]) -> Result<RootCertStore, PkiError> {
 }
 
 fn chain_and_key(leaf: &Leaf) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), PkiError> {
-    let chain = parse_certs(leaf.cert_pem.as_bytes())?;
+    let chain = cert_ders(leaf.cert_pem.as_bytes())?;
     if chain.is_empty() {
         return Err(PkiError::EmptyBundle);
     }
@@ -397,22 +356,17 @@ fn chain_and_key(leaf: &Leaf) -> Result<(Vec<CertificateDer<'static>>, PrivateKe
 /// available to the caller; connections without a client certificate are still accepted, but a
 /// presented certificate that does not verify fails the handshake.
 pub fn server_config(leaf: &Leaf, client_ca_pem: Option<&str>) -> Result<Arc<ServerConfig>, PkiError> {
-    let provider = provider();
-    let builder =
-        ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let builder = match client_ca_pem {
-        Some(ca) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca.as_bytes())?), provider)
-                    .allow_unauthenticated()
-                    .build()?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+    let clients = match client_ca_pem {
+        Some(ca) => ClientRoots::Optional(roots(ca.as_bytes())?),
+        None => ClientRoots::None,
     };
     let (chain, key) = chain_and_key(leaf)?;
-    let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = SERVER_ALPN.iter().map(|p| p.to_vec()).collect();
+    let config = ebb_plumbing::tls::server_config(chain, key, clients).map_err(|e| match e {
+        TlsError::Tls(e) => PkiError::Tls(e),
+        TlsError::ClientVerifier(e) => PkiError::ClientVerifier(e),
+        // Only the two above come from in-memory material; the rest name files or addresses.
+        other => PkiError::Certificate(other.to_string()),
+    })?;
     Ok(Arc::new(config))
 }
 

@@ -1,47 +1,38 @@
-//! Serving an axum router over TLS with HTTP/1.1 and HTTP/2 (ALPN), one task per connection,
-//! until told to stop.
+//! Serving the control plane's axum router over TLS until told to stop, through ebb's one HTTPS
+//! server (`ebb_plumbing::tls::HttpsServer`): HTTP/1.1 and HTTP/2 (ALPN), one task per
+//! connection, with its TLS handshake, request-head and idle timeouts and its connection cap
+//! (the default `ebb_plumbing::limits::ServerLimits`). A request is in flight until its response
+//! body ends, so watches keep their connections. On stop, open connections are closed at once:
+//! the control plane is going away.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
+use ebb_plumbing::tls::HttpsServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
-/// Accepts connections until `stop` turns true.
+/// The server's name in logs.
+const NAME: &str = "sandbox API server";
+
+/// Accepts connections until `stop` turns true (or its sender is dropped).
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: axum::Router,
     mut stop: watch::Receiver<bool>,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    loop {
-        let (tcp, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    continue;
-                }
-            },
-            _ = stop.changed() => return,
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else { return };
-            let service = TowerToHyperService::new(app);
-            let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-            }
-        });
-    }
+    let server = match HttpsServer::with_config(listener, tls, NAME) {
+        Ok(server) => server.with_shutdown_grace(Duration::ZERO),
+        Err(e) => {
+            tracing::warn!("{NAME}: the listener has no local address: {e}");
+            return;
+        }
+    };
+    server
+        .serve(app, async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .await;
 }

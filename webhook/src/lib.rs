@@ -21,6 +21,7 @@ use ebb_plumbing::admin::{AdminServer, Readiness};
 use ebb_plumbing::args::CommonArgs;
 use ebb_plumbing::server::{self as plumbing_server, Server};
 use ebb_plumbing::shutdown::Shutdown;
+use ebb_plumbing::task::AbortOnDropHandle;
 use ebb_plumbing::tls::{ClientAuth, HttpsServer, ServerFiles};
 use kube::Client;
 
@@ -119,8 +120,8 @@ impl Bound {
     pub async fn serve(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let Self { https, admin, webhook, client, readiness } = self;
         let index = webhook.index.clone();
-        let watches = AbortOnDrop(tokio::spawn(watch::run(client, index.clone())));
-        let ready = AbortOnDrop(tokio::spawn(async move {
+        let watches = AbortOnDropHandle::new(tokio::spawn(watch::run(client, index.clone())));
+        let ready = AbortOnDropHandle::new(tokio::spawn(async move {
             let mut synced = index.subscribe();
             loop {
                 if *synced.borrow_and_update() {
@@ -138,15 +139,6 @@ impl Bound {
         admin?;
         tracing::info!("{NAME} stopped");
         Ok(())
-    }
-}
-
-/// Aborts the task when dropped, so nothing outlives `serve`.
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

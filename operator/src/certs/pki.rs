@@ -4,25 +4,27 @@
 //! deciding whether each leaf is kept or replaced ([`plan_leaf`]), and the staged CA rotation
 //! ([`rotation`]: publish the new CA, switch the leaves, retire the old CA).
 //!
-//! Times are Unix seconds, as X.509 validity has a resolution of one second. Nothing here puts
-//! key material into an error message.
+//! Reading certificates ([`CertInfo`], [`parse_certs`]), PEM encoding, names and validity come
+//! from `ebb_plumbing::pki`, shared with the sandbox's CAs. Times are Unix seconds, as X.509
+//! validity has a resolution of one second. Nothing here puts key material into an error
+//! message.
 
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use base64::Engine;
+use ebb_plumbing::pki::{ca_params, distinguished_name, first_cert, set_validity};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyPair, KeyUsagePurpose, PublicKeyData,
+    CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData,
 };
-use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::GeneralName;
-use x509_parser::pem::Pem;
+
+use ebb_plumbing::pki::cert_pem;
+pub(crate) use ebb_plumbing::pki::secs;
+pub use ebb_plumbing::pki::{CertInfo, parse_certs};
 
 /// How far back `notBefore` is set, so that a peer whose clock is a little behind accepts a
 /// certificate issued just now.
-const BACKDATE_SECS: i64 = 60;
+const BACKDATE: Duration = Duration::from_secs(60);
 
 /// Common name prefix of the CAs; the issue time is appended so that successive CAs have
 /// distinct subjects.
@@ -97,117 +99,6 @@ impl Timing {
     }
 }
 
-/// One parsed certificate: what the decisions look at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CertInfo {
-    /// DER encoding.
-    pub der: Vec<u8>,
-    /// `notBefore`, Unix seconds.
-    pub not_before: i64,
-    /// `notAfter`, Unix seconds.
-    pub not_after: i64,
-    /// Serial number, hex.
-    pub serial: String,
-    /// Common name of the subject, if any.
-    pub common_name: Option<String>,
-    /// DNS subject alternative names.
-    pub dns_names: BTreeSet<String>,
-    /// Whether basicConstraints marks it as a CA.
-    pub is_ca: bool,
-    /// Extended key usage serverAuth / clientAuth.
-    pub server_auth: bool,
-    pub client_auth: bool,
-    /// DER of the subject public key info.
-    pub spki: Vec<u8>,
-}
-
-impl CertInfo {
-    /// Parses one DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let (_, cert) =
-            x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        let mut dns_names = BTreeSet::new();
-        if let Ok(Some(san)) = cert.subject_alternative_name() {
-            for name in &san.value.general_names {
-                if let GeneralName::DNSName(n) = name {
-                    dns_names.insert((*n).to_owned());
-                }
-            }
-        }
-        let (server_auth, client_auth) = match cert.extended_key_usage() {
-            Ok(Some(eku)) => (eku.value.server_auth || eku.value.any, eku.value.client_auth || eku.value.any),
-            _ => (false, false),
-        };
-        Ok(Self {
-            der: der.to_vec(),
-            not_before: cert.validity().not_before.timestamp(),
-            not_after: cert.validity().not_after.timestamp(),
-            serial: cert.raw_serial_as_string(),
-            common_name: cert
-                .subject()
-                .iter_common_name()
-                .next()
-                .and_then(|cn| cn.as_str().ok())
-                .map(str::to_owned),
-            dns_names,
-            is_ca: cert.is_ca(),
-            server_auth,
-            client_auth,
-            spki: cert.tbs_certificate.subject_pki.raw.to_vec(),
-        })
-    }
-
-    /// Whether this certificate's signature verifies with `issuer`'s key and names it as issuer.
-    pub fn signed_by(&self, issuer: &CertInfo) -> bool {
-        let (Ok((_, child)), Ok((_, parent))) = (
-            x509_parser::parse_x509_certificate(&self.der),
-            x509_parser::parse_x509_certificate(&issuer.der),
-        ) else {
-            return false;
-        };
-        issued_by(&child, &parent)
-    }
-
-    /// The certificate as one PEM block.
-    pub fn pem(&self) -> String {
-        pem_encode(&self.der)
-    }
-}
-
-fn issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> bool {
-    child.issuer() == parent.subject() && child.verify_signature(Some(parent.public_key())).is_ok()
-}
-
-/// Encodes one DER certificate as PEM (64-column lines, LF).
-pub fn pem_encode(der: &[u8]) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 64);
-    out.push_str("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(chunk));
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
-/// Every CERTIFICATE block of a PEM text, parsed; other blocks are skipped.
-pub fn parse_certs(pem: &[u8]) -> Result<Vec<CertInfo>, String> {
-    let mut out = Vec::new();
-    for block in Pem::iter_from_buffer(pem) {
-        let block: Pem = block.map_err(|e| format!("bad PEM: {e}"))?;
-        if block.label == "CERTIFICATE" {
-            out.push(CertInfo::from_der(&block.contents)?);
-        }
-    }
-    Ok(out)
-}
-
-/// The first certificate of a PEM text.
-fn first_cert(pem: &[u8]) -> Result<CertInfo, String> {
-    parse_certs(pem)?.into_iter().next().ok_or_else(|| "no certificate in the PEM data".to_owned())
-}
-
 /// Parses a PEM private key and checks that it belongs to `cert`.
 fn matching_key(key_pem: &[u8], cert: &CertInfo) -> Result<KeyPair, String> {
     let text = std::str::from_utf8(key_pem).map_err(|_| "the private key is not PEM text".to_owned())?;
@@ -244,13 +135,7 @@ impl Ca {
     pub fn generate(now: i64, validity: Duration) -> Result<Self, GenerateError> {
         let err = |e: rcgen::Error| GenerateError::new("the CA", e);
         let key = KeyPair::generate().map_err(err)?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, format!("{CA_NAME}@{now}"));
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        set_validity(&mut params, now, validity);
+        let params = ca_params(&format!("{CA_NAME}@{now}"), now, BACKDATE, validity);
         let cert = params.self_signed(&key).map_err(err)?;
         let info = CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new("the CA", e))?;
         Ok(Self { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
@@ -264,8 +149,7 @@ impl Ca {
         let issuer = Issuer::from_ca_cert_der(&self.info.der.clone().into(), ca_key).map_err(err)?;
         let key = KeyPair::generate().map_err(err)?;
         let mut params = CertificateParams::new(spec.dns_names.clone()).map_err(err)?;
-        params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, spec.common_name.clone());
+        params.distinguished_name = distinguished_name(&spec.common_name, None);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![match spec.usage {
@@ -273,20 +157,12 @@ impl Ca {
             Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
         }];
         params.use_authority_key_identifier_extension = true;
-        set_validity(&mut params, now, validity);
+        set_validity(&mut params, now, BACKDATE, validity);
         let cert = params.signed_by(&key, &issuer).map_err(err)?;
         let info =
             CertInfo::from_der(cert.der()).map_err(|e| GenerateError::new(spec.component.what(), e))?;
         Ok(Leaf { cert_pem: info.pem(), key_pem: key.serialize_pem(), info })
     }
-}
-
-fn set_validity(params: &mut CertificateParams, now: i64, validity: Duration) {
-    let secs = i64::try_from(validity.as_secs()).unwrap_or(i64::MAX / 2);
-    let at =
-        |t: i64| time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    params.not_before = at(now - BACKDATE_SECS);
-    params.not_after = at(now.saturating_add(secs));
 }
 
 /// A leaf certificate (serving or client) and its key, both PEM.
@@ -362,11 +238,6 @@ impl Reason {
 /// RFC 3339 rendering of Unix seconds.
 pub fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map(|d| d.to_rfc3339()).unwrap_or_else(|| t.to_string())
-}
-
-/// Seconds of a duration as i64.
-pub(crate) fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
 /// When the CA is due for replacement, Unix seconds.

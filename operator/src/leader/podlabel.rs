@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use ebb_plumbing::backoff::Backoff;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -105,7 +106,7 @@ impl Labeller {
 
     async fn run(mut self, mut leader: watch::Receiver<bool>, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut backoff = FIRST_BACKOFF;
+        let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
         loop {
             let want = *leader.borrow_and_update();
             let pause = if self.applied == Some(want) {
@@ -117,12 +118,10 @@ impl Labeller {
                     ok = self.set(want) => ok,
                 };
                 if attempt {
-                    backoff = FIRST_BACKOFF;
+                    backoff.reset();
                     None
                 } else {
-                    let pause = backoff;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    Some(pause)
+                    Some(backoff.next_pause())
                 }
             };
             tokio::select! {

@@ -3,16 +3,24 @@
 //! first bytes only when the client offered no ALPN); hyper's own bounds — an HTTP/1 request
 //! head within `header_read_timeout` (hyper needs a timer for it, so one is always set), HTTP/2
 //! concurrent streams and keep-alive pings; a watchdog closing the connection once no request
-//! has been in flight for `idle_timeout`; and a graceful close on shutdown. The connection holds
-//! its slot of the server's connection cap until it ends.
+//! has been in flight for `idle_timeout` (a request is in flight until its response body has
+//! been sent, so a streamed body such as a watch keeps the connection busy); and a graceful
+//! close on shutdown. The connection holds its slot of the server's connection cap until it
+//! ends.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
+use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -21,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::PeerCertificates;
-use crate::limits::{Activity, Closed, ConnectionMetrics, ServerLimits};
+use crate::limits::{Activity, Closed, ConnectionMetrics, RequestGuard, ServerLimits};
 
 /// How long an idle connection gets to close gracefully (HTTP/2 GOAWAY) before it is dropped.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -89,11 +97,7 @@ impl Conn {
         let app = app.layer(Extension(PeerCertificates(Arc::new(chain)))).layer(axum::middleware::from_fn(
             move |request: Request, next: Next| {
                 let guard = tracked.begin();
-                async move {
-                    let response = next.run(request).await;
-                    drop(guard);
-                    response
-                }
+                async move { in_flight_until_body_ends(next.run(request).await, guard) }
             },
         ));
         let builder = http_builder(&limits, alpn.as_deref());
@@ -122,6 +126,39 @@ impl Conn {
                 let _ = conn.await;
             }
         }
+    }
+}
+
+/// The response with `guard` held by its body: the request counts as in flight until the body
+/// has been sent (or dropped), so a long streamed body — a watch — is not taken for idleness.
+fn in_flight_until_body_ends(response: Response, guard: RequestGuard) -> Response {
+    response.map(|inner| Body::new(InFlightBody { inner, _guard: guard }))
+}
+
+/// A response body holding its request's [`RequestGuard`]; frames, end and size (hence the
+/// `Content-Length` of a body of known size) are the inner body's.
+struct InFlightBody {
+    inner: Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for InFlightBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

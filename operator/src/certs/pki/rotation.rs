@@ -20,7 +20,7 @@
 //!
 //! Everything here is pure: time is an argument, the state is what the CA Secret stores.
 
-use super::{Ca, CertInfo, GenerateError, Reason, Timing, pem_encode, secs};
+use super::{Ca, CertInfo, GenerateError, Reason, Timing, cert_pem, secs};
 
 /// The CA side, as stored in the CA Secret.
 #[derive(Clone, Debug)]
@@ -95,7 +95,7 @@ impl Authority {
         let mut cas = self.trusted();
         cas.sort_by(|a, b| b.not_before.cmp(&a.not_before).then_with(|| a.der.cmp(&b.der)));
         cas.dedup_by(|a, b| a.der == b.der);
-        cas.into_iter().map(|c| pem_encode(&c.der)).collect()
+        cas.into_iter().map(|c| cert_pem(&c.der)).collect()
     }
 
     /// Whether the bundle has been everywhere for the overlap: leaves may now come from

@@ -81,7 +81,7 @@ fn timing_rejects_nonsense() {
 #[test]
 fn pem_round_trip() {
     let ca = Ca::generate(NOW, Duration::from_secs(DAY)).unwrap();
-    let pem = pem_encode(&ca.info.der);
+    let pem = cert_pem(&ca.info.der);
     assert!(pem.lines().all(|l| l.len() <= 64));
     assert_eq!(parse_certs(pem.as_bytes()).unwrap()[0].der, ca.info.der);
 }
