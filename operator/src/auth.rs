@@ -18,6 +18,9 @@
 //! object references, and a keyed digest of what was resolved); when the digest differs from the
 //! one the running scale loop was built with, the loop is stopped so this reconcile rebuilds it
 //! with the new credentials (see `auth_watch` for what triggers such reconciles).
+//!
+//! What can be wrong with an authentication is an [`AuthError`], naming the trigger and the
+//! object (never a value); failed API calls stay `Error::Kube` and are retried.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -25,6 +28,7 @@ use std::time::Duration;
 use ebb_api::constants::ANNOTATION_ALLOWED_NAMESPACES;
 use ebb_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication, TriggerAuthenticationSpec};
 use ebb_scalers::ParseContext;
+use ebb_scalers::auth::AuthError as ResolveError;
 use ebb_scalers::auth::{AuthSources, Lookup, NamespaceRule, resolve_with_sources};
 use ebb_scalers::aws::credentials::ROLE_ARN_ANNOTATION;
 use ebb_scalers::params::OperatorIdentity;
@@ -36,6 +40,46 @@ use crate::auth_watch::Ref;
 use crate::context::Ctx;
 use crate::error::Error;
 use crate::target::Target;
+
+/// Why the authentication a trigger references cannot be used (shown after "authentication: ").
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("spec.triggers[{trigger}].authenticationRef: ClusterTriggerAuthentication {name:?} not found")]
+    ClusterTriggerAuthenticationNotFound { trigger: usize, name: String },
+    #[error(
+        "spec.triggers[{trigger}].authenticationRef: ClusterTriggerAuthentication {name:?} has an invalid {ANNOTATION_ALLOWED_NAMESPACES} annotation ({problem}); it serves no namespace until it is fixed"
+    )]
+    InvalidAllowedNamespaces { trigger: usize, name: String, problem: String },
+    /// The ClusterTriggerAuthentication does not serve the namespace; `annotated` tells whether
+    /// the rule came from its annotation or from the operator's default.
+    #[error(
+        "spec.triggers[{trigger}].authenticationRef: ClusterTriggerAuthentication {name:?} may be used only by ScaledObjects in {allowed} ({}); namespace {namespace:?} is not allowed",
+        whence(*.annotated)
+    )]
+    NamespaceNotAllowed { trigger: usize, name: String, allowed: String, annotated: bool, namespace: String },
+    #[error(
+        "spec.triggers[{trigger}].authenticationRef: TriggerAuthentication {namespace}/{name:?} not found"
+    )]
+    TriggerAuthenticationNotFound { trigger: usize, namespace: String, name: String },
+    /// A parameter cannot be resolved from the Secrets, ConfigMaps or environment named.
+    #[error("spec.triggers[{trigger}].authenticationRef ({name}): {source}")]
+    Resolve {
+        trigger: usize,
+        name: String,
+        #[source]
+        source: ResolveError,
+    },
+}
+
+fn whence(annotated: bool) -> String {
+    if annotated {
+        format!("its {ANNOTATION_ALLOWED_NAMESPACES} annotation")
+    } else {
+        format!(
+            "the operator's --cluster-trigger-auth-default-namespaces (it has no {ANNOTATION_ALLOWED_NAMESPACES} annotation)"
+        )
+    }
+}
 
 /// Flags of the authentication policy; each can also be set through its environment variable.
 #[derive(Debug, Clone, clap::Args)]
@@ -211,30 +255,26 @@ async fn resolve_all(
                 let key = Ref::ClusterTriggerAuthentication { name: r.name.clone() };
                 refs.insert(key, cta.as_ref().and_then(|c| c.metadata.resource_version.clone()));
                 let cta = cta.ok_or_else(|| {
-                    Error::Auth(format!(
-                        "spec.triggers[{i}].authenticationRef: ClusterTriggerAuthentication {:?} not found",
-                        r.name
-                    ))
+                    Error::Auth(AuthError::ClusterTriggerAuthenticationNotFound {
+                        trigger: i,
+                        name: r.name.clone(),
+                    })
                 })?;
-                let (rule, annotated) = cta_rule(&cta, &policy.cta_default).map_err(|e| {
-                    Error::Auth(format!(
-                        "spec.triggers[{i}].authenticationRef: ClusterTriggerAuthentication {:?} has an invalid {ANNOTATION_ALLOWED_NAMESPACES} annotation ({e}); it serves no namespace until it is fixed",
-                        r.name
-                    ))
+                let (rule, annotated) = cta_rule(&cta, &policy.cta_default).map_err(|problem| {
+                    Error::Auth(AuthError::InvalidAllowedNamespaces {
+                        trigger: i,
+                        name: r.name.clone(),
+                        problem,
+                    })
                 })?;
                 if !rule.allows(ns) {
-                    let whence = if annotated {
-                        format!("its {ANNOTATION_ALLOWED_NAMESPACES} annotation")
-                    } else {
-                        format!(
-                            "the operator's --cluster-trigger-auth-default-namespaces (it has no {ANNOTATION_ALLOWED_NAMESPACES} annotation)"
-                        )
-                    };
-                    return Err(Error::Auth(format!(
-                        "spec.triggers[{i}].authenticationRef: ClusterTriggerAuthentication {:?} may be used only by ScaledObjects in {} ({whence}); namespace {ns:?} is not allowed",
-                        r.name,
-                        rule.describe()
-                    )));
+                    return Err(Error::Auth(AuthError::NamespaceNotAllowed {
+                        trigger: i,
+                        name: r.name.clone(),
+                        allowed: rule.describe(),
+                        annotated,
+                        namespace: ns.to_owned(),
+                    }));
                 }
                 // The cluster administrator's authentication may ask for the operator's identity.
                 if cta.spec.auth.pod_identity.as_ref().is_some_and(|p| p.provider == "aws") {
@@ -248,10 +288,11 @@ async fn resolve_all(
                 let key = Ref::TriggerAuthentication { namespace: ns.to_owned(), name: r.name.clone() };
                 refs.insert(key, ta.as_ref().and_then(|t| t.metadata.resource_version.clone()));
                 let ta = ta.ok_or_else(|| {
-                    Error::Auth(format!(
-                        "spec.triggers[{i}].authenticationRef: TriggerAuthentication {ns}/{:?} not found",
-                        r.name
-                    ))
+                    Error::Auth(AuthError::TriggerAuthenticationNotFound {
+                        trigger: i,
+                        namespace: ns.to_owned(),
+                        name: r.name.clone(),
+                    })
                 })?;
                 (ta.spec, ns, format!("TriggerAuthentication {:?}", r.name))
             }
@@ -280,7 +321,7 @@ async fn resolve_all(
             }
         }
         let resolved = resolve_with_sources(&spec, &fetched)
-            .map_err(|e| Error::Auth(format!("spec.triggers[{i}].authenticationRef ({}): {e}", r.name)))?;
+            .map_err(|source| Error::Auth(AuthError::Resolve { trigger: i, name: r.name.clone(), source }))?;
         pctx.auth.insert(i, resolved.params);
         pctx.auth_sources.insert(i, resolved.sources);
         pctx.auth_name.insert(i, who);
@@ -314,6 +355,68 @@ mod tests {
         let (rule, annotated) = cta_rule(&cta(Some("team-a")), &default).unwrap();
         assert!(annotated && rule.allows("team-a") && !rule.allows("team-b"));
         assert!(cta_rule(&cta(Some("Team A")), &default).is_err());
+    }
+
+    /// The texts status conditions and events show, as written before the errors were typed.
+    #[test]
+    fn error_texts() {
+        let texts = [
+            (
+                AuthError::ClusterTriggerAuthenticationNotFound { trigger: 1, name: "shared".into() },
+                "spec.triggers[1].authenticationRef: ClusterTriggerAuthentication \"shared\" not found",
+            ),
+            (
+                AuthError::InvalidAllowedNamespaces {
+                    trigger: 0,
+                    name: "shared".into(),
+                    problem: "bad".into(),
+                },
+                "spec.triggers[0].authenticationRef: ClusterTriggerAuthentication \"shared\" has an invalid ebb.keda.sh/allowed-namespaces annotation (bad); it serves no namespace until it is fixed",
+            ),
+            (
+                AuthError::NamespaceNotAllowed {
+                    trigger: 0,
+                    name: "shared".into(),
+                    allowed: "team-a".into(),
+                    annotated: true,
+                    namespace: "team-b".into(),
+                },
+                "spec.triggers[0].authenticationRef: ClusterTriggerAuthentication \"shared\" may be used only by ScaledObjects in team-a (its ebb.keda.sh/allowed-namespaces annotation); namespace \"team-b\" is not allowed",
+            ),
+            (
+                AuthError::NamespaceNotAllowed {
+                    trigger: 0,
+                    name: "shared".into(),
+                    allowed: "no namespace".into(),
+                    annotated: false,
+                    namespace: "team-b".into(),
+                },
+                "spec.triggers[0].authenticationRef: ClusterTriggerAuthentication \"shared\" may be used only by ScaledObjects in no namespace (the operator's --cluster-trigger-auth-default-namespaces (it has no ebb.keda.sh/allowed-namespaces annotation)); namespace \"team-b\" is not allowed",
+            ),
+            (
+                AuthError::TriggerAuthenticationNotFound {
+                    trigger: 2,
+                    namespace: "ns".into(),
+                    name: "ta".into(),
+                },
+                "spec.triggers[2].authenticationRef: TriggerAuthentication ns/\"ta\" not found",
+            ),
+        ];
+        for (e, text) in texts {
+            assert_eq!(e.to_string(), text);
+            assert_eq!(Error::Auth(e).to_string(), format!("authentication: {text}"));
+        }
+        let source = ResolveError::MissingObject {
+            kind: "Secret",
+            name: "creds".into(),
+            parameter: "password".into(),
+        };
+        let e = AuthError::Resolve { trigger: 0, name: "ta".into(), source };
+        assert_eq!(
+            e.to_string(),
+            "spec.triggers[0].authenticationRef (ta): Secret \"creds\" not found (needed for parameter \"password\")"
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 
     #[test]

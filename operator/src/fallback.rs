@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use ebb_api::quantity::to_milli;
 use ebb_api::{
     Fallback, FallbackBehavior, HealthStatus, HealthStatusType, MetricTargetType, ScaledObjectSpec,
 };
-
-use crate::hpa::target_milli;
 
 /// Updates the health of one metric after a poll: success resets it to 0 failures and `Happy`;
 /// failure adds one failure and sets `Failing`.
@@ -69,7 +68,7 @@ pub fn replicas(fallback: &Fallback, current: i32) -> i32 {
 /// out as exactly the intended milli count.
 pub fn value(fallback: &Fallback, metric_type: MetricTargetType, target: f64, current: i32) -> f64 {
     let want = i128::from(replicas(fallback, current).max(0));
-    let t = i128::from(target_milli(target));
+    let t = i128::from(to_milli(target));
     let milli = match metric_type {
         MetricTargetType::Value => {
             let c = i128::from(current.max(1));

@@ -33,7 +33,7 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const SCALED_OBJECT_KIND: &str = "ScaledObject";
 
 /// Why no HPA can be built for a ScaledObject.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum HpaError {
     #[error("the ScaledObject has no name")]
     MissingName,
@@ -138,19 +138,10 @@ pub fn hpa_min_replicas(so: &ScaledObject) -> i32 {
     so.spec.min_replica_count.filter(|m| *m > 0).unwrap_or(1)
 }
 
-/// Milli-units of a target or metric quantity. Products and quotients of decimal fractions
-/// land a hair above the intended milli count in binary floating point (2.007 × 1000 =
-/// 2007.0000000000002); those are taken as the intended count instead of being rounded up.
-pub fn target_milli(v: f64) -> i64 {
-    let x = quantity::sanitize(v) * 1000.0;
-    let r = x.round();
-    let m = if (x - r).abs() <= 1e-9 * r.max(1.0) { r } else { x.ceil() };
-    if m >= i64::MAX as f64 { i64::MAX } else { m as i64 }
-}
-
-/// A quantity string for a target, exact to the milli.
+/// A quantity string for a target, exact to the milli ([`quantity::to_milli`]: a product of
+/// decimal fractions landing a hair above a whole milli is that milli).
 pub fn target_quantity(v: f64) -> Quantity {
-    Quantity(quantity::format_milli(target_milli(v)))
+    Quantity(quantity::format(v))
 }
 
 /// The direction guards the scale loop obeys (`paused-scale-in`, `paused-scale-out`), read by

@@ -3,9 +3,10 @@
 //! signals, the Kubernetes client, the ScaledObject controller (with its reflector-backed
 //! readiness), the clients (the leader-only, throttled one the controller and loops use; the
 //! throttled one every replica uses; the Lease's own), the release of loops of deleted objects,
-//! and the admin server (`/livez`,
-//! `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT; with `--manage-certificates`, also the
-//! certificate management ([`certs`]) on every replica.
+//! and the admin server (`/livez`, `/readyz`, `/metrics`) that runs until SIGTERM/SIGINT; with
+//! `--manage-certificates`, also the certificate management ([`certs`]) on every replica. Every
+//! task it starts is aborted when its handle drops, so dropping [`serve`] stops them all (the
+//! scale loops with the [`context::Ctx`] that alone owns them).
 
 pub mod auth;
 pub mod auth_watch;
@@ -24,6 +25,7 @@ pub mod scaleloop;
 pub mod status;
 pub mod target;
 pub mod throttle;
+pub mod time;
 pub mod values;
 
 use std::sync::Arc;
@@ -38,8 +40,9 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, reflector, watcher};
 use kube::{Api, Client};
+use tokio_util::task::AbortOnDropHandle;
 
-use crate::context::{Config, Ctx};
+use crate::context::{Config, Ctx, LoopContext};
 
 /// Program name, used in logs and as the `name` label of `keda_build_info`.
 pub const NAME: &str = "ebb-operator";
@@ -191,9 +194,10 @@ pub async fn serve_with_lease_client(
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
     let leadership = leader::Leadership::new(leader_rx.clone());
     let (client, leader_only) = derived_clients(&args, &client, &leadership);
+    // Dropping `serve` (its task aborted) stops every loop and task it started, as a crash would:
+    // the loops are owned by `ctx` alone (their tasks hold none of it), every task is aborted
+    // with its handle.
     let ctx = Arc::new(context(&args, leader_only.clone(), metrics, reporter.clone(), leadership)?);
-    // Dropping `serve` (its task aborted) stops every loop and task it started, as a crash would.
-    let _loops = StopLoops(ctx.clone());
     let mut tasks = Vec::new();
     let mut election = None;
     // Spawned before the election: on shutdown the election waits for the label's removal and
@@ -229,7 +233,8 @@ pub async fn serve_with_lease_client(
                 removed.await;
             }
         };
-        election = Some(AbortOnDrop(tokio::spawn(leader::run(lease_client.clone(), cfg, leader_tx, stop))));
+        let task = tokio::spawn(leader::run(lease_client.clone(), cfg, leader_tx, stop));
+        election = Some(AbortOnDropHandle::new(task));
     }
     if args.certificates.manage_certificates {
         let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
@@ -237,7 +242,7 @@ pub async fn serve_with_lease_client(
         let manager = certs::CertManager::new(client.clone(), cfg)
             .with_recorder(Recorder::new(client.clone(), reporter.clone()))
             .with_metrics(certs::CertMetrics::register(&mut server.registry));
-        tasks.push(AbortOnDrop(tokio::spawn(manager.run(shutdown.wait()))));
+        tasks.push(AbortOnDropHandle::new(tokio::spawn(manager.run(shutdown.wait()))));
     }
     if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
         args.internal_cert_file.clone(),
@@ -251,8 +256,8 @@ pub async fn serve_with_lease_client(
             client_ca_file,
             client_names: certs::internal_client_names(&args.certificates).map_err(anyhow::Error::msg)?,
         };
-        let source = Arc::new(values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() });
-        tasks.push(AbortOnDrop(internal::start(cfg, source, shutdown.wait()).await?));
+        let source = Arc::new(values::LoopValues::new(&ctx, leader_rx.clone()));
+        tasks.push(AbortOnDropHandle::new(internal::start(cfg, source, shutdown.wait()).await?));
     } else {
         tracing::warn!(
             "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
@@ -272,7 +277,7 @@ pub async fn serve_with_lease_client(
     if let Some(mut e) = election.take()
         && shutdown.is_requested()
     {
-        let _ = tokio::time::timeout(args.renew_deadline + Duration::from_secs(1), &mut e.0).await;
+        let _ = tokio::time::timeout(args.renew_deadline + Duration::from_secs(1), &mut e).await;
     }
     if let Some(label) = &pod_label
         && shutdown.is_requested()
@@ -292,7 +297,7 @@ pub fn context(
     reporter: Reporter,
     leadership: leader::Leadership,
 ) -> anyhow::Result<Ctx> {
-    Ok(Ctx {
+    Ok(Ctx::new(LoopContext {
         client: leader_only.clone(),
         config: Config {
             scaler_timeout: args.scaler_timeout,
@@ -302,13 +307,10 @@ pub fn context(
                 .map_err(anyhow::Error::msg)?,
         },
         metrics,
-        recorder: Recorder::new(leader_only.clone(), reporter),
-        resolver: target::Resolver::default(),
+        recorder: Recorder::new(leader_only, reporter),
         replicas: Default::default(),
-        objects: Default::default(),
         leader: leadership,
-        auth_index: Default::default(),
-    })
+    }))
 }
 
 /// Runs the controller whenever this replica leads; on losing leadership the controller and
@@ -350,7 +352,7 @@ async fn run_while_leader(
         let stop = shutdown.clone();
         // Changed authentications, Secrets and ConfigMaps reconcile the objects using them.
         let (auth_changes, auth_task) = auth_watch::start(ctx.clone(), args.watch_namespace.clone());
-        let _auth_watch = AbortOnDrop(auth_task);
+        let _auth_watch = AbortOnDropHandle::new(auth_task);
         let run = controller
             .owns(hpas, hpa_wc)
             .reconcile_on(auth_changes)
@@ -359,7 +361,7 @@ async fn run_while_leader(
             .for_each(|_| async {});
         let ready_reader = reader.clone();
         let ready = readiness.clone();
-        let ready_task = AbortOnDrop(tokio::spawn(async move {
+        let ready_task = AbortOnDropHandle::new(tokio::spawn(async move {
             // The store's readiness wakes only its most recent waiter (the controller's own
             // runner also waits on it), so poll it again until it is ready.
             loop {
@@ -370,9 +372,10 @@ async fn run_while_leader(
                 }
             }
         }));
-        let cleanup = AbortOnDrop(tokio::spawn(release_deleted(ctx.clone(), reader)));
-        let counts =
-            AbortOnDrop(tokio::spawn(ctx.replicas.clone().run(client.clone(), args.watch_namespace.clone())));
+        let cleanup = AbortOnDropHandle::new(tokio::spawn(release_deleted(ctx.clone(), reader)));
+        let counts = AbortOnDropHandle::new(tokio::spawn(
+            ctx.replicas.clone().run(client.clone(), args.watch_namespace.clone()),
+        ));
         // On shutdown running reconciles finish; on losing the Lease they are dropped at once
         // (their writes would be refused anyway) and every loop task ends by itself.
         tokio::select! {
@@ -381,43 +384,11 @@ async fn run_while_leader(
         }
         drop((ready_task, cleanup, counts));
         // Not leading any more (or shutting down): release every loop and its connections.
-        let all: Vec<_> =
-            ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
-        for ((ns, _), state) in all {
-            *state.scale_loop.lock().await = None;
-            ctx.unregister(&ns, &state);
-        }
+        ctx.forget_all().await;
         if shutdown.is_requested() {
             return;
         }
         tracing::warn!("leadership lost: scale loops stopped");
-    }
-}
-
-/// A spawned task, aborted when the guard is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Stops every scale loop when dropped. A loop's task holds the context that holds the loop,
-/// so without this the loops of a dropped `serve` would keep scaling.
-struct StopLoops(Arc<Ctx>);
-
-impl Drop for StopLoops {
-    fn drop(&mut self) {
-        let all: Vec<_> =
-            self.0.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
-        for (_, state) in all {
-            let stopped = state.scale_loop.try_lock().map(|mut l| drop(l.take())).is_ok();
-            // Held for a moment by a task being aborted: stop the loop right after it.
-            if !stopped && let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { drop(state.scale_loop.lock().await.take()) });
-            }
-        }
     }
 }
 

@@ -117,7 +117,7 @@ pub fn ready_from_triggers(
         })
         .collect();
     if failed.is_empty() {
-        set_condition(conds, READY, TRUE, reason::READY, message::READY, now);
+        set_ready(conds, now);
         return;
     }
     let detail = failed.join("; ");
@@ -131,6 +131,11 @@ pub fn ready_from_triggers(
         let msg = format!("{}: {detail}", message::TRIGGER_ERROR);
         set_condition(conds, READY, FALSE, reason::TRIGGER_ERROR, &msg, now);
     }
+}
+
+/// `Ready` `True` `ScaledObjectReady`: the object is defined correctly and ready for scaling.
+pub fn set_ready(conds: &mut Vec<Condition>, now: Time) {
+    set_condition(conds, READY, TRUE, reason::READY, message::READY, now);
 }
 
 /// The object is invalid or its target unusable: `Ready` `False` `ScaledObjectCheckFailed` with

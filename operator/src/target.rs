@@ -1,9 +1,11 @@
 //! The scale target of a ScaledObject: resolving `scaleTargetRef` (apiVersion/kind/name) to an
 //! API resource through discovery (cached per kind), reading and writing its `/scale`
 //! subresource, and reading the environment of its container for `…FromEnv` parameters.
+//! Errors say which target and why ([`TargetNotFound`], [`Error::NoScale`],
+//! [`Error::NegativeReplicas`]); failed calls keep their API error as the source.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use ebb_api::{GroupVersionKindResource, ScaleTarget};
 use k8s_openapi::api::autoscaling::v1::Scale;
@@ -28,6 +30,31 @@ impl Target {
     }
 }
 
+/// Why a target is not there (shown after "scale target not found: ").
+#[derive(Debug, thiserror::Error)]
+pub enum TargetNotFound {
+    /// Discovery does not know the kind.
+    #[error("{api_version} {kind}: not served by the API server: {source}")]
+    NotServed {
+        api_version: String,
+        kind: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// The kind is cluster-scoped.
+    #[error("{api_version} {kind} is not namespaced")]
+    NotNamespaced { api_version: String, kind: String },
+    /// The object does not exist (`kind` as [`Target::kind_string`] writes it).
+    #[error("{kind} {namespace}/{name} not found")]
+    Missing {
+        kind: String,
+        namespace: String,
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
 /// Discovery results per (apiVersion, kind).
 #[derive(Debug, Default)]
 pub struct Resolver {
@@ -38,12 +65,7 @@ impl Resolver {
     /// Finds the API resource serving the target's kind.
     pub async fn resolve(&self, client: &Client, r: &ScaleTarget) -> Result<Target, Error> {
         let key = (r.api_version().to_owned(), r.kind().to_owned());
-        let cached = self
-            .cache
-            .lock()
-            .map_err(|_| Error::Internal("resolver lock poisoned".into()))?
-            .get(&key)
-            .cloned();
+        let cached = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
         let (ar, caps) = match cached {
             Some(c) => c,
             None => {
@@ -52,22 +74,26 @@ impl Resolver {
                     None => (String::new(), key.0.clone()),
                 };
                 let gvk = kube::api::GroupVersionKind::gvk(&group, &version, &key.1);
-                let found = discovery::pinned_kind(client, &gvk).await.map_err(|e| {
-                    Error::TargetNotFound(format!("{} {}: not served by the API server: {e}", key.0, key.1))
+                let found = discovery::pinned_kind(client, &gvk).await.map_err(|source| {
+                    Error::TargetNotFound(Box::new(TargetNotFound::NotServed {
+                        api_version: key.0.clone(),
+                        kind: key.1.clone(),
+                        source,
+                    }))
                 })?;
-                self.cache
-                    .lock()
-                    .map_err(|_| Error::Internal("resolver lock poisoned".into()))?
-                    .insert(key.clone(), found.clone());
+                self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(key.clone(), found.clone());
                 found
             }
         };
         if caps.scope != Scope::Namespaced {
-            return Err(Error::TargetNotFound(format!("{} {} is not namespaced", key.0, key.1)));
+            return Err(Error::TargetNotFound(Box::new(TargetNotFound::NotNamespaced {
+                api_version: key.0,
+                kind: key.1,
+            })));
         }
         // Discovery lists subresources by their plural (`scale`, or `<plural>/scale`).
         if !caps.subresources.iter().any(|(sr, _)| sr.plural == "scale" || sr.plural.ends_with("/scale")) {
-            return Err(Error::NoScale(format!("{} {} has no /scale subresource", key.0, key.1)));
+            return Err(Error::NoScale { api_version: key.0, kind: key.1 });
         }
         let gvkr = GroupVersionKindResource {
             group: ar.group.clone(),
@@ -87,7 +113,12 @@ fn api(client: &Client, t: &Target, ns: &str) -> Api<DynamicObject> {
 pub async fn get_scale(client: &Client, t: &Target, ns: &str) -> Result<Scale, Error> {
     api(client, t, ns).get_scale(&t.name).await.map_err(|e| match e {
         kube::Error::Api(ref a) if a.code == 404 => {
-            Error::TargetNotFound(format!("{} {}/{} not found", t.kind_string(), ns, t.name))
+            Error::TargetNotFound(Box::new(TargetNotFound::Missing {
+                kind: t.kind_string(),
+                namespace: ns.to_owned(),
+                name: t.name.clone(),
+                source: e,
+            }))
         }
         other => Error::Kube(other),
     })
@@ -97,11 +128,12 @@ pub async fn get_scale(client: &Client, t: &Target, ns: &str) -> Result<Scale, E
 /// refused without a request: the API server would reject it on every retry.
 pub async fn set_replicas(client: &Client, t: &Target, ns: &str, replicas: i32) -> Result<(), Error> {
     if replicas < 0 {
-        return Err(Error::Invalid(format!(
-            "cannot scale {} {ns}/{} to {replicas} replicas: a replica count cannot be negative",
-            t.kind_string(),
-            t.name
-        )));
+        return Err(Error::NegativeReplicas {
+            kind: t.kind_string(),
+            namespace: ns.to_owned(),
+            name: t.name.clone(),
+            replicas,
+        });
     }
     let pp = PatchParams {
         field_manager: Some(ebb_api::constants::FIELD_MANAGER_SCALE.into()),
@@ -194,7 +226,7 @@ mod tests {
         let (client, count) = counting_client();
         let t = deployment();
         let err = set_replicas(&client, &t, "ns", -1).await.unwrap_err();
-        assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+        assert!(matches!(err, Error::NegativeReplicas { .. }), "{err:?}");
         assert!(err.to_string().contains("-1"), "{err}");
         assert_eq!(count.load(Ordering::SeqCst), 0, "no request may reach the API");
         set_replicas(&client, &t, "ns", 0).await.unwrap();

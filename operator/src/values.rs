@@ -2,9 +2,10 @@
 //! last poll when the trigger sets `useCachedMetrics`, else measured live with the scaler
 //! timeout; under fallback (failureThreshold reached) the value that makes the HPA land on the
 //! fallback replicas. A live query never counts toward fallback (failures are counted once per
-//! poll, by the loop). Only the leader answers.
+//! poll, by the loop). Only the leader answers. The source holds the operator's context weakly:
+//! a query in flight never keeps the loops of a stopped operator running.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use chrono::Utc;
 use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
@@ -17,25 +18,33 @@ use crate::internal::ValueSource;
 /// Values from the running scale loops.
 #[derive(Debug)]
 pub struct LoopValues {
-    pub ctx: Arc<Ctx>,
-    pub leader: watch::Receiver<bool>,
+    ctx: Weak<Ctx>,
+    leader: watch::Receiver<bool>,
+}
+
+impl LoopValues {
+    /// Values of the loops `ctx` runs; `leader` says whether this replica answers.
+    pub fn new(ctx: &Arc<Ctx>, leader: watch::Receiver<bool>) -> Self {
+        Self { ctx: Arc::downgrade(ctx), leader }
+    }
 }
 
 #[async_trait::async_trait]
 impl ValueSource for LoopValues {
     async fn value(&self, ns: &str, so: &str, metric: &str) -> Result<MetricValue, ValueError> {
-        let state = {
-            let map = self.ctx.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            map.get(&(ns.to_owned(), so.to_owned())).cloned()
+        // Only the loop's values and the object's status model are kept for the query.
+        let (shared, model, timeout) = {
+            let ctx = self.ctx.upgrade().ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
+            let state = ctx.existing(ns, so).ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
+            let shared = state
+                .scale_loop
+                .lock()
+                .await
+                .as_ref()
+                .map(|l| l.shared.clone())
+                .ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
+            (shared, state.model.clone(), ctx.config.scaler_timeout)
         };
-        let state = state.ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
-        let shared = state
-            .scale_loop
-            .lock()
-            .await
-            .as_ref()
-            .map(|l| l.shared.clone())
-            .ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
         // Names compare without case: upstream's HPA controller asks for them in lower case
         // (client-go lowercases a request's resource segment), whatever the HPA spec says.
         let found = shared.triggers.iter().find(|(t, _)| t.metric_name.eq_ignore_ascii_case(metric));
@@ -46,7 +55,7 @@ impl ValueSource for LoopValues {
         // Looked up by the trigger's own name; answered under the name asked for.
         let (asked, metric) = (metric, trigger.metric_name.as_str());
         let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
-        let health = state.status.lock().await.as_ref().map(|s| s.health.clone()).unwrap_or_default();
+        let health = model.health().await;
         if let Some(fb) = shared
             .so
             .spec
@@ -78,7 +87,6 @@ impl ValueSource for LoopValues {
                 None => Err(ValueError::Scaler(format!("{metric} has not been polled yet"))),
             };
         }
-        let timeout = self.ctx.config.scaler_timeout;
         match measure_with_timeout(scaler, Utc::now(), timeout).await {
             Ok(m) => Ok(MetricValue {
                 metric_name: asked.to_owned(),

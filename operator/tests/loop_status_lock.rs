@@ -67,7 +67,7 @@ async fn live_queries_do_not_wait_for_stalled_writes() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(replicas(&client, "dep").await, 0, "the write is still held");
 
-    let source = ebb_operator::values::LoopValues { ctx: ctx.clone(), leader: leader_rx.clone() };
+    let source = ebb_operator::values::LoopValues::new(&ctx, leader_rx.clone());
     let asked = Instant::now();
     let answer = tokio::time::timeout(Duration::from_secs(2), source.value("default", "so", &metric)).await;
     let took = asked.elapsed();

@@ -109,7 +109,7 @@ fn replicas_per_behavior() {
 /// What the HPA computes from a served value (upstream formulas, milli quantities).
 fn hpa_desired(metric_type: MetricTargetType, value: f64, target: f64, current: i32) -> i64 {
     let usage = ebb_api::quantity::to_milli(value) as f64;
-    let t = target_milli(target) as f64;
+    let t = ebb_api::quantity::to_milli(target) as f64;
     match metric_type {
         MetricTargetType::Value => (usage / t * f64::from(current)).ceil() as i64,
         _ => (usage / t).ceil() as i64,
@@ -153,7 +153,11 @@ fn served_value_is_written_as_the_exact_milli_count() {
     for (target, r) in [(0.001, 9), (0.001, 13), (0.1, 3), (2.007, 1), (0.007, 7)] {
         let f = fb(1, r, FallbackBehavior::Static);
         let v = value(&f, MetricTargetType::AverageValue, target, 1);
-        assert_eq!(ebb_api::quantity::to_milli(v), target_milli(target) * i64::from(r), "{target} × {r}");
+        assert_eq!(
+            ebb_api::quantity::to_milli(v),
+            ebb_api::quantity::to_milli(target) * i64::from(r),
+            "{target} × {r}"
+        );
     }
 }
 

@@ -290,7 +290,7 @@ fn target_milli_is_exact_for_decimal_fractions() {
     let cases =
         [(2.007, 2007), (0.001 * 9.0, 9), (0.1 * 3.0, 300), (1.0, 1000), (0.0004, 1), (1.5, 1500), (-3.0, 0)];
     for (v, want) in cases {
-        assert_eq!(target_milli(v), want, "{v}");
+        assert_eq!(quantity::to_milli(v), want, "{v}");
     }
 }
 

@@ -40,7 +40,8 @@ pub fn reason(e: &Error) -> &'static str {
         },
         Error::Kube(_) => "transport",
         Error::TargetNotFound(_) => "rejected",
-        Error::NoScale(_) | Error::Invalid(_) | Error::Auth(_) | Error::Internal(_) => "invalid",
+        // Refused before any request: the object or the operator is wrong, not the call.
+        _ => "invalid",
     }
 }
 
@@ -68,7 +69,13 @@ mod tests {
         assert_eq!(reason(&api(429)), "throttled");
         assert_eq!(reason(&api(503)), "server_error");
         assert_eq!(reason(&api(422)), "rejected");
-        assert_eq!(reason(&Error::Invalid("-1".into())), "invalid");
+        let negative = Error::NegativeReplicas {
+            kind: "Deployment".into(),
+            namespace: "a".into(),
+            name: "b".into(),
+            replicas: -1,
+        };
+        assert_eq!(reason(&negative), "invalid");
         let refused = crate::leader::NotLeader { method: "PATCH".into(), path: "/x".into() };
         assert_eq!(reason(&Error::Kube(kube::Error::Service(Box::new(refused)))), "not_leader");
         for r in [409, 429, 503, 422].map(|c| reason(&api(c))) {

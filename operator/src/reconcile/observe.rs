@@ -1,0 +1,37 @@
+//! The reads of a reconcile: what the plan needs to know about the object's scale target
+//! (resolved through discovery, its `/scale`), the environment of its container when a trigger
+//! may read it, and its authentications, then the triggers parsed with the shared parser. The
+//! only effects are the ones authentication resolution documents (the auth index is updated, and
+//! a loop built with outdated credentials is stopped).
+
+use ebb_api::ScaledObject;
+
+use super::plan::Checked;
+use crate::context::Ctx;
+use crate::error::Error;
+use crate::{auth, target};
+
+/// Whether parsing may read the target container's environment: a `…FromEnv` parameter, or an
+/// authentication (whose `env` entries are only known once it is read).
+fn needs_env(so: &ScaledObject) -> bool {
+    so.spec
+        .triggers
+        .iter()
+        .any(|t| t.authentication_ref.is_some() || t.metadata.keys().any(|k| k.ends_with("FromEnv")))
+}
+
+/// Validates the target and the triggers: a target serving `/scale`, its replicas, and the
+/// parsed triggers; errors say what to fix (or are API failures, `Error::Kube`).
+pub async fn check_target(ctx: &Ctx, so: &ScaledObject, ns: &str) -> Result<Checked, Error> {
+    let t = ctx.resolver.resolve(&ctx.client, &so.spec.scale_target_ref).await?;
+    let scale = target::get_scale(&ctx.client, &t, ns).await?;
+    let env = if needs_env(so) {
+        let container = so.spec.scale_target_ref.env_source_container_name.as_deref();
+        target::container_env(&ctx.client, &t, ns, container).await
+    } else {
+        Default::default()
+    };
+    let pctx = auth::parse_context(ctx, so, &t, env).await?;
+    let parsed = ebb_scalers::parse_scaled_object(so, &pctx).map_err(Error::Parse)?;
+    Ok(Checked { target: t, replicas: scale.spec.and_then(|s| s.replicas), parsed })
+}

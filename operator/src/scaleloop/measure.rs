@@ -1,0 +1,81 @@
+//! The measuring half of a tick (I/O): every trigger queried in parallel, each bounded by the
+//! scaler timeout, with its value, latency and activity recorded in the metrics and kept for the
+//! metrics API ([`super::Shared::values`]); and the target's current replicas, from the watch
+//! cache or else read through `/scale` (bounded by the write timeout, a failure counted).
+
+use chrono::{DateTime, Utc};
+use ebb_scalers::measure_with_timeout;
+
+use super::tick::{Measured, TriggerFailure};
+use super::{Cached, Shared, writes};
+use crate::context::LoopContext;
+use crate::target::{self, Target};
+
+/// Queries every trigger of the loop at `now`.
+pub async fn triggers(
+    cx: &LoopContext,
+    shared: &Shared,
+    ns: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Vec<Measured> {
+    let results = futures::future::join_all(shared.triggers.iter().map(|(t, s)| async move {
+        let started = std::time::Instant::now();
+        let r = measure_with_timeout(s, now, cx.config.scaler_timeout).await;
+        (t, r, started.elapsed())
+    }))
+    .await;
+    let mut values = shared.values.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut measured = Vec::with_capacity(results.len());
+    for (t, r, latency) in results {
+        cx.metrics.record_poll(
+            ns,
+            name,
+            t.index,
+            &t.type_,
+            &t.metric_name,
+            r.as_ref().ok().map(|m| m.value),
+            r.as_ref().is_ok_and(|m| m.active),
+            latency,
+        );
+        let result = match r {
+            Ok(m) => {
+                values.insert(t.metric_name.clone(), Cached { value: Some(m.value), error: None, at: now });
+                Ok(m.active)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                values.insert(
+                    t.metric_name.clone(),
+                    Cached { value: None, error: Some(message.clone()), at: now },
+                );
+                Err(TriggerFailure { message, reason: e.reason() })
+            }
+        };
+        measured.push(Measured { metric: t.metric_name.clone(), result });
+    }
+    measured
+}
+
+/// The target's current replicas: from the watch cache, else read through `/scale` (bounded).
+/// `None` when the read failed (logged and counted).
+pub async fn current_replicas(cx: &LoopContext, target: &Target, ns: &str, name: &str) -> Option<i32> {
+    if let Some(n) = cx.replicas.get(target, ns) {
+        return Some(n);
+    }
+    match writes::bounded(cx.config.write_timeout, target::get_scale(&cx.client, target, ns)).await {
+        Ok(s) => Some(s.spec.and_then(|s| s.replicas).unwrap_or(0)),
+        Err(e) => {
+            tracing::warn!(
+                namespace = ns,
+                name,
+                reason = e.reason,
+                "cannot read the target's scale: {}",
+                e.message
+            );
+            cx.metrics.scale_write_failed(e.reason);
+            cx.metrics.object_error(ns, name);
+            None
+        }
+    }
+}
