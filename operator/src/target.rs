@@ -30,6 +30,24 @@ impl Target {
     }
 }
 
+#[cfg(test)]
+impl Target {
+    /// An `apps/v1` Deployment target named `name`, for tests.
+    pub(crate) fn deployment(name: &str) -> Target {
+        let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
+        Target {
+            resource: ApiResource::from_gvk_with_plural(&gvk, "deployments"),
+            gvkr: GroupVersionKindResource {
+                group: "apps".into(),
+                version: "v1".into(),
+                kind: "Deployment".into(),
+                resource: "deployments".into(),
+            },
+            name: name.into(),
+        }
+    }
+}
+
 /// Why a target is not there (shown after "scale target not found: ").
 #[derive(Debug, thiserror::Error)]
 pub enum TargetNotFound {
@@ -204,27 +222,10 @@ mod tests {
         (Client::new(svc, "default"), count)
     }
 
-    fn deployment() -> Target {
-        let resource = ApiResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            api_version: "apps/v1".into(),
-            kind: "Deployment".into(),
-            plural: "deployments".into(),
-        };
-        let gvkr = GroupVersionKindResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            resource: "deployments".into(),
-        };
-        Target { resource, gvkr, name: "web".into() }
-    }
-
     #[tokio::test]
     async fn a_negative_replica_count_is_refused_without_a_request() {
         let (client, count) = counting_client();
-        let t = deployment();
+        let t = Target::deployment("web");
         let err = set_replicas(&client, &t, "ns", -1).await.unwrap_err();
         assert!(matches!(err, Error::NegativeReplicas { .. }), "{err:?}");
         assert!(err.to_string().contains("-1"), "{err}");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use ebb_api::ScaledObject;
 use ebb_operator::context::Ctx;
 use ebb_operator::error::Error;
+use ebb_plumbing::testing::LogSink;
 use http::{Request, Response};
 use kube::client::Body;
 use kube::runtime::controller::Action;
@@ -325,41 +326,11 @@ async fn a_deletion_with_restore_sets_the_original_replicas_then_releases_the_fi
     assert_eq!(result.unwrap(), Action::await_change());
 }
 
-/// Collects what a test subscriber writes.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_reconcile_logs_what_it_did_in_the_objects_span() {
     for (filter, shown) in [("^web$", true), ("^other$", false)] {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-                "ebb_operator[reconcile{{scaled_object={filter}}}]=debug"
-            )))
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _guard) =
+            LogSink::capture(&format!("ebb_operator[reconcile{{scaled_object={filter}}}]=debug"));
         let so = labelled(json!({"metadata": {"annotations": {"autoscaling.keda.sh/paused": "true"}}}));
         let calls = vec![
             call("DELETE", HPA_PATH, &[]).reply(404, not_found()),
@@ -367,7 +338,7 @@ async fn a_reconcile_logs_what_it_did_in_the_objects_span() {
             event("ScaledObjectPaused", "ScaledObject is paused", false),
         ];
         reconcile(&so, calls).await.0.unwrap();
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         if !shown {
             assert!(text.is_empty(), "another object's reconcile is filtered out:\n{text}");
             continue;

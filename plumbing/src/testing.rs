@@ -157,3 +157,47 @@ pub fn check_server_flags<A: clap::Parser>(
     assert_eq!(parsed.log_level, "debug");
     args
 }
+
+/// A log sink for one test: a `tracing_subscriber` writer collecting every line in memory, so a
+/// test can install a scoped subscriber and read what was logged ([`LogSink::text`]).
+#[derive(Debug, Clone, Default)]
+pub struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogSink {
+    /// A sink and a subscriber writing plain text lines to it, filtered by `filter` (an
+    /// `EnvFilter` directive string), installed for this thread until the guard is dropped.
+    pub fn capture(filter: &str) -> (LogSink, tracing::subscriber::DefaultGuard) {
+        let sink = LogSink::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(sink.clone())
+            .with_ansi(false)
+            .finish();
+        (sink, tracing::subscriber::set_default(subscriber))
+    }
+
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+            .into_owned()
+    }
+}
+
+impl io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogSink {
+    type Writer = LogSink;
+
+    fn make_writer(&'a self) -> LogSink {
+        self.clone()
+    }
+}

@@ -4,8 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use ebb_api::{GroupVersionKindResource, ScaledObject};
-use kube::api::ApiResource;
+use ebb_api::ScaledObject;
 use kube::client::Body;
 use kube::runtime::events::Reporter;
 
@@ -16,21 +15,6 @@ fn client() -> kube::Client {
         Ok::<_, Infallible>(http::Response::builder().status(503).body(Body::empty()).unwrap())
     });
     kube::Client::new(svc, "apps")
-}
-
-fn target() -> Target {
-    let gvkr = GroupVersionKindResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        kind: "Deployment".into(),
-        resource: "deployments".into(),
-    };
-    let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
-    Target {
-        resource: ApiResource::from_gvk_with_plural(&gvk, "deployments"),
-        gvkr,
-        name: "php-apache".into(),
-    }
 }
 
 #[tokio::test]
@@ -46,9 +30,14 @@ async fn dropping_the_context_stops_every_loop() {
     so.metadata.namespace = Some("apps".into());
     let parsed = ebb_scalers::parse_scaled_object(&so, &ebb_scalers::ParseContext::default()).unwrap();
     let state = ctx.object("apps", "php-apache-cron-scaled");
-    let handle =
-        crate::scaleloop::spawn(ctx.core.clone(), state.model.clone(), Arc::new(so), &parsed, target())
-            .unwrap();
+    let handle = crate::scaleloop::spawn(
+        ctx.core.clone(),
+        state.model.clone(),
+        Arc::new(so),
+        &parsed,
+        Target::deployment("php-apache"),
+    )
+    .unwrap();
     let (shared, core, model) =
         (Arc::downgrade(&handle.shared), Arc::downgrade(&ctx.core), Arc::downgrade(&state.model));
     *state.scale_loop.lock().await = Some(handle);

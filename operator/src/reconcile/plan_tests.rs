@@ -9,7 +9,6 @@ use ebb_api::{ScaledObject, ScaledObjectStatus};
 use ebb_scalers::{Location, ParseContext, ParseError, ParseErrorKind};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::ApiResource;
 use serde_json::{Value, json};
 
 use super::plan::{Checked, End, Event, Input, Observed, RESYNC, Step, plan, plan_checked};
@@ -212,23 +211,6 @@ impl Case {
     }
 }
 
-fn deployment() -> Target {
-    let resource = ApiResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        plural: "deployments".into(),
-    };
-    let gvkr = ebb_api::GroupVersionKindResource {
-        group: "apps".into(),
-        version: "v1".into(),
-        kind: "Deployment".into(),
-        resource: "deployments".into(),
-    };
-    Target { resource, gvkr, name: "web".into() }
-}
-
 fn api_error(code: u16) -> kube::Error {
     kube::Error::Api(kube::core::Status::failure("answer", "Reason").with_code(code).boxed())
 }
@@ -250,7 +232,7 @@ fn run(case: &Case) -> (Vec<Step>, End) {
         (End::CheckTarget(model), check) => {
             let check = match check {
                 Check::Found(replicas) => Ok(Checked {
-                    target: deployment(),
+                    target: Target::deployment("web"),
                     replicas: *replicas,
                     parsed: ebb_scalers::parse_scaled_object(&case.so, &ParseContext::default()).unwrap(),
                 }),

@@ -1,5 +1,7 @@
 //! Tests of the loop's schedule and of its ticks' log lines (one span per tick).
 
+use ebb_plumbing::testing::LogSink;
+
 use super::*;
 
 #[test]
@@ -24,29 +26,6 @@ fn first_tick_lands_on_the_phase() {
     assert_eq!(first_tick(now, i, Duration::from_secs(2)), Duration::from_millis(8_500));
 }
 
-/// A log sink for one test.
-#[derive(Clone, Default)]
-struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
-
 /// A loop context whose API answers every request 503.
 fn unavailable_api() -> Arc<LoopContext> {
     let svc = tower::service_fn(|_req: http::Request<kube::client::Body>| async {
@@ -69,17 +48,7 @@ fn cron_loop(cx: &LoopContext, name: &str) -> (Arc<Shared>, Target) {
     so.metadata.namespace = Some("apps".into());
     so.metadata.name = Some(name.into());
     let parsed = ebb_scalers::parse_scaled_object(&so, &ebb_scalers::ParseContext::default()).unwrap();
-    let gvk = kube::api::GroupVersionKind::gvk("apps", "v1", "Deployment");
-    let target = Target {
-        resource: kube::api::ApiResource::from_gvk_with_plural(&gvk, "deployments"),
-        gvkr: ebb_api::GroupVersionKindResource {
-            group: "apps".into(),
-            version: "v1".into(),
-            kind: "Deployment".into(),
-            resource: "deployments".into(),
-        },
-        name: format!("{name}-app"),
-    };
+    let target = Target::deployment(&format!("{name}-app"));
     cx.replicas.set(&target, "apps", 0);
     let triggers = parsed.triggers.iter().map(|t| (t.clone(), t.config.build().unwrap())).collect();
     let shared = Shared {
@@ -93,14 +62,8 @@ fn cron_loop(cx: &LoopContext, name: &str) -> (Arc<Shared>, Target) {
 
 #[tokio::test]
 async fn one_objects_ticks_can_be_filtered_by_their_span() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        // The value is a regular expression searched in the field: anchored, "seen" only.
-        .with_env_filter(tracing_subscriber::EnvFilter::new("ebb_operator[tick{scaled_object=^seen$}]=debug"))
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The value is a regular expression searched in the field: anchored, "seen" only.
+    let (logs, _guard) = LogSink::capture("ebb_operator[tick{scaled_object=^seen$}]=debug");
     let cx = unavailable_api();
     for name in ["seen", "unseen"] {
         let (shared, target) = cron_loop(&cx, name);
@@ -109,7 +72,7 @@ async fn one_objects_ticks_can_be_filtered_by_their_span() {
             run_tick(&cx, &model, &shared, &target).await;
         }
     }
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let ticks: Vec<&str> = text.lines().filter(|l| l.contains("tick: active=")).collect();
     assert_eq!(ticks.len(), 3, "one line per tick of the filtered object:\n{text}");
     for line in &ticks {

@@ -10,20 +10,27 @@ pub(super) fn cases() -> Vec<Case> {
     };
     let restore = json!({"advanced": {"restoreToOriginalReplicaCount": true}});
     let bad_count = "annotation autoscaling.keda.sh/paused-replicas: \"three\" is not a replica count (expected a whole number from 0 to 2147483647)";
-    let new_status = json!({
-        "conditions": [
-            cond("Ready", "True", "ScaledObjectReady", READY_MSG, NOW),
-            cond("Active", "Unknown", "", "", NOW),
-            cond("Fallback", "Unknown", "", "", NOW),
-            cond("Paused", "False", "ScaledObjectUnpaused", "ScaledObject is not paused", NOW),
-        ],
-        "scaleTargetKind": "apps/v1.Deployment",
-        "scaleTargetGVKR": {"group": "apps", "version": "v1", "kind": "Deployment", "resource": "deployments"},
-        "originalReplicaCount": 2,
-        "externalMetricNames": [METRIC],
-        "hpaName": "keda-hpa-web",
-        "triggersTypes": "cron",
-    });
+    // What a first reconcile writes: the target, HPA and triggers as scaling() has them, with
+    // every condition set now (Active and Fallback not known before the first tick).
+    let new_status = scaling_with(json!({"conditions": [
+        cond("Ready", "True", "ScaledObjectReady", READY_MSG, NOW),
+        cond("Active", "Unknown", "", "", NOW),
+        cond("Fallback", "Unknown", "", "", NOW),
+        cond("Paused", "False", "ScaledObjectUnpaused", "ScaledObject is not paused", NOW),
+    ]}));
+    // A first reconcile: label (and `finalizers`), HPA, status, Ready event, loop started.
+    let first_reconcile = |finalizers: &[&str]| -> Vec<Step> {
+        let metadata = Step::Metadata {
+            finalizers: finalizers.iter().map(|f| (*f).to_owned()).collect(),
+            resource_version: Some("7".into()),
+        };
+        let ready = event("ScaledObjectReady", "ScaledObject is ready for scaling");
+        [metadata, unpaused(), hpa("keda-hpa-web"), write(new_status.clone()), ready]
+            .into_iter()
+            .chain(started())
+            .chain([done()])
+            .collect()
+    };
     let paused_status = |count: Value| {
         scaling_with(json!({"conditions": [
             cond("Ready", "True", "ScaledObjectReady", READY_MSG, EARLIER),
@@ -37,34 +44,14 @@ pub(super) fn cases() -> Vec<Case> {
             "new object: label patch, HPA, status, Ready event, loop started",
             object(json!({"metadata": {"labels": null}})),
             Check::Found(Some(2)),
-            vec![
-                Step::Metadata { finalizers: vec![], resource_version: Some("7".into()) },
-                unpaused(),
-                hpa("keda-hpa-web"),
-                write(new_status.clone()),
-                event("ScaledObjectReady", "ScaledObject is ready for scaling"),
-            ]
-            .into_iter()
-            .chain(started())
-            .chain([done()])
-            .collect(),
+            first_reconcile(&[]),
             End::Requeue(RESYNC),
         ),
         Case::new(
             "new object with restoreToOriginalReplicaCount: the finalizer is added with the label",
             object(json!({"metadata": {"labels": null}, "spec": restore.clone()})),
             Check::Found(Some(2)),
-            vec![
-                Step::Metadata { finalizers: vec!["finalizer.keda.sh".into()], resource_version: Some("7".into()) },
-                unpaused(),
-                hpa("keda-hpa-web"),
-                write(new_status.clone()),
-                event("ScaledObjectReady", "ScaledObject is ready for scaling"),
-            ]
-            .into_iter()
-            .chain(started())
-            .chain([done()])
-            .collect(),
+            first_reconcile(&["finalizer.keda.sh"]),
             End::Requeue(RESYNC),
         ),
         Case::new(

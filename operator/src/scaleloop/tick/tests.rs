@@ -72,6 +72,25 @@ fn settled() -> Value {
     })
 }
 
+/// A condition as the table expects it: (type, status, reason).
+type Cond = (&'static str, &'static str, &'static str);
+const READY: Cond = ("Ready", "True", "ScaledObjectReady");
+const TRIGGER_ERROR: Cond = ("Ready", "False", "TriggerError");
+const TRIGGER_ERROR_UNKNOWN: Cond = ("Ready", "Unknown", "TriggerError");
+const ACTIVE: Cond = ("Active", "True", "ScalerActive");
+const INACTIVE: Cond = ("Active", "False", "ScalerNotActive");
+const NO_FALLBACK: Cond = ("Fallback", "False", "NoFallbackFound");
+const FALLBACK: Cond = ("Fallback", "True", "FallbackExists");
+
+/// [`settled`] with `lastActiveTime` at `t`.
+fn last_active_at(t: &str) -> Value {
+    let mut s = settled();
+    s["lastActiveTime"] = json!(t);
+    s
+}
+
+/// One row of the table: the object, what its triggers measured, the target's current replicas,
+/// the status before the tick (settled unless given) and what KEDA's rules say must follow.
 struct Case {
     name: &'static str,
     so: ScaledObject,
@@ -82,6 +101,27 @@ struct Case {
     want: Want,
 }
 
+impl Case {
+    fn new(
+        name: &'static str,
+        so: ScaledObject,
+        measured: Vec<Measured>,
+        current: Option<i32>,
+        want: Want,
+    ) -> Case {
+        Case { name, so, measured, current, previous: settled(), unwritten: false, want }
+    }
+
+    fn previous(self, previous: Value) -> Case {
+        Case { previous, ..self }
+    }
+
+    /// An earlier change of the model was never written.
+    fn unwritten(self) -> Case {
+        Case { unwritten: true, ..self }
+    }
+}
+
 #[derive(Default)]
 struct Want {
     /// (from, to, event reason)
@@ -90,7 +130,7 @@ struct Want {
     write_status: bool,
     status_changed: bool,
     /// type → (status, reason); unchecked when empty.
-    conditions: Vec<(&'static str, &'static str, &'static str)>,
+    conditions: Vec<Cond>,
     /// (numberOfFailures, status) of the metric.
     health: Option<(i32, &'static str)>,
     /// RFC 3339; `None`: absent.
@@ -100,131 +140,90 @@ struct Want {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case {
-            name: "activation 0 → 1 (min 0)",
-            so: so(json!({"minReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
-            measured: vec![ok(true)],
-            current: Some(0),
-            previous: json!({}),
-            unwritten: false,
-            want: Want {
+        Case::new(
+            "activation 0 → 1 (min 0)",
+            so(json!({"minReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
+            vec![ok(true)],
+            Some(0),
+            Want {
                 scale: Some((0, 1, Some("KEDAScaleTargetActivated"))),
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "True", "ScalerActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![READY, ACTIVE, NO_FALLBACK],
                 health: Some((0, "Happy")),
                 last_active: Some(NOW),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "activation from idle goes to max(minReplicaCount, 1)",
-            so: so(json!({"minReplicaCount": 3, "idleReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
-            measured: vec![ok(true)],
-            current: Some(0),
-            previous: settled(),
-            unwritten: false,
-            want: Want {
+        )
+        .previous(json!({})),
+        Case::new(
+            "activation from idle goes to max(minReplicaCount, 1)",
+            so(json!({"minReplicaCount": 3, "idleReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
+            vec![ok(true)],
+            Some(0),
+            Want {
                 scale: Some((0, 3, Some("KEDAScaleTargetActivated"))),
                 write_status: true,
                 status_changed: true,
                 last_active: Some(NOW),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "active at 3: the HPA scales, ebb writes nothing but lastActiveTime",
-            so: so(json!({"minReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
-            measured: vec![ok(true)],
-            current: Some(3),
-            previous: settled(),
-            unwritten: false,
-            want: Want {
+        ),
+        Case::new(
+            "active at 3: the HPA scales, ebb writes nothing but lastActiveTime",
+            so(json!({"minReplicaCount": 0, "maxReplicaCount": 10}), json!({})),
+            vec![ok(true)],
+            Some(3),
+            Want {
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "True", "ScalerActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![READY, ACTIVE, NO_FALLBACK],
                 last_active: Some(NOW),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "scale to zero once cooldownPeriod has passed since the last active tick",
-            so: so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
-            measured: vec![ok(false)],
-            current: Some(3),
-            previous: {
-                let mut s = settled();
-                s["lastActiveTime"] = json!("2025-01-01T11:54:59Z");
-                s
-            },
-            unwritten: false,
-            want: Want {
+        ),
+        Case::new(
+            "scale to zero once cooldownPeriod has passed since the last active tick",
+            so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
+            vec![ok(false)],
+            Some(3),
+            Want {
                 scale: Some((3, 0, Some("KEDAScaleTargetDeactivated"))),
                 last_active: Some("2025-01-01T11:54:59Z"),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "no scale to zero within cooldownPeriod",
-            so: so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
-            measured: vec![ok(false)],
-            current: Some(3),
-            previous: {
-                let mut s = settled();
-                s["lastActiveTime"] = json!("2025-01-01T11:56:00Z");
-                s
-            },
-            unwritten: false,
-            want: Want { last_active: Some("2025-01-01T11:56:00Z"), ..Want::default() },
-        },
-        Case {
-            name: "a failing source never scales to zero",
-            so: so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
-            measured: vec![failed()],
-            current: Some(3),
-            previous: {
-                let mut s = settled();
-                s["lastActiveTime"] = json!("2025-01-01T10:00:00Z");
-                s
-            },
-            unwritten: false,
-            want: Want {
+        )
+        .previous(last_active_at("2025-01-01T11:54:59Z")),
+        Case::new(
+            "no scale to zero within cooldownPeriod",
+            so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
+            vec![ok(false)],
+            Some(3),
+            Want { last_active: Some("2025-01-01T11:56:00Z"), ..Want::default() },
+        )
+        .previous(last_active_at("2025-01-01T11:56:00Z")),
+        Case::new(
+            "a failing source never scales to zero",
+            so(json!({"minReplicaCount": 0, "cooldownPeriod": 300}), json!({})),
+            vec![failed()],
+            Some(3),
+            Want {
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "False", "TriggerError"),
-                    ("Active", "False", "ScalerNotActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![TRIGGER_ERROR, INACTIVE, NO_FALLBACK],
                 health: Some((1, "Failing")),
                 last_active: Some("2025-01-01T10:00:00Z"),
                 failed: 1,
                 ..Want::default()
             },
-        },
-        Case {
-            name: "fallback activated at failureThreshold: Warning event, Fallback True",
-            so: so(
-                json!({"minReplicaCount": 1, "fallback": {"failureThreshold": 3, "replicas": 5}}),
-                json!({}),
-            ),
-            measured: vec![failed()],
-            current: Some(2),
-            previous: {
-                let mut s = settled();
-                s["health"][METRIC] = json!({"numberOfFailures": 2, "status": "Failing"});
-                s
-            },
-            unwritten: false,
-            want: Want {
+        )
+        .previous(last_active_at("2025-01-01T10:00:00Z")),
+        Case::new(
+            "fallback activated at failureThreshold: Warning event, Fallback True",
+            so(json!({"minReplicaCount": 1, "fallback": {"failureThreshold": 3, "replicas": 5}}), json!({})),
+            vec![failed()],
+            Some(2),
+            Want {
                 fallback_event: Some((
                     EventType::Warning,
                     "ScaledObjectFallbackActivated",
@@ -232,34 +231,23 @@ fn cases() -> Vec<Case> {
                 )),
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "Unknown", "TriggerError"),
-                    ("Active", "False", "ScalerNotActive"),
-                    ("Fallback", "True", "FallbackExists"),
-                ],
+                conditions: vec![TRIGGER_ERROR_UNKNOWN, INACTIVE, FALLBACK],
                 health: Some((3, "Failing")),
                 failed: 1,
                 ..Want::default()
             },
-        },
-        Case {
-            name: "fallback deactivated by a good tick: Normal event, health reset",
-            so: so(
-                json!({"minReplicaCount": 1, "fallback": {"failureThreshold": 3, "replicas": 5}}),
-                json!({}),
-            ),
-            measured: vec![ok(false)],
-            current: Some(5),
-            previous: json!({
-                "conditions": [
-                    cond("Ready", "Unknown", "TriggerError"),
-                    cond("Active", "False", "ScalerNotActive"),
-                    cond("Fallback", "True", "FallbackExists"),
-                ],
-                "health": {METRIC: {"numberOfFailures": 4, "status": "Failing"}},
-            }),
-            unwritten: false,
-            want: Want {
+        )
+        .previous({
+            let mut s = settled();
+            s["health"][METRIC] = json!({"numberOfFailures": 2, "status": "Failing"});
+            s
+        }),
+        Case::new(
+            "fallback deactivated by a good tick: Normal event, health reset",
+            so(json!({"minReplicaCount": 1, "fallback": {"failureThreshold": 3, "replicas": 5}}), json!({})),
+            vec![ok(false)],
+            Some(5),
+            Want {
                 fallback_event: Some((
                     EventType::Normal,
                     "ScaledObjectFallbackDeactivated",
@@ -267,26 +255,25 @@ fn cases() -> Vec<Case> {
                 )),
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "False", "ScalerNotActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![READY, INACTIVE, NO_FALLBACK],
                 health: Some((0, "Happy")),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "fallback from zero: failing past the threshold at 0 replicas scales to fallback.replicas",
-            so: so(
-                json!({"minReplicaCount": 0, "fallback": {"failureThreshold": 1, "replicas": 4}}),
-                json!({}),
-            ),
-            measured: vec![failed()],
-            current: Some(0),
-            previous: settled(),
-            unwritten: false,
-            want: Want {
+        )
+        .previous(json!({
+            "conditions": [
+                cond("Ready", "Unknown", "TriggerError"),
+                cond("Active", "False", "ScalerNotActive"),
+                cond("Fallback", "True", "FallbackExists"),
+            ],
+            "health": {METRIC: {"numberOfFailures": 4, "status": "Failing"}},
+        })),
+        Case::new(
+            "fallback from zero: failing past the threshold at 0 replicas scales to fallback.replicas",
+            so(json!({"minReplicaCount": 0, "fallback": {"failureThreshold": 1, "replicas": 4}}), json!({})),
+            vec![failed()],
+            Some(0),
+            Want {
                 scale: Some((0, 4, None)),
                 fallback_event: Some((
                     EventType::Warning,
@@ -299,80 +286,60 @@ fn cases() -> Vec<Case> {
                 failed: 1,
                 ..Want::default()
             },
-        },
-        Case {
-            name: "force-activation annotation activates an inactive object",
-            so: so(json!({"minReplicaCount": 0}), json!({"autoscaling.keda.sh/force-activation": "True"})),
-            measured: vec![ok(false)],
-            current: Some(0),
-            previous: settled(),
-            unwritten: false,
-            want: Want {
+        ),
+        Case::new(
+            "force-activation annotation activates an inactive object",
+            so(json!({"minReplicaCount": 0}), json!({"autoscaling.keda.sh/force-activation": "True"})),
+            vec![ok(false)],
+            Some(0),
+            Want {
                 scale: Some((0, 1, Some("KEDAScaleTargetActivated"))),
                 write_status: true,
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "True", "ScalerActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![READY, ACTIVE, NO_FALLBACK],
                 last_active: Some(NOW),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "status unchanged: no write",
-            so: so(json!({"minReplicaCount": 1}), json!({})),
-            measured: vec![ok(false)],
-            current: Some(1),
-            previous: settled(),
-            unwritten: false,
-            want: Want {
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "False", "ScalerNotActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+        ),
+        Case::new(
+            "status unchanged: no write",
+            so(json!({"minReplicaCount": 1}), json!({})),
+            vec![ok(false)],
+            Some(1),
+            Want {
+                conditions: vec![READY, INACTIVE, NO_FALLBACK],
                 health: Some((0, "Happy")),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "status unchanged but an earlier write failed: written again",
-            so: so(json!({"minReplicaCount": 1}), json!({})),
-            measured: vec![ok(false)],
-            current: Some(1),
-            previous: settled(),
-            unwritten: true,
-            want: Want { write_status: true, ..Want::default() },
-        },
-        Case {
-            name: "replicas unknown: failures counted in the model, nothing decided or written",
-            so: so(json!({"minReplicaCount": 0}), json!({})),
-            measured: vec![failed()],
-            current: None,
-            previous: settled(),
-            unwritten: true,
-            want: Want {
+        ),
+        Case::new(
+            "status unchanged but an earlier write failed: written again",
+            so(json!({"minReplicaCount": 1}), json!({})),
+            vec![ok(false)],
+            Some(1),
+            Want { write_status: true, ..Want::default() },
+        )
+        .unwritten(),
+        Case::new(
+            "replicas unknown: failures counted in the model, nothing decided or written",
+            so(json!({"minReplicaCount": 0}), json!({})),
+            vec![failed()],
+            None,
+            Want {
                 status_changed: true,
-                conditions: vec![
-                    ("Ready", "True", "ScaledObjectReady"),
-                    ("Active", "False", "ScalerNotActive"),
-                    ("Fallback", "False", "NoFallbackFound"),
-                ],
+                conditions: vec![READY, INACTIVE, NO_FALLBACK],
                 health: Some((1, "Failing")),
                 ..Want::default()
             },
-        },
-        Case {
-            name: "below minReplicaCount without a trigger active: raised to min, no event",
-            so: so(json!({"minReplicaCount": 2}), json!({})),
-            measured: vec![ok(false)],
-            current: Some(1),
-            previous: settled(),
-            unwritten: false,
-            want: Want { scale: Some((1, 2, None)), ..Want::default() },
-        },
+        )
+        .unwritten(),
+        Case::new(
+            "below minReplicaCount without a trigger active: raised to min, no event",
+            so(json!({"minReplicaCount": 2}), json!({})),
+            vec![ok(false)],
+            Some(1),
+            Want { scale: Some((1, 2, None)), ..Want::default() },
+        ),
     ]
 }
 
