@@ -424,7 +424,7 @@ async fn release_deleted(ctx: Arc<Ctx>, reader: reflector::Store<ScaledObject>) 
 
 #[cfg(test)]
 mod tests {
-    use clap::{CommandFactory, Parser};
+    use clap::CommandFactory;
 
     use super::*;
 
@@ -435,20 +435,11 @@ mod tests {
 
     #[test]
     fn common_flags_parse() {
-        let args = Args::try_parse_from([
-            NAME,
-            "--admin-addr",
-            "127.0.0.1:18080",
-            "--log-format",
-            "json",
-            "--log-level",
-            "debug",
-            "--scaler-timeout",
-            "5s",
-        ])
-        .unwrap();
-        assert_eq!(args.common.admin_addr.to_string(), "127.0.0.1:18080");
-        assert_eq!(args.common.log_format, ebb_plumbing::logging::LogFormat::Json);
+        // --admin-addr 127.0.0.1:18080, --log-format json and --log-level debug reach args.common.
+        let args =
+            ebb_plumbing::testing::check_server_flags::<Args>(NAME, &["--scaler-timeout", "5s"], |a| {
+                &a.common
+            });
         assert_eq!(args.scaler_timeout, Duration::from_secs(5));
     }
 }

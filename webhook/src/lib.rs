@@ -155,10 +155,8 @@ mod tests {
 
     #[test]
     fn flags_and_defaults() {
-        let args =
-            Args::try_parse_from([NAME, "--admin-addr", "127.0.0.1:18080", "--log-format", "json"]).unwrap();
-        assert_eq!(args.common.admin_addr.to_string(), "127.0.0.1:18080");
-        assert_eq!(args.common.log_format, ebb_plumbing::logging::LogFormat::Json);
+        // --admin-addr 127.0.0.1:18080, --log-format json and --log-level debug reach args.common.
+        let args = ebb_plumbing::testing::check_server_flags::<Args>(NAME, &[], |a| &a.common);
         assert_eq!(args.secure_addr, "0.0.0.0:9443".parse::<SocketAddr>().unwrap());
         assert_eq!(args.tls_cert_file, PathBuf::from("/certs/tls.crt"));
         assert_eq!(args.tls_key_file, PathBuf::from("/certs/tls.key"));
