@@ -166,6 +166,8 @@ pub struct LogSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 impl LogSink {
     /// A sink and a subscriber writing plain text lines to it, filtered by `filter` (an
     /// `EnvFilter` directive string), installed for this thread until the guard is dropped.
+    /// Another test reaching the same log call sites on another thread at the same time can
+    /// leave them silent for this subscriber: give such a test a test binary of its own.
     pub fn capture(filter: &str) -> (LogSink, tracing::subscriber::DefaultGuard) {
         let sink = LogSink::default();
         let subscriber = tracing_subscriber::fmt()
