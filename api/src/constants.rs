@@ -33,6 +33,9 @@ pub const ANNOTATION_PAUSED_SCALE_IN: &str = "autoscaling.keda.sh/paused-scale-i
 pub const ANNOTATION_PAUSED_SCALE_OUT: &str = "autoscaling.keda.sh/paused-scale-out";
 pub const ANNOTATION_FORCE_ACTIVATION: &str = "autoscaling.keda.sh/force-activation";
 pub const ANNOTATION_TRANSFER_HPA_OWNERSHIP: &str = "scaledobject.keda.sh/transfer-hpa-ownership";
+/// Annotation on a ScaledObject: label keys, comma-separated, that are not copied onto the HPA
+/// (split on `,` only, entries not trimmed, as KEDA does).
+pub const ANNOTATION_HPA_EXCLUDED_LABELS: &str = "scaledobject.keda.sh/hpa-excluded-labels";
 /// Annotation on a ClusterTriggerAuthentication (ebb's own): the namespaces whose ScaledObjects
 /// may use it, comma-separated, `*` for all. Absent: the operator's
 /// `--cluster-trigger-auth-default-namespaces` (default `*`, as in KEDA).

@@ -1,7 +1,9 @@
 //! TriggerAuthentication (namespaced, short name `ta`) and ClusterTriggerAuthentication (cluster
-//! scoped, short name `cta`): where a trigger's credentials come from. Providers ebb does not
-//! implement yet are kept verbatim (never pruned) so the operator can report them instead of
-//! silently ignoring them.
+//! scoped, short name `cta`): where a trigger's credentials come from. Every field of KEDA's
+//! schema is declared, so the API server never prunes (nor, with strict field validation,
+//! refuses) what a KEDA user writes. Providers ebb does not implement (`filePath`, `oauth2`,
+//! `podIdentity.externalID`, the secret stores) are kept verbatim so resolution can report them
+//! as not supported instead of silently ignoring them.
 
 // kube's derive takes repeated keys by design (one `printcolumn(type_ = …)` per column).
 #![allow(clippy::duplicated_attributes)]
@@ -61,6 +63,64 @@ pub struct TriggerAuthenticationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "opaque")]
     pub bound_service_account_token: Option<serde_json::Value>,
+    /// Parameters read from files under the KEDA operator's `--filepath-auth-root-path`.
+    /// Not implemented by ebb: kept so the operator can say so instead of dropping it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_path: Vec<AuthFilePath>,
+    /// An OAuth2 access token fetched by the operator for the trigger.
+    /// Not implemented by ebb: kept so the operator can say so instead of dropping it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<AuthOAuth2>,
+}
+
+/// Take a parameter from a file (KEDA's `filePath` provider): `path` is relative to the
+/// operator's configured root path.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct AuthFilePath {
+    pub parameter: String,
+    pub path: String,
+}
+
+/// KEDA's `oauth2` provider: a token from `tokenUrl` obtained with the client credentials.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthOAuth2 {
+    /// Grant type; KEDA documents `clientCredentials`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Where the client secret is read from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<AuthValueFromSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Extra parameters sent to the token endpoint (e.g. `audience`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub token_url_params: std::collections::BTreeMap<String, String>,
+}
+
+/// A value read from a Secret: `valueFrom.secretKeyRef`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthValueFromSecret {
+    pub value_from: AuthSecretKeySelector,
+}
+
+/// Which Secret key holds the value: `secretKeyRef`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSecretKeySelector {
+    pub secret_key_ref: AuthSecretKey,
+}
+
+/// A Secret's name and one of its keys.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub struct AuthSecretKey {
+    pub name: String,
+    pub key: String,
 }
 
 /// Cluster-scoped authentication; secrets and config maps are read from the operator's namespace.
@@ -110,6 +170,10 @@ pub struct AuthPodIdentity {
     /// `keda` (default: the operator's identity) or `workload` (the target's ServiceAccount role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_owner: Option<String>,
+    /// External ID passed when assuming `roleArn` (aws). Not implemented by ebb: kept so the
+    /// operator can say so instead of assuming the role without it.
+    #[serde(default, rename = "externalID", skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// Take a parameter from a key of a Secret.

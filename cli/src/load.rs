@@ -9,7 +9,7 @@ use std::path::Path;
 
 use ebb_api::{ClusterTriggerAuthentication, ScaledObject, TriggerAuthentication};
 use ebb_scalers::auth::{AuthSources, Lookup};
-use k8s_openapi::api::core::v1::{ConfigMap, Container, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PodTemplateSpec, Secret};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -55,6 +55,30 @@ fn typed<T: DeserializeOwned>(v: serde_yaml::Value, source: &str) -> Result<T, C
     })
 }
 
+/// A Secret's `data` values must be base64 (as kube-apiserver requires); a plain-text value gets
+/// an error naming the Secret and the key and pointing to `stringData`, never showing the value.
+fn check_secret_data(v: &serde_yaml::Value, source: &str) -> Result<(), CliError> {
+    use base64::Engine as _;
+    let Some(data) = v.get("data").and_then(serde_yaml::Value::as_mapping) else { return Ok(()) };
+    for (key, value) in data {
+        let (Some(key), Some(value)) = (key.as_str(), value.as_str()) else { continue };
+        if base64::engine::general_purpose::STANDARD.decode(value).is_err() {
+            let meta = v.get("metadata");
+            let field = |f: &str| meta.and_then(|m| m.get(f)).and_then(serde_yaml::Value::as_str);
+            let name = match (field("namespace"), field("name")) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                (None, Some(n)) => n.to_owned(),
+                _ => "(unnamed)".to_owned(),
+            };
+            return Err(CliError::Manifest(format!(
+                "{source}: Secret {name}: data.{key} is not base64 (data values must be base64-encoded; \
+                 put plain text under stringData instead)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads every file; `-` reads standard input.
 pub fn load(paths: &[String]) -> Result<Manifests, CliError> {
     let mut m = Manifests::default();
@@ -94,7 +118,10 @@ pub fn load_str(m: &mut Manifests, file: &str, text: &str) -> Result<(), CliErro
             }
             "TriggerAuthentication" if keda => m.trigger_auths.push(typed(value, &source)?),
             "ClusterTriggerAuthentication" if keda => m.cluster_trigger_auths.push(typed(value, &source)?),
-            "Secret" => m.secrets.push(typed(value, &source)?),
+            "Secret" => {
+                check_secret_data(&value, &source)?;
+                m.secrets.push(typed(value, &source)?);
+            }
             "ConfigMap" => m.config_maps.push(typed(value, &source)?),
             "Deployment" | "StatefulSet" => {
                 let w: Workload = typed(value, &source)?;
@@ -110,17 +137,55 @@ pub fn load_str(m: &mut Manifests, file: &str, text: &str) -> Result<(), CliErro
 }
 
 impl Manifests {
-    /// Environment of the target's container (`envSourceContainerName`, else the first), from a
-    /// workload manifest given with `-f`; literal `value`s only.
-    pub fn target_env(&self, so: &ScaledObject) -> Option<BTreeMap<String, String>> {
+    /// Environment of the target's container `container` (else `envSourceContainerName`, else
+    /// the first) from a workload manifest given with `-f`, resolved as the operator does
+    /// ([`ebb_scalers::env`]) from the Secrets and ConfigMaps of the manifests. `Ok(None)`: the
+    /// workload's manifest was not given.
+    pub fn target_env(
+        &self,
+        so: &ScaledObject,
+        container: Option<&str>,
+    ) -> Result<Option<BTreeMap<String, String>>, ebb_scalers::env::EnvError> {
         let r = &so.spec.scale_target_ref;
-        let template = self.workloads.get(&(r.kind().to_owned(), r.name.clone()))?;
-        let containers = &template.spec.as_ref()?.containers;
-        let c: &Container = match r.env_source_container_name.as_deref() {
-            Some(n) => containers.iter().find(|c| c.name == n)?,
-            None => containers.first()?,
+        let Some(template) = self.workloads.get(&(r.kind().to_owned(), r.name.clone())) else {
+            return Ok(None);
         };
-        Some(c.env.iter().flatten().filter_map(|e| Some((e.name.clone(), e.value.clone()?))).collect())
+        let containers = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
+        let name = container.or(r.env_source_container_name.as_deref());
+        let objects = EnvManifests { manifests: self, namespace: so.metadata.namespace.as_deref() };
+        match ebb_scalers::env::pick(containers, name)? {
+            Some(c) => ebb_scalers::env::resolve(c, &objects).map(Some),
+            None => Ok(Some(BTreeMap::new())),
+        }
+    }
+}
+
+/// The manifests' Secrets (`data`, then `stringData` over it, as the API server merges them) and
+/// ConfigMaps of one namespace, for a container's environment.
+struct EnvManifests<'a> {
+    manifests: &'a Manifests,
+    namespace: Option<&'a str>,
+}
+
+impl ebb_scalers::env::EnvObjects for EnvManifests<'_> {
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let src =
+            ManifestSources { manifests: self.manifests, namespace: self.namespace, env: &BTreeMap::new() };
+        let s = self.manifests.secrets.iter().find(|s| src.matches(&s.metadata, name))?;
+        let mut out: BTreeMap<String, String> = s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        out.extend(s.string_data.clone().unwrap_or_default());
+        Some(out)
+    }
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let src =
+            ManifestSources { manifests: self.manifests, namespace: self.namespace, env: &BTreeMap::new() };
+        let c = self.manifests.config_maps.iter().find(|c| src.matches(&c.metadata, name))?;
+        Some(c.data.clone().unwrap_or_default())
     }
 }
 
@@ -192,5 +257,24 @@ mod tests {
         assert!(e.starts_with("so.yaml: spec.minReplicaCount: invalid type"), "{e}");
         let e = load_str(&mut m, "x.yaml", "a: [1,\n").unwrap_err().to_string();
         assert!(e.starts_with("x.yaml: invalid YAML: ") && e.contains("line"), "{e}");
+    }
+
+    #[test]
+    fn secret_data_that_is_not_base64_names_secret_and_key_and_suggests_string_data() {
+        let mut m = Manifests::default();
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: db, namespace: prod}\ndata:\n  user: YWRtaW4=\n  password: hunter2-plain>text\n";
+        let e = load_str(&mut m, "s.yaml", text).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "s.yaml (document 2): Secret prod/db: data.password is not base64 (data values must be \
+             base64-encoded; put plain text under stringData instead)"
+        );
+        assert!(!e.contains("hunter2"), "the value must not be shown: {e}");
+        // Valid base64 still loads, decoded.
+        let ok = "apiVersion: v1\nkind: Secret\nmetadata: {name: db}\ndata:\n  user: YWRtaW4=\n";
+        load_str(&mut m, "ok.yaml", ok).unwrap();
+        let env = BTreeMap::new();
+        let src = ManifestSources { manifests: &m, namespace: None, env: &env };
+        assert_eq!(src.secret("db", "user"), Lookup::Found("admin".into()));
     }
 }

@@ -7,13 +7,15 @@
 //! given: a manifest chooses both the variable names and the server that receives them, so
 //! reading the shell's environment by default would send e.g. `GITHUB_TOKEN` to whatever
 //! `serverAddress` the manifest names. Precedence, highest first: `--env`, `--env-file` (later
-//! files win), the target workload's container `env` from a `-f` manifest, and the process
-//! environment with `--env-from-process`.
+//! files win), the target workload's container environment from a `-f` manifest (resolved as
+//! the operator does: `envFrom`, `valueFrom` from the Secrets and ConfigMaps given with `-f`,
+//! `$(VAR)`; a TriggerAuthentication `env` entry reads the container its `containerName`
+//! names), and the process environment with `--env-from-process`.
 
 use std::collections::BTreeMap;
 
 use ebb_api::annotations::ScalingAnnotations;
-use ebb_scalers::auth::{AuthError, resolve};
+use ebb_scalers::auth::{AuthError, AuthSources, Lookup, resolve};
 use ebb_scalers::{Location, ParseContext, ParseErrorKind, ParsedScaledObject, parse_scaled_object};
 
 use crate::error::CliError;
@@ -69,22 +71,62 @@ fn pair(s: &str) -> Option<(String, String)> {
     (!k.is_empty()).then(|| (k.to_owned(), v.to_owned()))
 }
 
-/// The variables the ScaledObject's `…FromEnv` parameters and `env` authentication may read.
-fn environment(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> BTreeMap<String, String> {
+/// The variables the ScaledObject's `…FromEnv` parameters and `env` authentication entries
+/// naming `container` (`None`: the default one) may read; an error says why the workload
+/// container's environment cannot be computed (the other sources are still there).
+fn environment(
+    m: &Manifests,
+    so: &Loaded,
+    opts: &EnvOptions,
+    container: Option<&str>,
+) -> (BTreeMap<String, String>, Option<String>) {
     let mut env: BTreeMap<String, String> =
         if opts.from_process { std::env::vars().collect() } else { BTreeMap::new() };
-    env.extend(m.target_env(&so.object).unwrap_or_default());
+    let mut problem = None;
+    match m.target_env(&so.object, container) {
+        Ok(found) => env.extend(found.unwrap_or_default()),
+        Err(e) => problem = Some(format!("{}: spec.scaleTargetRef: {e}", so.source)),
+    }
     env.extend(opts.vars.clone());
-    env
+    (env, problem)
+}
+
+/// Authentication sources with the environment of each container `env` entries name.
+struct Sources<'a> {
+    manifests: ManifestSources<'a>,
+    containers: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl AuthSources for Sources<'_> {
+    fn secret(&self, name: &str, key: &str) -> Lookup {
+        self.manifests.secret(name, key)
+    }
+    fn config_map(&self, name: &str, key: &str) -> Lookup {
+        self.manifests.config_map(name, key)
+    }
+    fn env(&self, name: &str, container: Option<&str>) -> Option<String> {
+        match container.and_then(|c| self.containers.get(c)) {
+            Some(env) => env.get(name).cloned(),
+            None => self.manifests.env(name, None),
+        }
+    }
 }
 
 /// Parses one ScaledObject with everything the manifests and the given environment provide.
 pub fn prepare(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> Result<ParsedScaledObject, CliError> {
     let obj = &so.object;
-    let env = environment(m, so, opts);
-    let sources = ManifestSources { manifests: m, namespace: obj.metadata.namespace.as_deref(), env: &env };
-    let mut ctx = ParseContext { env: env.clone(), ..ParseContext::default() };
     let mut errors = Vec::new();
+    let (env, problem) = environment(m, so, opts, None);
+    let from_env = obj.spec.triggers.iter().any(|t| t.metadata.keys().any(|k| k.ends_with("FromEnv")));
+    let mut default_problem = problem;
+    if from_env && let Some(p) = default_problem.take() {
+        errors.push(p);
+    }
+    let mut sources = Sources {
+        manifests: ManifestSources { manifests: m, namespace: obj.metadata.namespace.as_deref(), env: &env },
+        containers: BTreeMap::new(),
+    };
+    let mut ctx = ParseContext { env: env.clone(), ..ParseContext::default() };
     for (i, t) in obj.spec.triggers.iter().enumerate() {
         let Some(r) = &t.authentication_ref else { continue };
         let spec = match r.kind() {
@@ -108,6 +150,17 @@ pub fn prepare(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> Result<ParsedSc
         };
         if let Some(pi) = &spec.pod_identity {
             ctx.pod_identity.insert(i, pi.clone());
+        }
+        for e in &spec.env {
+            match e.container_name.as_deref().filter(|c| !c.is_empty()) {
+                Some(c) if !sources.containers.contains_key(c) => {
+                    let (env, problem) = environment(m, so, opts, Some(c));
+                    errors.extend(problem);
+                    sources.containers.insert(c.to_owned(), env);
+                }
+                Some(_) => {}
+                None => errors.extend(default_problem.take()),
+            }
         }
         match resolve(spec, &sources) {
             Ok(params) => {

@@ -98,3 +98,57 @@ async fn explicit_flags_provide_the_value() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(seen.lock().unwrap().iter().any(|r| r.contains(&format!("Bearer {MARKER}"))));
 }
+
+/// The target workload's manifest gives the variable as the operator would read it: a
+/// TriggerAuthentication `env` entry naming container `sidecar` (`containerName`), whose `TOKEN`
+/// expands `$(P_token)` from `envFrom` of a Secret with prefix `P_`; a missing non-optional
+/// Secret is an error naming it, never a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workload_manifest_environment_reads_secrets_like_the_operator() {
+    let (url, seen) = server().await;
+    let file = write_manifest("workload", &url);
+    let mut text = std::fs::read_to_string(&file).unwrap().replace(
+        &format!("      name: {MARKER_NAME}\n"),
+        &format!("      name: {MARKER_NAME}\n      containerName: sidecar\n"),
+    );
+    text.push_str(&format!(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app, namespace: default}}
+spec:
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app}}}}
+    spec:
+      containers:
+        - {{name: app, image: x, env: [{{name: {MARKER_NAME}, value: wrong-container}}]}}
+        - name: sidecar
+          image: x
+          envFrom: [{{prefix: P_, secretRef: {{name: tokens}}}}]
+          env: [{{name: {MARKER_NAME}, value: "$(P_token)-expanded"}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: tokens, namespace: default}}
+data: {{token: ZnJvbS1zZWNyZXQ=}}
+"#
+    ));
+    std::fs::write(&file, &text).unwrap();
+    let out = ebb_check(&file, &[]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let requests = seen.lock().unwrap().clone();
+    assert!(requests.iter().any(|r| r.contains("Bearer from-secret-expanded")), "{requests:?}");
+
+    std::fs::write(&file, text.replace("secretRef: {name: tokens}", "secretRef: {name: gone}")).unwrap();
+    let out = ebb_check(&file, &[]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "spec.scaleTargetRef: Secret \"gone\" not found (read by envFrom of container \"sidecar\")"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("from-secret"), "{stderr}");
+}

@@ -4,6 +4,10 @@
 //! through the HPA reading ebb's metrics API server, and back to 0 after the cooldown once the
 //! queue is drained. A second scenario measures the activation latency (message sent → replicas
 //! 1) with pollingInterval 1 s over repeated trials and prints its percentiles.
+//!
+//! A third takes the queue URL and keys from the target's container environment, filled from
+//! Secrets through `valueFrom.secretKeyRef` and `envFrom` (KEDA's resolver), scales 0 → 1 with
+//! them, and follows the queue URL when its Secret changes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -218,5 +222,83 @@ async fn activation_latency_with_a_one_second_polling_interval() {
         started.elapsed()
     );
     assert_eq!(latencies.len(), TRIALS);
+    stack.stop().await;
+}
+
+/// `queueURLFromEnv` names a variable set through `valueFrom.secretKeyRef`, and the keys come
+/// through a TriggerAuthentication `env` naming another container (`containerName`) whose
+/// variables come from `envFrom` with a prefix: messages activate the target as with literals.
+/// The Secret is then pointed at an empty queue: the operator notices the change (its periodic
+/// check of the Secrets it read, every 30 s by default), rebuilds the scaler on the new URL and
+/// the target goes back to 0 after the cooldown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_url_and_keys_from_secrets_through_the_container_environment() {
+    let _serial = SERIAL.lock().await;
+    let moto = tokio::task::block_in_place(Moto::start).unwrap();
+    let sqs = sqs(&moto).await;
+    let url = sqs.create_queue().queue_name(QUEUE).send().await.unwrap().queue_url().unwrap().to_owned();
+    let stack = Stack::start("sqs-env", Duration::from_secs(1)).await;
+    let client = stack.client.clone();
+    stack.create(secret("queue", &[("url", &url)])).await;
+    stack
+        .create(secret("aws-keys", &[("id", "AKIAEBBE2ETEST"), ("secret", "e2eSecretKeyNeverLogged0123")]))
+        .await;
+    stack
+        .create(json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": TARGET},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": TARGET}},
+            "template": {"metadata": {"labels": {"app": TARGET}}, "spec": {"containers": [
+                {"name": "app", "image": "x", "env": [
+                    {"name": "QUEUE_URL", "valueFrom": {"secretKeyRef": {"name": "queue", "key": "url"}}}]},
+                {"name": "sidecar", "image": "x", "envFrom": [{"prefix": "AWS_", "secretRef": {"name": "aws-keys"}}]}]}}}}))
+        .await;
+    stack
+        .create(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "TriggerAuthentication",
+        "metadata": {"name": "aws-env"},
+        "spec": {"env": [
+            {"parameter": "awsAccessKeyID", "name": "AWS_id", "containerName": "sidecar"},
+            {"parameter": "awsSecretAccessKey", "name": "AWS_secret", "containerName": "sidecar"}]}}))
+        .await;
+    stack
+        .create(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+        "metadata": {"name": "env-worker"},
+        "spec": {"scaleTargetRef": {"name": TARGET}, "minReplicaCount": 0, "pollingInterval": 1,
+            "cooldownPeriod": 1,
+            "triggers": [{"type": "aws-sqs-queue", "authenticationRef": {"name": "aws-env"},
+                "metadata": {"queueURLFromEnv": "QUEUE_URL", "queueLength": "5", "awsRegion": "us-east-1",
+                    "awsEndpoint": moto.endpoint()}}]}}))
+        .await;
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(replicas(&client, TARGET).await, 0, "an empty queue activated the target");
+    sqs.send_message().queue_url(&url).message_body("order").send().await.unwrap();
+    let sos: kube::Api<ebb_api::ScaledObject> = kube::Api::namespaced(client.clone(), "default");
+    let active = tokio::time::timeout(Duration::from_secs(15), async {
+        while replicas(&client, TARGET).await < 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    let so = sos.get("env-worker").await.unwrap();
+    let status = serde_json::to_string(&so.status).unwrap();
+    assert!(active.is_ok(), "not activated within 15 s; status: {status}");
+    assert!(
+        !status.contains(&url) && !status.contains("e2eSecretKey"),
+        "a secret value in the status: {status}"
+    );
+
+    let empty = sqs.create_queue().queue_name("empty").send().await.unwrap().queue_url().unwrap().to_owned();
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.clone(), "default");
+    let patch = json!({"stringData": {"url": empty}});
+    secrets
+        .patch("queue", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let rotated = Instant::now();
+    wait_for("back to 0 on the rotated queue URL", Duration::from_secs(45), async || {
+        replicas(&client, TARGET).await == 0
+    })
+    .await;
+    println!("sqs: rotated queue URL taken into account after {:?}", rotated.elapsed());
     stack.stop().await;
 }

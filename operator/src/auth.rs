@@ -39,7 +39,7 @@ use kube::{Api, Client};
 use crate::auth_watch::Ref;
 use crate::context::Ctx;
 use crate::error::Error;
-use crate::target::Target;
+use crate::target::{Target, TargetEnv};
 
 /// Why the authentication a trigger references cannot be used (shown after "authentication: ").
 #[derive(Debug, thiserror::Error)]
@@ -139,7 +139,8 @@ impl AuthPolicy {
 struct Fetched {
     secrets: BTreeMap<String, Option<Secret>>,
     config_maps: BTreeMap<String, Option<ConfigMap>>,
-    env: BTreeMap<String, String>,
+    /// Environment per container its `env` entries name (`None`: the default container).
+    envs: BTreeMap<Option<String>, BTreeMap<String, String>>,
 }
 
 impl AuthSources for Fetched {
@@ -160,13 +161,14 @@ impl AuthSources for Fetched {
             }
         }
     }
-    fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
-        self.env.get(name).cloned()
+    fn env(&self, name: &str, container: Option<&str>) -> Option<String> {
+        self.envs.get(&container.map(str::to_owned)).and_then(|e| e.get(name)).cloned()
     }
 }
 
-/// Everything parsing reads besides the ScaledObject: the target container's environment, the
-/// resolved authentication parameters and pod identities per trigger and, only when a trigger
+/// Everything parsing reads besides the ScaledObject: the target container's environment (read
+/// when `default_env`, i.e. a trigger has a `…FromEnv` parameter; the containers `env` entries
+/// name are read as they are met), the resolved authentication parameters and pod identities per trigger and, only when a trigger
 /// asks for the workload's identity, the role annotated on the target's ServiceAccount. Records
 /// what was read in the context's [`AuthIndex`](crate::auth_watch::AuthIndex) and stops the
 /// object's scale loop when the credentials differ from the ones it was built with.
@@ -174,13 +176,21 @@ pub async fn parse_context(
     ctx: &Ctx,
     so: &ScaledObject,
     target: &Target,
-    env: BTreeMap<String, String>,
+    default_env: bool,
 ) -> Result<ParseContext, Error> {
     let ns = so.metadata.namespace.as_deref().unwrap_or("default");
     let name = so.metadata.name.as_deref().unwrap_or_default();
-    let mut pctx = ParseContext { env, ..ParseContext::default() };
+    let mut pctx = ParseContext::default();
     let mut refs = BTreeMap::new();
-    let resolved = resolve_all(ctx, so, &mut pctx, &mut refs).await;
+    let container = so.spec.scale_target_ref.env_source_container_name.clone();
+    let mut tenv = TargetEnv::new(&ctx.client, target, ns, container);
+    let resolved = async {
+        if default_env {
+            pctx.env = tenv.env(None, &mut refs).await?;
+        }
+        resolve_all(ctx, so, &mut pctx, &mut refs, &mut tenv).await
+    }
+    .await;
     ctx.auth_index.track(ns, name, refs);
     resolved?;
     if pctx
@@ -236,6 +246,7 @@ async fn resolve_all(
     so: &ScaledObject,
     pctx: &mut ParseContext,
     refs: &mut BTreeMap<Ref, Option<String>>,
+    tenv: &mut TargetEnv<'_>,
 ) -> Result<(), Error> {
     let client = &ctx.client;
     let policy = &ctx.config.auth;
@@ -301,7 +312,14 @@ async fn resolve_all(
             pctx.pod_identity.insert(i, pi.clone());
         }
         let mut fetched =
-            Fetched { secrets: BTreeMap::new(), config_maps: BTreeMap::new(), env: pctx.env.clone() };
+            Fetched { secrets: BTreeMap::new(), config_maps: BTreeMap::new(), envs: BTreeMap::new() };
+        for e in &spec.env {
+            let c = e.container_name.clone().filter(|c| !c.is_empty());
+            if let std::collections::btree_map::Entry::Vacant(slot) = fetched.envs.entry(c) {
+                let env = tenv.env(slot.key().as_deref(), refs).await?;
+                slot.insert(env);
+            }
+        }
         let secrets: Api<Secret> = Api::namespaced(client.clone(), secret_ns);
         for s in &spec.secret_target_ref {
             if !fetched.secrets.contains_key(&s.name) {

@@ -1,7 +1,7 @@
 //! Picking up rotated credentials. The [`AuthIndex`] records, per ScaledObject, the objects its
-//! authentication was resolved from (TriggerAuthentications, ClusterTriggerAuthentications,
-//! Secrets, ConfigMaps) with the resource version each had, and a keyed digest of what was
-//! resolved. [`start`] runs, while leading, what notices changes to those objects:
+//! authentication and its target's container environment were resolved from
+//! (TriggerAuthentications, ClusterTriggerAuthentications, Secrets, ConfigMaps) with the resource
+//! version each had, and a keyed digest of what was resolved (parameters and environment). [`start`] runs, while leading, what notices changes to those objects:
 //! - TriggerAuthentications and ClusterTriggerAuthentications are watched (metadata only);
 //! - referenced Secrets and ConfigMaps are checked every `--auth-refresh-interval` with a
 //!   metadata-only GET each: the operator may `get` the Secrets it is pointed at but, by design,
@@ -163,6 +163,7 @@ impl Inner {
 /// Keyed digest of everything resolution produced that a scaler is built from.
 fn digest(keys: &RandomState, c: &ParseContext) -> u64 {
     let mut h = keys.build_hasher();
+    c.env.hash(&mut h);
     c.auth.hash(&mut h);
     c.auth_sources.hash(&mut h);
     for (i, p) in &c.pod_identity {

@@ -30,6 +30,9 @@ pub enum Error {
     /// An authentication a trigger references cannot be used.
     #[error("authentication: {0}")]
     Auth(#[source] AuthError),
+    /// The environment of the target's container cannot be computed.
+    #[error("scale target environment: {0}")]
+    TargetEnv(#[source] ebb_scalers::env::EnvError),
     /// No HPA can be built for the object.
     #[error("{0}")]
     Hpa(#[source] HpaError),
@@ -59,6 +62,7 @@ impl Error {
             | Self::NegativeReplicas { .. }
             | Self::Parse(_)
             | Self::Auth(_)
+            | Self::TargetEnv(_)
             | Self::Hpa(_)
             | Self::ScalerBuild { .. } => "ScaledObjectCheckFailed",
             Self::Kube(_) => "KubernetesAPIError",

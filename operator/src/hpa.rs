@@ -3,18 +3,22 @@
 //! shaped as KEDA shapes it so dashboards, selectors and tooling written for KEDA keep working.
 //! The result is applied by server-side apply (field manager `ebb-operator/hpa`, force).
 //!
-//! Where ebb differs from KEDA:
-//! - ebb's own labels (`app.kubernetes.io/*`, `scaledobject.keda.sh/name`) win over labels of the
-//!   same key on the ScaledObject (KEDA lets the ScaledObject's win), so selectors on them stay
-//!   reliable;
-//! - the ScaledObject's annotations are not copied onto the HPA.
+//! As KEDA does, the ScaledObject's labels are copied onto the HPA except the keys listed in
+//! `scaledobject.keda.sh/hpa-excluded-labels`, and all its annotations are copied as they are.
+//! Labels or annotations that a later ScaledObject no longer yields leave the apply body, so the
+//! API server removes them from the HPA (the field manager owned them).
+//!
+//! Where ebb differs from KEDA: ebb's own labels (`app.kubernetes.io/*`,
+//! `scaledobject.keda.sh/name`) win over labels of the same key on the ScaledObject and are set
+//! even when listed in `hpa-excluded-labels` (KEDA lets the ScaledObject's win, and takes
+//! `scaledobject.keda.sh/name` from the ScaledObject's labels), so selectors on them stay reliable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ebb_api::annotations::ScalingAnnotations;
 use ebb_api::constants::{
-    API_VERSION, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_VERSION, MANAGED_BY, MAX_NAME_LENGTH,
-    SCALED_OBJECT_NAME_LABEL,
+    ANNOTATION_HPA_EXCLUDED_LABELS, API_VERSION, LABEL_MANAGED_BY, LABEL_NAME, LABEL_PART_OF, LABEL_VERSION,
+    MANAGED_BY, MAX_NAME_LENGTH, SCALED_OBJECT_NAME_LABEL,
 };
 use ebb_api::{MetricTargetType, ScaledObject, quantity};
 use ebb_scalers::ParsedScaledObject;
@@ -46,9 +50,11 @@ pub enum HpaError {
 /// The desired `autoscaling/v2` HPA for `so`, whose triggers `parsed` holds (in trigger order).
 ///
 /// - name `so.hpa_name()` (default `keda-hpa-<so>`), namespace of the ScaledObject;
-/// - labels: the ScaledObject's labels, then `app.kubernetes.io/name` (the HPA name, cut to 63
-///   characters), `app.kubernetes.io/version`, `app.kubernetes.io/part-of` (the ScaledObject),
+/// - labels: the ScaledObject's labels but those listed in `hpa-excluded-labels`
+///   ([`copied_labels`]), then `app.kubernetes.io/name` (the HPA name, cut to 63 characters),
+///   `app.kubernetes.io/version`, `app.kubernetes.io/part-of` (the ScaledObject),
 ///   `app.kubernetes.io/managed-by: ebb-operator` and `scaledobject.keda.sh/name`;
+/// - annotations: all of the ScaledObject's, as they are (none when it has none);
 /// - one controller owner reference to the ScaledObject (an error when it has no uid);
 /// - `minReplicas` = `minReplicaCount` when above 0, else 1; `maxReplicas` = `maxReplicaCount`
 ///   (default 100); with `autoscaling.keda.sh/paused-replicas: N` both are N (at least 1);
@@ -70,12 +76,7 @@ pub fn desired_hpa(
         .ok_or_else(|| HpaError::MissingUid(so_name.clone()))?;
     let hpa_name = so.hpa_name();
 
-    let mut labels: BTreeMap<String, String> = so.metadata.labels.clone().unwrap_or_default();
-    labels.insert(LABEL_NAME.into(), label_value(&hpa_name));
-    labels.insert(LABEL_VERSION.into(), VERSION.into());
-    labels.insert(LABEL_PART_OF.into(), so_name.clone());
-    labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
-    labels.insert(SCALED_OBJECT_NAME_LABEL.into(), so_name.clone());
+    let labels = hpa_labels(so, &so_name, &hpa_name);
 
     let owner = OwnerReference {
         api_version: API_VERSION.into(),
@@ -103,6 +104,7 @@ pub fn desired_hpa(
             name: Some(hpa_name),
             namespace: so.metadata.namespace.clone(),
             labels: Some(labels),
+            annotations: hpa_annotations(so),
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
@@ -119,6 +121,57 @@ pub fn desired_hpa(
         }),
         status: None,
     })
+}
+
+/// The HPA's labels: [`copied_labels`], then ebb's own, which win.
+fn hpa_labels(so: &ScaledObject, so_name: &str, hpa_name: &str) -> BTreeMap<String, String> {
+    let mut labels = copied_labels(so);
+    labels.insert(LABEL_NAME.into(), label_value(hpa_name));
+    labels.insert(LABEL_VERSION.into(), VERSION.into());
+    labels.insert(LABEL_PART_OF.into(), so_name.to_owned());
+    labels.insert(LABEL_MANAGED_BY.into(), MANAGED_BY.into());
+    labels.insert(SCALED_OBJECT_NAME_LABEL.into(), so_name.to_owned());
+    labels
+}
+
+/// The HPA's annotations: all of the ScaledObject's, none when it has none.
+fn hpa_annotations(so: &ScaledObject) -> Option<BTreeMap<String, String>> {
+    so.metadata.annotations.clone().filter(|a| !a.is_empty())
+}
+
+/// A hash of the labels and annotations the HPA carries: the reconcile compares it with the last
+/// complete reconcile's, so a metadata-only change of the ScaledObject (a label, a new
+/// `hpa-excluded-labels`) reaches the HPA at once. A label the HPA does not show (excluded, or
+/// one of ebb's own keys, such as the `scaledobject.keda.sh/name` label the operator puts on
+/// the ScaledObject) does not change it. Hashed because annotations such as kubectl's
+/// last-applied-configuration can be large and the value is kept per object.
+pub fn metadata_fingerprint(so: &ScaledObject) -> String {
+    use std::hash::{Hash, Hasher};
+    let so_name = so.metadata.name.as_deref().unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    hpa_labels(so, so_name, &so.hpa_name()).hash(&mut h);
+    hpa_annotations(so).hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The ScaledObject's labels KEDA copies onto the HPA: all but the keys listed in the
+/// `scaledobject.keda.sh/hpa-excluded-labels` annotation, whose value is split on `,` with each
+/// entry taken as it is (not trimmed: `"a, b"` leaves out `a` and ` b`, which no key matches).
+pub fn copied_labels(so: &ScaledObject) -> BTreeMap<String, String> {
+    let excluded: BTreeSet<&str> = so
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ANNOTATION_HPA_EXCLUDED_LABELS))
+        .map(|v| v.split(',').collect())
+        .unwrap_or_default();
+    so.metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !excluded.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The HPA as a server-side apply body: the object with `apiVersion` and `kind` set.

@@ -57,8 +57,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Only watch ScaledObjects in this namespace (default: all namespaces).
-    #[arg(long, env = "WATCH_NAMESPACE")]
+    /// Only watch ScaledObjects in this namespace (default: all namespaces). One namespace:
+    /// KEDA's comma-separated list is refused at startup.
+    #[arg(long, env = "WATCH_NAMESPACE", value_parser = one_namespace)]
     pub watch_namespace: Option<String>,
     /// Only watch ScaledObjects matching this label selector.
     #[arg(long, env = "EBB_LABEL_SELECTOR")]
@@ -74,7 +75,9 @@ pub struct Args {
     #[arg(long, env = "POD_NAMESPACE", default_value = "keda")]
     pub operator_namespace: String,
     /// Elect a leader among replicas with a coordination.k8s.io Lease; only the leader scales.
-    #[arg(long, env = "EBB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    /// `--leader-elect` alone (as KEDA's manifests pass it) means `true`.
+    #[arg(long, env = "EBB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
     pub leader_elect: bool,
     /// Name of the leader-election Lease.
     #[arg(long, env = "EBB_LEASE_NAME", default_value = "ebb-operator")]
@@ -116,6 +119,19 @@ pub struct Args {
     pub certificates: certs::CertificateArgs,
     #[command(flatten)]
     pub egress: egress::EgressArgs,
+}
+
+/// Parses `--watch-namespace`: one namespace. KEDA also takes a comma-separated list; ebb's
+/// controller and watches cover one namespace or all, so a list is an error, not a namespace
+/// named "a,b" that silently matches nothing.
+fn one_namespace(raw: &str) -> Result<String, String> {
+    if raw.contains(',') {
+        return Err(format!(
+            "ebb watches one namespace (or all when unset), not a comma-separated list such as {raw:?}; \
+             leave it unset to watch all namespaces (--label-selector narrows which ScaledObjects are handled)"
+        ));
+    }
+    Ok(raw.to_owned())
 }
 
 /// Default `--kube-api-max-in-flight`.
@@ -441,5 +457,41 @@ mod tests {
                 &a.common
             });
         assert_eq!(args.scaler_timeout, Duration::from_secs(5));
+    }
+
+    fn leader_elect_of(flags: &[&str]) -> Result<bool, clap::Error> {
+        use clap::Parser;
+        let argv = std::iter::once(NAME).chain(flags.iter().copied());
+        Args::try_parse_from(argv).map(|a| a.leader_elect)
+    }
+
+    #[test]
+    fn leader_elect_accepts_the_bare_flag_as_keda_manifests_pass_it() {
+        // KEDA's manifests pass `--leader-elect` without a value, meaning true.
+        assert!(leader_elect_of(&["--leader-elect"]).expect("bare --leader-elect parses"));
+        assert!(
+            leader_elect_of(&["--leader-elect", "--scaler-timeout", "5s"]).expect("bare flag before another")
+        );
+        assert!(leader_elect_of(&["--leader-elect=true"]).expect("--leader-elect=true parses"));
+        assert!(!leader_elect_of(&["--leader-elect=false"]).expect("--leader-elect=false parses"));
+        assert!(!leader_elect_of(&["--leader-elect", "false"]).expect("--leader-elect false parses"));
+        assert!(leader_elect_of(&[]).expect("no flag parses"), "leader election is on by default");
+        assert!(leader_elect_of(&["--leader-elect=maybe"]).is_err());
+    }
+
+    #[test]
+    fn watch_namespace_takes_one_namespace_and_refuses_keda_s_comma_list() {
+        use clap::Parser;
+        let one = Args::try_parse_from([NAME, "--watch-namespace", "team-a"]).expect("one namespace parses");
+        assert_eq!(one.watch_namespace.as_deref(), Some("team-a"));
+        let list = Args::try_parse_from([NAME, "--watch-namespace", "team-a,team-b"])
+            .expect_err("a comma-separated list is refused at startup")
+            .to_string();
+        assert!(
+            list.contains("--watch-namespace")
+                && list.contains("one namespace")
+                && list.contains("team-a,team-b"),
+            "{list}"
+        );
     }
 }

@@ -49,10 +49,12 @@ fn span(ns: &str, name: &str) -> tracing::Span {
 async fn run(so: Arc<ScaledObject>, ctx: Arc<Ctx>, ns: String, name: String) -> Result<Action, Error> {
     let state = ctx.object(&ns, &name);
     ctx.register(&ns, &state, so.spec.triggers.iter().map(|t| t.type_.clone()).collect());
+    let fingerprint = scaleloop::fingerprint(&so);
     let input = Input {
         so: &so,
         model: state.model.get().await,
-        fingerprint: scaleloop::fingerprint(&so),
+        reconcile_fingerprint: format!("{fingerprint} {}", crate::hpa::metadata_fingerprint(&so)),
+        fingerprint,
         running_loop: running_loop(&state).await,
         last_reconcile: state
             .reconciled

@@ -1,6 +1,7 @@
 //! The scale target of a ScaledObject: resolving `scaleTargetRef` (apiVersion/kind/name) to an
 //! API resource through discovery (cached per kind), reading and writing its `/scale`
-//! subresource, and reading the environment of its container for `…FromEnv` parameters.
+//! subresource, and the environment of its containers for `…FromEnv` parameters and
+//! TriggerAuthentication `env` entries ([`TargetEnv`]).
 //! Errors say which target and why ([`TargetNotFound`], [`Error::NoScale`],
 //! [`Error::NegativeReplicas`]); failed calls keep their API error as the source.
 
@@ -8,11 +9,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
 use ebb_api::{GroupVersionKindResource, ScaleTarget};
+use ebb_scalers::env;
 use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, Scope};
 use kube::{Client, discovery};
 
+use crate::auth_watch::Ref;
 use crate::error::Error;
 
 /// A resolved target.
@@ -162,35 +166,117 @@ pub async fn set_replicas(client: &Client, t: &Target, ns: &str, replicas: i32) 
     Ok(())
 }
 
-/// Literal `env` values of the target's container (`envSourceContainerName`, else the first).
-pub async fn container_env(
-    client: &Client,
-    t: &Target,
-    ns: &str,
-    container: Option<&str>,
-) -> BTreeMap<String, String> {
-    let Ok(obj) = api(client, t, ns).get(&t.name).await else { return BTreeMap::new() };
-    let containers = obj
-        .data
-        .pointer("/spec/template/spec/containers")
-        .and_then(serde_json::Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let chosen = match container {
-        Some(n) => containers.iter().find(|c| c.get("name").and_then(serde_json::Value::as_str) == Some(n)),
-        None => containers.first(),
-    };
-    chosen
-        .and_then(|c| c.get("env"))
-        .and_then(serde_json::Value::as_array)
-        .map(|env| {
-            env.iter()
-                .filter_map(|e| {
-                    Some((e.get("name")?.as_str()?.to_owned(), e.get("value")?.as_str()?.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// The environment of the target's containers as KEDA's resolver computes it (see
+/// [`ebb_scalers::env`]), computed on demand and once per container: the target is read at the
+/// first request, then the Secrets and ConfigMaps each container's environment names (one GET
+/// each, never a list or watch; each recorded with its resource version so a change is noticed
+/// like a TriggerAuthentication's Secret).
+pub struct TargetEnv<'a> {
+    client: &'a Client,
+    target: &'a Target,
+    ns: &'a str,
+    /// `envSourceContainerName`: the container of `…FromEnv` and of `env` entries naming none.
+    default_container: Option<String>,
+    containers: Option<Vec<Container>>,
+    envs: BTreeMap<Option<String>, BTreeMap<String, String>>,
+}
+
+/// Names only: the environment may hold secrets.
+impl std::fmt::Debug for TargetEnv<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TargetEnv")
+            .field("target", &self.target.name)
+            .field("namespace", &self.ns)
+            .field("containers_read", &self.envs.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> TargetEnv<'a> {
+    pub fn new(
+        client: &'a Client,
+        target: &'a Target,
+        ns: &'a str,
+        default_container: Option<String>,
+    ) -> Self {
+        Self { client, target, ns, default_container, containers: None, envs: BTreeMap::new() }
+    }
+
+    /// The environment of container `name` (`None`: `envSourceContainerName`, else the first).
+    /// A target without a pod template has an empty environment; a named container that is not
+    /// there, or a missing non-optional Secret, ConfigMap or key, is an error naming it.
+    pub async fn env(
+        &mut self,
+        name: Option<&str>,
+        refs: &mut BTreeMap<Ref, Option<String>>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let key = name.map(str::to_owned);
+        if let Some(env) = self.envs.get(&key) {
+            return Ok(env.clone());
+        }
+        if self.containers.is_none() {
+            let obj =
+                api(self.client, self.target, self.ns).get(&self.target.name).await.map_err(Error::Kube)?;
+            // A kind with `/scale` but no pod template has no environment.
+            let containers = obj
+                .data
+                .pointer("/spec/template/spec/containers")
+                .cloned()
+                .and_then(|v| serde_json::from_value::<Vec<Container>>(v).ok())
+                .unwrap_or_default();
+            self.containers = Some(containers);
+        }
+        let containers = self.containers.as_deref().unwrap_or_default();
+        let chosen =
+            env::pick(containers, name.or(self.default_container.as_deref())).map_err(Error::TargetEnv)?;
+        let env = match chosen {
+            None => BTreeMap::new(),
+            Some(c) => {
+                let wanted = env::referenced(c);
+                let mut objects = Objects::default();
+                let secrets: Api<Secret> = Api::namespaced(self.client.clone(), self.ns);
+                for n in &wanted.secrets {
+                    let got = secrets.get_opt(n).await.map_err(Error::Kube)?;
+                    let key = Ref::Secret { namespace: self.ns.to_owned(), name: n.clone() };
+                    refs.insert(key, got.as_ref().and_then(|o| o.metadata.resource_version.clone()));
+                    let data = got.map(|s| {
+                        s.data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                            .collect()
+                    });
+                    objects.secrets.insert(n.clone(), data);
+                }
+                let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.ns);
+                for n in &wanted.config_maps {
+                    let got = cms.get_opt(n).await.map_err(Error::Kube)?;
+                    let key = Ref::ConfigMap { namespace: self.ns.to_owned(), name: n.clone() };
+                    refs.insert(key, got.as_ref().and_then(|o| o.metadata.resource_version.clone()));
+                    objects.config_maps.insert(n.clone(), got.map(|c| c.data.unwrap_or_default()));
+                }
+                env::resolve(c, &objects).map_err(Error::TargetEnv)?
+            }
+        };
+        self.envs.insert(key, env.clone());
+        Ok(env)
+    }
+}
+
+/// Secrets and ConfigMaps read for one container (`None`: not found).
+#[derive(Default)]
+struct Objects {
+    secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,
+    config_maps: BTreeMap<String, Option<BTreeMap<String, String>>>,
+}
+
+impl env::EnvObjects for Objects {
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.secrets.get(name).cloned().flatten()
+    }
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.config_maps.get(name).cloned().flatten()
+    }
 }
 
 #[cfg(test)]

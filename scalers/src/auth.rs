@@ -25,6 +25,8 @@ pub enum AuthError {
     UnsupportedProvider(&'static str),
     #[error("podIdentity provider {0:?} is not supported by ebb (supported: none, aws)")]
     UnsupportedPodIdentity(String),
+    #[error("{0} is not supported by ebb; remove it or resolve the credential another way")]
+    UnsupportedField(&'static str),
 }
 
 impl AuthError {
@@ -33,7 +35,9 @@ impl AuthError {
             Self::MissingObject { .. } | Self::MissingKey { .. } | Self::MissingEnv { .. } => {
                 "AuthenticationNotResolved"
             }
-            Self::UnsupportedProvider(_) | Self::UnsupportedPodIdentity(_) => "AuthenticationNotSupported",
+            Self::UnsupportedProvider(_) | Self::UnsupportedPodIdentity(_) | Self::UnsupportedField(_) => {
+                "AuthenticationNotSupported"
+            }
         }
     }
 }
@@ -88,6 +92,8 @@ pub fn resolve_with_sources(
         (spec.gcp_secret_manager.is_some(), "gcpSecretManager"),
         (spec.aws_secret_manager.is_some(), "awsSecretManager"),
         (spec.bound_service_account_token.is_some(), "boundServiceAccountToken"),
+        (!spec.file_path.is_empty(), "filePath"),
+        (spec.oauth2.is_some(), "oauth2"),
     ] {
         if present {
             return Err(AuthError::UnsupportedProvider(what));
@@ -97,6 +103,9 @@ pub fn resolve_with_sources(
         && !matches!(pi.provider.as_str(), "none" | "aws" | "")
     {
         return Err(AuthError::UnsupportedPodIdentity(pi.provider.clone()));
+    }
+    if spec.pod_identity.as_ref().is_some_and(|pi| pi.external_id.as_deref().is_some_and(|x| !x.is_empty())) {
+        return Err(AuthError::UnsupportedField("podIdentity.externalID"));
     }
     let mut out = Resolved::default();
     let mut put = |parameter: &str, value: String, from: String| {
@@ -297,5 +306,38 @@ mod tests {
         let vault =
             TriggerAuthenticationSpec { hashi_corp_vault: Some(serde_json::json!({})), ..Default::default() };
         assert!(resolve(&vault, &Fixed).unwrap_err().to_string().contains("hashiCorpVault is not supported"));
+    }
+
+    #[test]
+    fn keda_providers_ebb_lacks_are_reported_not_ignored() {
+        let file_path = TriggerAuthenticationSpec {
+            file_path: vec![ebb_api::trigger_auth::AuthFilePath {
+                parameter: "apiKey".into(),
+                path: "creds/key".into(),
+            }],
+            ..Default::default()
+        };
+        let oauth2 = TriggerAuthenticationSpec {
+            oauth2: Some(ebb_api::trigger_auth::AuthOAuth2::default()),
+            ..Default::default()
+        };
+        let external_id = TriggerAuthenticationSpec {
+            pod_identity: Some(ebb_api::AuthPodIdentity {
+                provider: "aws".into(),
+                role_arn: Some("arn:aws:iam::123456789012:role/r".into()),
+                external_id: Some("x".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for (spec, want) in [
+            (file_path, "filePath is not supported by ebb"),
+            (oauth2, "oauth2 is not supported by ebb"),
+            (external_id, "podIdentity.externalID is not supported by ebb"),
+        ] {
+            let err = resolve(&spec, &Fixed).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{err}");
+            assert_eq!(err.reason(), "AuthenticationNotSupported");
+        }
     }
 }

@@ -44,8 +44,6 @@ pub enum ParseErrorKind {
     InvalidSpec,
     /// The trigger type is not known to ebb.
     UnknownTriggerType,
-    /// The trigger type is known but this build has no scaler for it.
-    NotImplemented,
     /// A required parameter is absent.
     MissingParameter,
     /// A parameter has a value that cannot be used.
@@ -70,7 +68,6 @@ impl ParseError {
         match self.kind {
             ParseErrorKind::InvalidSpec => "InvalidSpec",
             ParseErrorKind::UnknownTriggerType => "UnknownTriggerType",
-            ParseErrorKind::NotImplemented => "ScalerNotImplemented",
             ParseErrorKind::MissingParameter => "MissingParameter",
             ParseErrorKind::InvalidParameter => "InvalidParameter",
             ParseErrorKind::MissingCredentials => "MissingCredentials",

@@ -1,6 +1,5 @@
-//! The registry from trigger `type` to its parameter declarations and parser. Types ebb knows
-//! but whose scaler is not in this build are listed too, so users get a precise "not
-//! implemented" message instead of "unknown type".
+//! The registry from trigger `type` to its parameter declarations and parser. Any other type
+//! is an "unknown trigger type" error listing the types ebb has.
 
 use std::sync::Arc;
 
@@ -16,43 +15,40 @@ pub type ParseFn = fn(&Params<'_>) -> Result<Arc<dyn ScalerConfig>, ParseError>;
 pub struct ScalerDef {
     pub type_name: &'static str,
     pub params: &'static [ParamSpec],
-    /// `None` while the scaler is not implemented in this build.
-    pub parse: Option<ParseFn>,
+    pub parse: ParseFn,
     /// Whether `useCachedMetrics` is meaningful (not for cron, cpu, memory).
     pub allows_cached_metrics: bool,
 }
-
-const PLANNED: &[&str] = &[];
 
 static DEFS: &[ScalerDef] = &[
     ScalerDef {
         type_name: "cron",
         params: crate::cron::PARAMS,
-        parse: Some(crate::cron::parse),
+        parse: crate::cron::parse,
         allows_cached_metrics: false,
     },
     ScalerDef {
         type_name: "prometheus",
         params: crate::prometheus::PARAMS,
-        parse: Some(crate::prometheus::parse),
+        parse: crate::prometheus::parse,
         allows_cached_metrics: true,
     },
     ScalerDef {
         type_name: "aws-sqs-queue",
         params: crate::aws::sqs::PARAMS,
-        parse: Some(crate::aws::sqs::parse),
+        parse: crate::aws::sqs::parse,
         allows_cached_metrics: true,
     },
     ScalerDef {
         type_name: "aws-cloudwatch",
         params: crate::aws::cloudwatch::PARAMS,
-        parse: Some(crate::aws::cloudwatch::parse),
+        parse: crate::aws::cloudwatch::parse,
         allows_cached_metrics: true,
     },
     ScalerDef {
         type_name: "kafka",
         params: crate::kafka::PARAMS,
-        parse: Some(crate::kafka::parse),
+        parse: crate::kafka::parse,
         allows_cached_metrics: true,
     },
 ];
@@ -62,28 +58,14 @@ pub fn implemented() -> impl Iterator<Item = &'static ScalerDef> {
     DEFS.iter()
 }
 
-/// Looks a trigger type up; the error says whether it is unknown or not yet implemented.
+/// Looks a trigger type up; any type not in the registry is an "unknown trigger type" error.
 pub fn lookup(index: usize, type_: &str) -> Result<&'static ScalerDef, ParseError> {
-    if let Some(def) = DEFS.iter().find(|d| d.type_name == type_ && d.parse.is_some()) {
-        return Ok(def);
-    }
-    let location = Location::Trigger { index, type_: type_.to_owned(), parameter: None };
-    let supported: Vec<&str> = DEFS.iter().map(|d| d.type_name).collect();
-    if PLANNED.contains(&type_) {
-        return Err(ParseError {
-            location,
-            message: format!(
-                "the {type_} scaler is not implemented in this build of ebb yet (implemented: {})",
-                supported.join(", ")
-            ),
-            kind: ParseErrorKind::NotImplemented,
-        });
-    }
-    let mut all = supported.clone();
-    all.extend(PLANNED);
-    Err(ParseError {
-        location,
-        message: format!("unknown trigger type {type_:?}; ebb knows: {}", all.join(", ")),
-        kind: ParseErrorKind::UnknownTriggerType,
+    DEFS.iter().find(|d| d.type_name == type_).ok_or_else(|| {
+        let known: Vec<&str> = DEFS.iter().map(|d| d.type_name).collect();
+        ParseError {
+            location: Location::Trigger { index, type_: type_.to_owned(), parameter: None },
+            message: format!("unknown trigger type {type_:?}; ebb knows: {}", known.join(", ")),
+            kind: ParseErrorKind::UnknownTriggerType,
+        }
     })
 }

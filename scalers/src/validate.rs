@@ -39,15 +39,7 @@ pub fn parse_scaled_object(
         let def = match registry::lookup(index, &t.type_) {
             Ok(d) => d,
             Err(e) => {
-                // One line per missing scaler type, however many triggers use it.
-                let same = |o: &ParseError| {
-                    o.kind == ParseErrorKind::NotImplemented
-                        && matches!(&o.location, Location::Trigger { type_, .. } if *type_ == t.type_)
-                };
-                match errors.iter_mut().find(|o| e.kind == ParseErrorKind::NotImplemented && same(o)) {
-                    Some(first) => first.message.push_str(&format!("; also used by spec.triggers[{index}]")),
-                    None => errors.push(e),
-                }
+                errors.push(e);
                 continue;
             }
         };
@@ -70,8 +62,7 @@ pub fn parse_scaled_object(
             errors.extend(conflicts);
             continue;
         }
-        let Some(parse) = def.parse else { continue };
-        match parse(&params) {
+        match (def.parse)(&params) {
             Ok(config) => {
                 warnings.extend(params.into_warnings());
                 triggers.push(TriggerSpec::new(
@@ -104,6 +95,15 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
         e.push(ParseError::spec(
             "spec.minReplicaCount",
             format!("minReplicaCount ({min}) must be less than or equal to maxReplicaCount ({max})"),
+        ));
+    } else if max < 1 {
+        // KEDA compares max(1, minReplicaCount), the HPA's minReplicas, with maxReplicaCount.
+        e.push(ParseError::spec(
+            "spec.maxReplicaCount",
+            format!(
+                "maxReplicaCount ({max}) must be at least 1: the HorizontalPodAutoscaler's minReplicas \
+                 is max(1, minReplicaCount) = 1 and must not exceed maxReplicaCount"
+            ),
         ));
     }
     for (path, v, floor) in [

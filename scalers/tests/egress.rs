@@ -70,7 +70,7 @@ fn config(type_: &str, meta: &[(&str, &str)], auth: &[(&str, &str)]) -> Arc<dyn 
     let mut ctx = ParseContext::default();
     ctx.auth.insert(0, auth.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
     let def = registry::lookup(0, type_).unwrap();
-    (def.parse.unwrap())(&Params::new(0, type_, def.params, &m, &ctx)).unwrap()
+    (def.parse)(&Params::new(0, type_, def.params, &m, &ctx)).unwrap()
 }
 
 async fn measure(cfg: &Arc<dyn ScalerConfig>) -> Result<f64, ScalerError> {

@@ -11,13 +11,10 @@ use crate::context::Ctx;
 use crate::error::Error;
 use crate::{auth, target};
 
-/// Whether parsing may read the target container's environment: a `…FromEnv` parameter, or an
-/// authentication (whose `env` entries are only known once it is read).
+/// Whether parsing reads the environment of the target's `envSourceContainerName` container: a
+/// `…FromEnv` parameter. (Authentication `env` entries read the containers they name when met.)
 fn needs_env(so: &ScaledObject) -> bool {
-    so.spec
-        .triggers
-        .iter()
-        .any(|t| t.authentication_ref.is_some() || t.metadata.keys().any(|k| k.ends_with("FromEnv")))
+    so.spec.triggers.iter().any(|t| t.metadata.keys().any(|k| k.ends_with("FromEnv")))
 }
 
 /// Validates the target and the triggers: a target serving `/scale`, its replicas, and the
@@ -25,13 +22,7 @@ fn needs_env(so: &ScaledObject) -> bool {
 pub async fn check_target(ctx: &Ctx, so: &ScaledObject, ns: &str) -> Result<Checked, Error> {
     let t = ctx.resolver.resolve(&ctx.client, &so.spec.scale_target_ref).await?;
     let scale = target::get_scale(&ctx.client, &t, ns).await?;
-    let env = if needs_env(so) {
-        let container = so.spec.scale_target_ref.env_source_container_name.as_deref();
-        target::container_env(&ctx.client, &t, ns, container).await
-    } else {
-        Default::default()
-    };
-    let pctx = auth::parse_context(ctx, so, &t, env).await?;
+    let pctx = auth::parse_context(ctx, so, &t, needs_env(so)).await?;
     let parsed = ebb_scalers::parse_scaled_object(so, &pctx).map_err(Error::Parse)?;
     Ok(Checked { target: t, replicas: scale.spec.and_then(|s| s.replicas), parsed })
 }

@@ -39,7 +39,10 @@ pub struct Input<'a> {
     pub fingerprint: String,
     /// The fingerprint of the running scale loop, if one runs.
     pub running_loop: Option<String>,
-    /// The fingerprint of the last complete reconcile and how long ago it finished.
+    /// What a complete reconcile remembers for the fast path: the loop fingerprint and the
+    /// labels and annotations the HPA carries ([`crate::hpa::metadata_fingerprint`]).
+    pub reconcile_fingerprint: String,
+    /// The reconcile fingerprint of the last complete reconcile and how long ago it finished.
     pub last_reconcile: Option<(String, Duration)>,
     /// The time written into changed conditions.
     pub now: Time,
@@ -148,7 +151,7 @@ pub fn plan(input: &Input<'_>) -> Plan {
     // Fast path: nothing this object's reconcile depends on changed since the last one (the
     // event came from the loop's own status write), so only the periodic resync remains.
     if let Some((last, age)) = &input.last_reconcile
-        && *last == input.fingerprint
+        && *last == input.reconcile_fingerprint
         && *age < RESYNC
         && metadata.is_none()
         && input.running_loop.as_ref() == Some(&input.fingerprint)
@@ -255,7 +258,7 @@ pub fn plan_checked(input: &Input<'_>, mut model: ScaledObjectStatus, observed: 
             format!("Started scalers watch: {}", types.join(", ")),
         )));
     }
-    steps.push(Step::Reconciled { fingerprint: input.fingerprint.clone() });
+    steps.push(Step::Reconciled { fingerprint: input.reconcile_fingerprint.clone() });
     Plan { steps, end: End::Requeue(RESYNC) }
 }
 

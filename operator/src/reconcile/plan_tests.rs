@@ -108,8 +108,13 @@ fn write(v: Value) -> Step {
 /// metric selected by `scaledobject.keda.sh/name`, AverageValue target 1 (cron), a controller
 /// owner reference and ebb's labels.
 fn hpa(name: &str) -> Step {
+    hpa_annotated(name, Value::Null)
+}
+
+/// [`hpa`] carrying `annotations`: KEDA copies every annotation of the ScaledObject onto its HPA.
+fn hpa_annotated(name: &str, annotations: Value) -> Step {
     let v = json!({
-        "metadata": {"name": name, "namespace": "shop",
+        "metadata": {"name": name, "namespace": "shop", "annotations": annotations,
             "labels": {"scaledobject.keda.sh/name": "web", "app.kubernetes.io/name": name,
                 "app.kubernetes.io/version": env!("CARGO_PKG_VERSION"), "app.kubernetes.io/part-of": "web",
                 "app.kubernetes.io/managed-by": "ebb-operator"},
@@ -221,6 +226,7 @@ fn run(case: &Case) -> (Vec<Step>, End) {
         so: &case.so,
         model: case.model.clone().map(status),
         fingerprint: FP.into(),
+        reconcile_fingerprint: FP.into(),
         running_loop: case.running.map(Into::into),
         last_reconcile: case.last_reconcile.map(|(fp, age)| (fp.into(), age)),
         now: time(NOW),

@@ -38,8 +38,11 @@ pub const PARAMS: &[ParamSpec] = &[
     super::AWS_ENDPOINT,
     super::IDENTITY_OWNER,
     super::AWS_ROLE_ARN,
-    super::AWS_ACCESS_KEY_ID,
-    super::AWS_SECRET_ACCESS_KEY,
+    // KEDA's published spec also reads the static keys from the target container's environment
+    // (`awsAccessKeyIDFromEnv`, `awsSecretAccessKeyFromEnv`); still secrets, never read from
+    // the metadata itself nor shown.
+    super::AWS_ACCESS_KEY_ID.from_env(),
+    super::AWS_SECRET_ACCESS_KEY.from_env(),
     super::AWS_SESSION_TOKEN,
 ];
 

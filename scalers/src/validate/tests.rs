@@ -74,6 +74,28 @@ fn spec_rules() {
 }
 
 #[test]
+fn max_replica_count_zero_is_refused_like_keda() {
+    // KEDA: the HPA's minReplicas is max(1, minReplicaCount) and must not exceed maxReplicaCount
+    // (CheckReplicaCountBoundsAreValid); with minReplicaCount unset its webhook admits 0, but the
+    // HPA it then writes is refused by the API server (maxReplicas must be greater than 0).
+    let want = "spec.maxReplicaCount: maxReplicaCount (0) must be at least 1: \
+                the HorizontalPodAutoscaler's minReplicas is max(1, minReplicaCount) = 1 \
+                and must not exceed maxReplicaCount";
+    for extra in ["  minReplicaCount: 0\n  maxReplicaCount: 0\n", "  maxReplicaCount: 0\n"] {
+        let o = so(&format!("{HEAD}{extra}  triggers:\n{CRON}"));
+        assert_eq!(errors(&o), [want], "{extra}");
+    }
+    // minReplicaCount above it: the one min/max error, not two.
+    let o = so(&format!("{HEAD}  minReplicaCount: 2\n  maxReplicaCount: 0\n  triggers:\n{CRON}"));
+    assert_eq!(
+        errors(&o),
+        ["spec.minReplicaCount: minReplicaCount (2) must be less than or equal to maxReplicaCount (0)"]
+    );
+    let one = so(&format!("{HEAD}  minReplicaCount: 0\n  maxReplicaCount: 1\n  triggers:\n{CRON}"));
+    assert!(errors(&one).is_empty(), "{:?}", errors(&one));
+}
+
+#[test]
 fn unknown_parameters_warn_and_list_accepted() {
     let o = so(&format!(
         "{HEAD}  triggers:\n  - type: cron\n    metadata: {{timezone: UTC, start: 0 8 * * *, end: 0 9 * * *, desiredReplicas: '2', tz: x}}\n"

@@ -38,7 +38,7 @@ pub fn parse(type_: &str, meta: &[(&str, &str)], ctx: &ParseContext) -> Arc<dyn 
         meta.iter().map(|(k, v)| ((*k).to_owned(), MetadataValue::from(*v))).collect();
     let def = ebb_scalers::registry::lookup(0, type_).unwrap();
     let p = Params::new(0, type_, def.params, &m, ctx);
-    let parse = def.parse.unwrap();
+    let parse = def.parse;
     parse(&p).unwrap()
 }
 

@@ -21,7 +21,7 @@ pub fn config(metadata: &[(&str, &str)], auth: &[(&str, &str)]) -> Arc<dyn Scale
     let mut ctx = ParseContext::default();
     ctx.auth.insert(0, auth.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
     let p = Params::new(0, "prometheus", def.params, &m, &ctx);
-    (def.parse.unwrap())(&p).unwrap()
+    (def.parse)(&p).unwrap()
 }
 
 /// Parses and builds the live scaler.

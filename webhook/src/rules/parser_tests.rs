@@ -60,7 +60,6 @@ fn what_only_the_operator_can_read_is_left_to_it() {
     for (e, want) in rows {
         assert_eq!(judge(&with_auth, &e), want, "{e}");
     }
-    let not_implemented =
-        ParseError { kind: ParseErrorKind::NotImplemented, ..err("x", ParseErrorKind::NotImplemented) };
-    assert_eq!(judge(&with_auth, &not_implemented), Judgement::Warn);
+    let no_credentials = err("x", ParseErrorKind::MissingCredentials);
+    assert_eq!(judge(&with_auth, &no_credentials), Judgement::Warn);
 }

@@ -92,9 +92,8 @@ pub fn target(so: &ScaledObject) -> Workload {
 ///
 /// What cannot be judged before reconcile is not held against the object: `…FromEnv` values
 /// (the target's environment is read by the operator) and parameters a referenced
-/// TriggerAuthentication supplies. A trigger type known to ebb but not implemented by this
-/// build is admitted with a warning (see README: the object is valid; the operator reports
-/// `ScalerNotImplemented` on it until a build with that scaler runs).
+/// TriggerAuthentication supplies. A trigger without credentials is admitted with a warning (one
+/// may be configured later); an unknown trigger type is denied.
 pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
     match ebb_scalers::parse_scaled_object(so, &ParseContext::default()) {
         Ok(parsed) => (Vec::new(), parsed.warnings),
@@ -104,7 +103,7 @@ pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
             for e in errors {
                 match judge(so, &e) {
                     Judgement::Deny(reason) => denials.push(Finding::new(reason, e.to_string())),
-                    Judgement::Warn => warnings.push(format!("{e}; admitted: {}", warning_consequence(&e))),
+                    Judgement::Warn => warnings.push(format!("{e}; admitted: {WARNED_CONSEQUENCE}")),
                     Judgement::Later => {}
                 }
             }
@@ -113,17 +112,10 @@ pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
     }
 }
 
-/// What admitting an object with this error means, for the warning.
-fn warning_consequence(e: &ParseError) -> &'static str {
-    match e.kind {
-        ParseErrorKind::MissingCredentials => {
-            "the operator reports the missing credentials on this ScaledObject until they are configured"
-        }
-        _ => {
-            "the operator reports ScalerNotImplemented on this ScaledObject until it runs a build with this scaler"
-        }
-    }
-}
+/// What admitting an object with a warned error (only missing credentials, see [`judge`])
+/// means, for the warning.
+const WARNED_CONSEQUENCE: &str =
+    "the operator reports the missing credentials on this ScaledObject until they are configured";
 
 /// How a parser error counts at admission.
 #[derive(Debug, PartialEq, Eq)]
@@ -136,7 +128,7 @@ pub(super) enum Judgement {
 
 pub(super) fn judge(so: &ScaledObject, e: &ParseError) -> Judgement {
     match e.kind {
-        ParseErrorKind::NotImplemented | ParseErrorKind::MissingCredentials => return Judgement::Warn,
+        ParseErrorKind::MissingCredentials => return Judgement::Warn,
         ParseErrorKind::InvalidSpec => return Judgement::Deny(reason::INVALID_SPEC),
         ParseErrorKind::UnknownTriggerType => return Judgement::Deny(reason::UNKNOWN_TRIGGER_TYPE),
         ParseErrorKind::MissingParameter | ParseErrorKind::InvalidParameter => {}

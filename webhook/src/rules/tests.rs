@@ -3,7 +3,7 @@
 //! message fragment — plus expected warnings.
 
 use ebb_api::ScaledObject;
-use ebb_scalers::{ParseContext, ParseErrorKind, parse_scaled_object, registry};
+use ebb_scalers::{ParseContext, parse_scaled_object};
 use serde_json::{Value, json};
 
 use super::Verdict;
@@ -483,30 +483,6 @@ fn parser_messages_are_the_operators() {
         .collect();
     assert_eq!(operator.len(), 2, "{operator:?}");
     assert_eq!(v.message(), operator.join("; "));
-}
-
-#[test]
-fn not_implemented_types_are_admitted_with_a_warning() {
-    let planned = ["aws-sqs-queue", "aws-cloudwatch", "prometheus", "kafka"]
-        .into_iter()
-        .find(|t| registry::lookup(0, t).is_err_and(|e| e.kind == ParseErrorKind::NotImplemented));
-    let Some(planned) = planned else {
-        eprintln!("every planned scaler is implemented; nothing to check");
-        return;
-    };
-    let object = so(
-        json!({"triggers": [{"type": planned, "metadata": {"anything": "x"}}, {"type": planned, "metadata": {}}]}),
-        json!({}),
-    );
-    let (denials, warnings) = so_rules::spec_and_triggers(&object);
-    assert!(denials.is_empty(), "{denials:?}");
-    assert_eq!(warnings.len(), 1, "one line per type: {warnings:?}");
-    assert!(
-        warnings[0].contains("not implemented in this build")
-            && warnings[0].contains("also used by spec.triggers[1]"),
-        "{warnings:?}"
-    );
-    assert!(warnings[0].contains("admitted"), "{warnings:?}");
 }
 
 #[test]

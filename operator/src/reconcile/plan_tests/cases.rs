@@ -219,7 +219,7 @@ pub(super) fn cases() -> Vec<Case> {
             Check::Found(Some(4)),
             [
                 unpaused(),
-                hpa("legacy-hpa"),
+                hpa_annotated("legacy-hpa", json!({"scaledobject.keda.sh/transfer-hpa-ownership": "true"})),
                 Step::DeleteHpa { name: "keda-hpa-web".into() },
                 write(scaling_with(json!({"hpaName": "legacy-hpa"}))),
             ]
@@ -238,7 +238,7 @@ pub(super) fn cases() -> Vec<Case> {
             Check::Found(Some(2)),
             [
                 unpaused(),
-                hpa("legacy-hpa"),
+                hpa_annotated("legacy-hpa", json!({"scaledobject.keda.sh/transfer-hpa-ownership": "true"})),
                 write({
                     let mut s = new_status.clone();
                     s["hpaName"] = json!("legacy-hpa");

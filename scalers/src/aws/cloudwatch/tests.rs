@@ -237,3 +237,41 @@ fn window_end_is_truncated_to_the_period() {
     let frac = on + chrono::Duration::milliseconds(999);
     assert_eq!(window(frac, 300, 300, 0), (t(10, 0, 0), t(10, 5, 0)));
 }
+
+/// KEDA's published aws-cloudwatch spec reads the static keys from the target container's
+/// environment (`awsAccessKeyIDFromEnv`, `awsSecretAccessKeyFromEnv`); the values are secrets,
+/// never shown, and a variable that is not set is named, not its (absent) value.
+#[test]
+fn static_keys_from_the_target_containers_environment() {
+    let m: BTreeMap<String, MetadataValue> = with(&[
+        ("awsAccessKeyIDFromEnv", "AWS_ACCESS_KEY_ID"),
+        ("awsSecretAccessKeyFromEnv", "AWS_SECRET_ACCESS_KEY"),
+    ])
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), MetadataValue::from(*v)))
+    .collect();
+    let mut ctx = ParseContext::default();
+    ctx.env.insert("AWS_ACCESS_KEY_ID".into(), "AKIDFROMENV".into());
+    ctx.env.insert("AWS_SECRET_ACCESS_KEY".into(), "envs3cr3t".into());
+    let p = Params::new(0, "aws-cloudwatch", PARAMS, &m, &ctx);
+    let c = parse_config(&p).unwrap();
+    assert!(p.into_warnings().is_empty());
+    match &c.client.credentials {
+        credentials::AwsCredentials::Static { access_key_id, secret_access_key, session_token: None } => {
+            assert_eq!((access_key_id.expose(), secret_access_key.expose()), ("AKIDFROMENV", "envs3cr3t"));
+        }
+        other => panic!("expected static keys, got {other:?}"),
+    }
+    let shown = format!("{:?} {}", c, c.describe());
+    assert!(!shown.contains("AKIDFROMENV") && !shown.contains("envs3cr3t"), "{shown}");
+
+    ctx.env.remove("AWS_SECRET_ACCESS_KEY");
+    let p = Params::new(0, "aws-cloudwatch", PARAMS, &m, &ctx);
+    let e = parse_config(&p).unwrap_err().to_string();
+    assert!(
+        e.contains("metadata.awsSecretAccessKeyFromEnv")
+            && e.contains("\"AWS_SECRET_ACCESS_KEY\" is not set"),
+        "{e}"
+    );
+    assert!(!e.contains("AKIDFROMENV"), "{e}");
+}
