@@ -150,7 +150,11 @@ pub fn resolve(
 /// Kubernetes' `$(VAR)` expansion of a literal value: a reference to a defined variable is
 /// replaced by its value, `$$` is a literal `$`, anything else (an undefined variable, an
 /// unterminated `$(`, a `$` before another character) stays as written.
-pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
+pub fn expand<K, V>(input: &str, vars: &BTreeMap<K, V>) -> String
+where
+    K: std::borrow::Borrow<str> + Ord,
+    V: AsRef<str>,
+{
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(at) = rest.find('$') {
@@ -164,7 +168,7 @@ pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
         {
             let name = &inner[..close];
             match vars.get(name) {
-                Some(v) => out.push_str(v),
+                Some(v) => out.push_str(v.as_ref()),
                 None => {
                     out.push_str("$(");
                     out.push_str(name);

@@ -19,7 +19,12 @@ fn kubectl(up: &Upstream, args: &[&str], stdin: Option<&str>) -> String {
         child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), up.logs(20));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        up.logs(20)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -54,13 +59,19 @@ fn keda_auth_fields_survive_kubectl_apply() {
     let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/crds");
     kubectl(up, &["apply", "--server-side", "-k", crds.to_str().unwrap()], None);
     for crd in ["triggerauthentications.keda.sh", "clustertriggerauthentications.keda.sh"] {
-        kubectl(up, &["wait", "--for", "condition=Established", "--timeout=30s", &format!("crd/{crd}")], None);
+        kubectl(
+            up,
+            &["wait", "--for", "condition=Established", "--timeout=30s", &format!("crd/{crd}")],
+            None,
+        );
     }
     kubectl(up, &["create", "namespace", "auth-fields"], None);
     let want: serde_yaml::Value = serde_yaml::from_str(&SPEC.replace("\n  ", "\n")).unwrap();
     for (kind, namespaced) in [("TriggerAuthentication", true), ("ClusterTriggerAuthentication", false)] {
         let ns = if namespaced { "\n  namespace: auth-fields" } else { "" };
-        let doc = format!("apiVersion: keda.sh/v1alpha1\nkind: {kind}\nmetadata:\n  name: keda-fields{ns}\nspec:{SPEC}");
+        let doc = format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: {kind}\nmetadata:\n  name: keda-fields{ns}\nspec:{SPEC}"
+        );
         kubectl(up, &["apply", "-f", "-"], Some(&doc));
         let mut get = vec!["get", kind, "keda-fields", "-o", "yaml"];
         if namespaced {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use ebb_scalers::env::expand;
 use serde_json::Value;
 
 /// The programs the sandbox runs (a container whose command is one of these, by file name).
@@ -252,31 +253,6 @@ fn environment(
         env.push((name, value));
     }
     Ok(env)
-}
-
-/// `$(VAR)` replaced by the variable's value when defined; `$$` is a literal `$`.
-pub fn expand(text: &str, vars: &BTreeMap<&str, &str>) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(')
-            && let Some(end) = body.find(')')
-            && let Some(value) = vars.get(&body[..end])
-        {
-            out.push_str(value);
-            rest = &body[end + 1..];
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 fn rewrite_arg(arg: &str, rewrite: &dyn Fn(&str) -> String) -> String {
