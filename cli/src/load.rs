@@ -152,40 +152,15 @@ impl Manifests {
         };
         let containers = template.spec.as_ref().map(|s| s.containers.as_slice()).unwrap_or_default();
         let name = container.or(r.env_source_container_name.as_deref());
-        let objects = EnvManifests { manifests: self, namespace: so.metadata.namespace.as_deref() };
+        let objects = ManifestSources {
+            manifests: self,
+            namespace: so.metadata.namespace.as_deref(),
+            env: &BTreeMap::new(),
+        };
         match ebb_scalers::env::pick(containers, name)? {
             Some(c) => ebb_scalers::env::resolve(c, &objects).map(Some),
             None => Ok(Some(BTreeMap::new())),
         }
-    }
-}
-
-/// The manifests' Secrets (`data`, then `stringData` over it, as the API server merges them) and
-/// ConfigMaps of one namespace, for a container's environment.
-struct EnvManifests<'a> {
-    manifests: &'a Manifests,
-    namespace: Option<&'a str>,
-}
-
-impl ebb_scalers::env::EnvObjects for EnvManifests<'_> {
-    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let src =
-            ManifestSources { manifests: self.manifests, namespace: self.namespace, env: &BTreeMap::new() };
-        let s = self.manifests.secrets.iter().find(|s| src.matches(&s.metadata, name))?;
-        let mut out: BTreeMap<String, String> = s
-            .data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
-            .collect();
-        out.extend(s.string_data.clone().unwrap_or_default());
-        Some(out)
-    }
-    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let src =
-            ManifestSources { manifests: self.manifests, namespace: self.namespace, env: &BTreeMap::new() };
-        let c = self.manifests.config_maps.iter().find(|c| src.matches(&c.metadata, name))?;
-        Some(c.data.clone().unwrap_or_default())
     }
 }
 
@@ -205,29 +180,53 @@ impl ManifestSources<'_> {
                 || meta.namespace.is_none()
                 || meta.namespace.as_deref() == self.namespace)
     }
+
+    /// A Secret's values: `data` decoded, then `stringData` over it (as the API server merges them).
+    fn secret_data(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let s = self.manifests.secrets.iter().find(|s| self.matches(&s.metadata, name))?;
+        let mut out: BTreeMap<String, String> = s
+            .data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+            .collect();
+        out.extend(s.string_data.clone().unwrap_or_default());
+        Some(out)
+    }
+
+    fn config_map_data(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let c = self.manifests.config_maps.iter().find(|c| self.matches(&c.metadata, name))?;
+        Some(c.data.clone().unwrap_or_default())
+    }
+}
+
+/// The Secrets and ConfigMaps a workload container's environment reads.
+impl ebb_scalers::env::EnvObjects for ManifestSources<'_> {
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.secret_data(name)
+    }
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.config_map_data(name)
+    }
 }
 
 impl AuthSources for ManifestSources<'_> {
     fn secret(&self, name: &str, key: &str) -> Lookup {
-        let Some(s) = self.manifests.secrets.iter().find(|s| self.matches(&s.metadata, name)) else {
-            return Lookup::NoObject;
-        };
-        if let Some(v) = s.string_data.as_ref().and_then(|d| d.get(key)) {
-            return Lookup::Found(v.clone());
-        }
-        match s.data.as_ref().and_then(|d| d.get(key)) {
-            Some(b) => Lookup::Found(String::from_utf8_lossy(&b.0).into_owned()),
-            None => Lookup::NoKey,
-        }
+        lookup(self.secret_data(name), key)
     }
     fn config_map(&self, name: &str, key: &str) -> Lookup {
-        let Some(c) = self.manifests.config_maps.iter().find(|c| self.matches(&c.metadata, name)) else {
-            return Lookup::NoObject;
-        };
-        c.data.as_ref().and_then(|d| d.get(key)).map_or(Lookup::NoKey, |v| Lookup::Found(v.clone()))
+        lookup(self.config_map_data(name), key)
     }
     fn env(&self, name: &str, _container: Option<&str>) -> Option<String> {
         self.env.get(name).cloned()
+    }
+}
+
+/// One key of an object's values (`None`: no such object).
+fn lookup(values: Option<BTreeMap<String, String>>, key: &str) -> Lookup {
+    match values {
+        None => Lookup::NoObject,
+        Some(mut v) => v.remove(key).map_or(Lookup::NoKey, Lookup::Found),
     }
 }
 

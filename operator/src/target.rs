@@ -168,8 +168,8 @@ pub async fn set_replicas(client: &Client, t: &Target, ns: &str, replicas: i32) 
 
 /// The environment of the target's containers as KEDA's resolver computes it (see
 /// [`ebb_scalers::env`]), computed on demand and once per container: the target is read at the
-/// first request, then the Secrets and ConfigMaps each container's environment names (one GET
-/// each, never a list or watch; each recorded with its resource version so a change is noticed
+/// first request, then the Secrets and ConfigMaps the containers' environments name (one GET
+/// each per reconcile, shared by all containers, never a list or watch; each recorded with its resource version so a change is noticed
 /// like a TriggerAuthentication's Secret).
 pub struct TargetEnv<'a> {
     client: &'a Client,
@@ -179,6 +179,8 @@ pub struct TargetEnv<'a> {
     default_container: Option<String>,
     containers: Option<Vec<Container>>,
     envs: BTreeMap<Option<String>, BTreeMap<String, String>>,
+    /// Secrets and ConfigMaps read so far, shared by every container's environment.
+    objects: Objects,
 }
 
 /// Names only: the environment may hold secrets.
@@ -199,7 +201,15 @@ impl<'a> TargetEnv<'a> {
         ns: &'a str,
         default_container: Option<String>,
     ) -> Self {
-        Self { client, target, ns, default_container, containers: None, envs: BTreeMap::new() }
+        Self {
+            client,
+            target,
+            ns,
+            default_container,
+            containers: None,
+            envs: BTreeMap::new(),
+            objects: Objects::default(),
+        }
     }
 
     /// The environment of container `name` (`None`: `envSourceContainerName`, else the first).
@@ -233,9 +243,12 @@ impl<'a> TargetEnv<'a> {
             None => BTreeMap::new(),
             Some(c) => {
                 let wanted = env::referenced(c);
-                let mut objects = Objects::default();
+                let objects = &mut self.objects;
                 let secrets: Api<Secret> = Api::namespaced(self.client.clone(), self.ns);
                 for n in &wanted.secrets {
+                    if objects.secrets.contains_key(n) {
+                        continue;
+                    }
                     let got = secrets.get_opt(n).await.map_err(Error::Kube)?;
                     let key = Ref::Secret { namespace: self.ns.to_owned(), name: n.clone() };
                     refs.insert(key, got.as_ref().and_then(|o| o.metadata.resource_version.clone()));
@@ -250,12 +263,15 @@ impl<'a> TargetEnv<'a> {
                 }
                 let cms: Api<ConfigMap> = Api::namespaced(self.client.clone(), self.ns);
                 for n in &wanted.config_maps {
+                    if objects.config_maps.contains_key(n) {
+                        continue;
+                    }
                     let got = cms.get_opt(n).await.map_err(Error::Kube)?;
                     let key = Ref::ConfigMap { namespace: self.ns.to_owned(), name: n.clone() };
                     refs.insert(key, got.as_ref().and_then(|o| o.metadata.resource_version.clone()));
                     objects.config_maps.insert(n.clone(), got.map(|c| c.data.unwrap_or_default()));
                 }
-                env::resolve(c, &objects).map_err(Error::TargetEnv)?
+                env::resolve(c, &*objects).map_err(Error::TargetEnv)?
             }
         };
         self.envs.insert(key, env.clone());
@@ -263,7 +279,7 @@ impl<'a> TargetEnv<'a> {
     }
 }
 
-/// Secrets and ConfigMaps read for one container (`None`: not found).
+/// Secrets and ConfigMaps read for the target's containers (`None`: not found).
 #[derive(Default)]
 struct Objects {
     secrets: BTreeMap<String, Option<BTreeMap<String, String>>>,

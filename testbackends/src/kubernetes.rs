@@ -224,6 +224,24 @@ impl Upstream {
         self.kubectl()?.args(args).output().map_err(|e| format!("cannot run kubectl: {e}"))
     }
 
+    /// [`Upstream::run_kubectl`] with `input` on kubectl's standard input (`apply -f -`).
+    pub fn run_kubectl_with_input(&self, args: &[&str], input: &str) -> Result<Output, String> {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut child = self
+            .kubectl()?
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run kubectl: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).map_err(|e| format!("cannot write to kubectl: {e}"))?;
+        }
+        child.wait_with_output().map_err(|e| format!("cannot run kubectl: {e}"))
+    }
+
     /// The last `n` lines each component logged, for failure messages.
     pub fn logs(&self, n: usize) -> String {
         [&self.etcd, &self.apiserver, &self.controller_manager]

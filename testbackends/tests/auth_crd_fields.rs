@@ -10,15 +10,11 @@ use std::path::PathBuf;
 use ebb_testbackends::kubernetes::Upstream;
 
 fn kubectl(up: &Upstream, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut cmd = up.kubectl().unwrap();
-    cmd.args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
-    cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
-    let mut child = cmd.spawn().unwrap();
-    if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = match stdin {
+        Some(text) => up.run_kubectl_with_input(args, text),
+        None => up.run_kubectl(args),
     }
-    let out = child.wait_with_output().unwrap();
+    .unwrap();
     assert!(
         out.status.success(),
         "kubectl {args:?}: {}\n{}",
