@@ -20,6 +20,7 @@ pub use scaled_object::{
     AdvancedConfig, AuthenticationRef, Condition, Fallback, FallbackBehavior, GroupVersionKindResource,
     HealthStatus, HealthStatusType, HorizontalPodAutoscalerConfig, MetricTargetType, ScaleTarget,
     ScaleTrigger, ScaledObject, ScaledObjectSpec, ScaledObjectStatus, ScalingModifiers,
+    TriggerActivityStatus,
 };
 pub use trigger_auth::{
     AuthConfigMapTargetRef, AuthEnvironment, AuthPodIdentity, AuthSecretTargetRef,

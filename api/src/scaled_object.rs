@@ -253,6 +253,9 @@ pub enum FallbackBehavior {
     CurrentReplicasIfHigher,
     /// The current count if lower than `fallback.replicas`.
     CurrentReplicasIfLower,
+    /// Per trigger: a trigger past `failureThreshold` is nil in `scalingModifiers.formula`
+    /// (route around it with `??`); `fallback.replicas` only when the formula yields nil.
+    ScalingModifiers,
 }
 
 /// Observed state, written by the operator.
@@ -288,6 +291,10 @@ pub struct ScaledObjectStatus {
     /// Comma-separated authentication names, shown by `kubectl get so`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authentications_types: Option<String>,
+    /// Per external metric name (as in `externalMetricNames`): whether its trigger was active
+    /// at the last poll that measured it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub triggers_activity: BTreeMap<String, TriggerActivityStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -312,6 +319,13 @@ pub struct Condition {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_transition_time: Option<Time>,
+}
+
+/// One trigger's activity in `status.triggersActivity`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TriggerActivityStatus {
+    pub is_active: bool,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -65,6 +65,63 @@ pub struct CheckReport {
     pub triggers: Vec<TriggerReport>,
     pub decision: DecisionReport,
     pub warnings: Vec<String>,
+    /// With `advanced.scalingModifiers`: the formula's value over the named triggers, which
+    /// replaces their metrics for the HPA and their activity for ebb.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub composite: Option<CompositeReport>,
+}
+
+/// The composite metric of `advanced.scalingModifiers`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CompositeReport {
+    pub metric_name: &'static str,
+    pub formula: String,
+    pub metric_type: &'static str,
+    pub target: f64,
+    pub activation_target: f64,
+    pub value: Option<f64>,
+    pub active: bool,
+    pub error: Option<String>,
+}
+
+/// The formula evaluated over the triggers' values of this check (a failed trigger, or a
+/// formula yielding nil or failing, gives no value and an error).
+fn composite_report(so: &ebb_api::ScaledObject, triggers: &[TriggerReport]) -> Option<CompositeReport> {
+    let comp = ebb_scalers::validate::modifiers::composite(so).ok()??;
+    let mut vars = std::collections::BTreeMap::new();
+    let mut failed = None;
+    for (var, _) in comp.formula.variables() {
+        let t = triggers.iter().find(|t| t.name.as_deref() == Some(var.as_str()));
+        if let Some(e) = t.and_then(|t| t.error.as_ref()) {
+            failed.get_or_insert_with(|| format!("trigger {var:?} of the formula failed: {e}"));
+        }
+        vars.insert(var.clone(), t.and_then(|t| t.value));
+    }
+    let (value, error) = match failed {
+        Some(e) => (None, Some(e)),
+        None => match comp.formula.eval(&vars) {
+            Ok(Some(v)) => (Some(v), None),
+            Ok(None) => (None, Some("the formula yields nil".to_owned())),
+            Err(e) => (None, Some(format!("formula: {e}"))),
+        },
+    };
+    Some(CompositeReport {
+        metric_name: ebb_scalers::validate::modifiers::COMPOSITE_METRIC_NAME,
+        formula: so
+            .spec
+            .advanced
+            .as_ref()
+            .and_then(|a| a.scaling_modifiers.as_ref())
+            .and_then(|m| m.formula.clone())
+            .unwrap_or_default(),
+        metric_type: comp.metric_type.as_str(),
+        target: comp.target,
+        activation_target: comp.activation_target,
+        active: value.is_some_and(|v| v > comp.activation_target),
+        value,
+        error,
+    })
 }
 
 /// Measures every trigger at `now` (in parallel, each bounded by `timeout`) and decides.
@@ -76,16 +133,42 @@ pub async fn check(
     timeout: Duration,
 ) -> Result<CheckReport, CliError> {
     let spec = &so.object.spec;
-    let triggers = join_all(parsed.triggers.iter().map(|t| measure_trigger(t, now, timeout))).await;
+    let mut triggers = join_all(parsed.triggers.iter().map(|t| measure_trigger(t, now, timeout))).await;
+    // cpu/memory triggers are listed but never measured: the HPA reads them from pod metrics.
+    triggers.extend(ebb_scalers::resource::resource_triggers(&so.object).iter().map(resource_report));
+    triggers.sort_by_key(|t| t.index);
     let current = current.unwrap_or_else(|| spec.min_replicas());
-    let decision = decide_now(so, &triggers, now, current)?;
+    let composite = composite_report(&so.object, &triggers);
+    let decision = decide_now(so, &triggers, composite.as_ref(), now, current)?;
     Ok(CheckReport {
+        composite,
         scaled_object: so.object.metadata.name.clone().unwrap_or_default(),
         time: now,
         triggers,
         decision,
-        warnings: parsed.warnings.clone(),
+        warnings: so.unknown_fields.iter().chain(&parsed.warnings).cloned().collect(),
     })
+}
+
+/// A cpu/memory trigger in the report: its target, no value (ebb never measures it).
+fn resource_report(t: &ebb_scalers::resource::ResourceTrigger) -> TriggerReport {
+    use ebb_scalers::ScalerConfig;
+    let metric_type = match t.target {
+        ebb_scalers::resource::ResourceTarget::Utilization(_) => "Utilization",
+        ebb_scalers::resource::ResourceTarget::AverageValue(_) => "AverageValue",
+    };
+    TriggerReport {
+        index: t.index,
+        type_: t.resource.clone(),
+        name: None,
+        metric_name: t.resource.clone(),
+        metric_type,
+        target: Some(t.target()),
+        value: None,
+        active: None,
+        error: None,
+        description: t.describe(),
+    }
 }
 
 async fn measure_trigger(t: &TriggerSpec, now: DateTime<Utc>, timeout: Duration) -> TriggerReport {
@@ -118,12 +201,14 @@ async fn measure_trigger(t: &TriggerSpec, now: DateTime<Utc>, timeout: Duration)
 fn decide_now(
     so: &Loaded,
     triggers: &[TriggerReport],
+    composite: Option<&CompositeReport>,
     now: DateTime<Utc>,
     current: i32,
 ) -> Result<DecisionReport, CliError> {
     let spec = &so.object.spec;
     let poll = PollOutcome {
-        active: triggers.iter().any(|t| t.active == Some(true)),
+        active: composite.map_or_else(|| triggers.iter().any(|t| t.active == Some(true)), |c| c.active)
+            || ebb_scalers::resource::only_resource_triggers(&so.object),
         any_error: triggers.iter().any(|t| t.error.is_some()),
         fallback_active: false,
     };
@@ -152,16 +237,17 @@ fn decide_now(
                         so.source
                     )])
                 })?;
-        let samples: Vec<MetricSample> = triggers
-            .iter()
-            .map(|t| {
-                let target = t.target.unwrap_or(1.0);
-                match t.metric_type {
-                    "Value" => MetricSample::value(t.metric_name.clone(), target, t.value),
-                    _ => MetricSample::average_value(t.metric_name.clone(), target, t.value),
-                }
-            })
-            .collect();
+        let sample = |name: String, metric_type: &str, target: f64, value: Option<f64>| match metric_type {
+            "Value" => MetricSample::value(name, target, value),
+            _ => MetricSample::average_value(name, target, value),
+        };
+        let samples: Vec<MetricSample> = match composite {
+            Some(c) => vec![sample(c.metric_name.to_owned(), c.metric_type, c.target, c.value)],
+            None => triggers
+                .iter()
+                .map(|t| sample(t.metric_name.clone(), t.metric_type, t.target.unwrap_or(1.0), t.value))
+                .collect(),
+        };
         let rec = hpa.sync(now, after, after, &samples);
         hpa_desired = Some(rec.desired);
         hpa_reason = Some(rec.reason.clone());
@@ -225,6 +311,9 @@ pub fn render_text(r: &CheckReport) -> String {
             Some(e) => {
                 let _ = writeln!(s, "    error    {e}");
             }
+            None if ebb_scalers::resource::is_resource_type(&t.type_) => {
+                let _ = writeln!(s, "    value    -  ({})", ebb_scalers::resource::MEASURED_BY_HPA);
+            }
             None => {
                 let _ = writeln!(s, "    value    {}  active={}", num(t.value), t.active.unwrap_or(false));
             }
@@ -254,6 +343,16 @@ pub fn render_text(r: &CheckReport) -> String {
         _ => {
             let _ = writeln!(s, "  hpa:  inactive while the target is at 0 replicas");
         }
+    }
+    if let Some(c) = &r.composite {
+        let value = match (c.value, &c.error) {
+            (Some(v), _) => format!("{v}  active={} (activationTarget {})", c.active, c.activation_target),
+            (None, Some(e)) => format!("-  ({e})"),
+            (None, None) => "-".to_owned(),
+        };
+        let _ = writeln!(s, "composite {} ({}) = {}", c.metric_name, c.metric_type, c.formula);
+        let _ = writeln!(s, "    target   {}", c.target);
+        let _ = writeln!(s, "    value    {value}");
     }
     let _ = writeln!(s, "  => expected replicas: {}", d.expected_replicas);
     for w in &r.warnings {

@@ -181,7 +181,9 @@ pub async fn run(args: Args) -> Result<(), CliError> {
             let mut reports = Vec::new();
             for so in &m.scaled_objects {
                 let parsed = prepare(&m, so, &env)?;
-                reports.push(check::check(so, &parsed, now, current_replicas, timeout).await?);
+                let mut report = check::check(so, &parsed, now, current_replicas, timeout).await?;
+                report.warnings.extend(m.resource_request_problems(&so.object));
+                reports.push(report);
             }
             match output {
                 Output::Json => {

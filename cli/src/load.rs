@@ -20,6 +20,8 @@ use crate::error::CliError;
 pub struct Loaded {
     pub source: String,
     pub object: ScaledObject,
+    /// Fields of the manifest the ScaledObject CRD schema does not have (see [`unknown_fields`]).
+    pub unknown_fields: Vec<String>,
 }
 
 /// Everything read from the `-f` files.
@@ -32,7 +34,8 @@ pub struct Manifests {
     pub config_maps: Vec<ConfigMap>,
     /// Pod templates of workloads, by (kind, name).
     pub workloads: BTreeMap<(String, String), PodTemplateSpec>,
-    /// Documents of kinds ebb does not read, reported as warnings.
+    /// Documents of kinds ebb does not read, and fields of TriggerAuthentications and
+    /// ClusterTriggerAuthentications their CRD schema does not have, reported as warnings.
     pub skipped: Vec<String>,
 }
 
@@ -79,6 +82,29 @@ fn check_secret_data(v: &serde_yaml::Value, source: &str) -> Result<(), CliError
     Ok(())
 }
 
+/// One warning per field of a `keda.sh` manifest that the CRD schema ebb installs does not
+/// have (a misspelling, or a field at the wrong level), naming its path as kube-apiserver does.
+/// Such a field never reaches ebb: `kubectl apply` refuses the object (strict field
+/// validation), and with `--validate=warn` or `false` the API server drops the field.
+pub fn unknown_fields(kind: &str, value: &serde_yaml::Value, source: &str) -> Vec<String> {
+    let Ok(json) = serde_json::to_value(value) else { return Vec::new() };
+    let schema =
+        ebb_api::crds::all().into_iter().find(|(_, c)| c.spec.names.kind == kind).and_then(|(_, c)| {
+            let v = c.spec.versions.into_iter().next()?;
+            serde_json::to_value(v.schema?.open_api_v3_schema?).ok()
+        });
+    let Some(schema) = schema else { return Vec::new() };
+    ebb_sandbox::schema::unknown_fields(&schema, &json)
+        .into_iter()
+        .map(|path| {
+            format!(
+                "{source}: unknown field {path:?}: not in the {kind} schema; kubectl apply refuses it, \
+                 and with --validate=warn or false the API server drops it"
+            )
+        })
+        .collect()
+}
+
 /// Reads every file; `-` reads standard input.
 pub fn load(paths: &[String]) -> Result<Manifests, CliError> {
     let mut m = Manifests::default();
@@ -113,11 +139,18 @@ pub fn load_str(m: &mut Manifests, file: &str, text: &str) -> Result<(), CliErro
         let keda = api_version.starts_with("keda.sh/");
         match kind.as_str() {
             "ScaledObject" if keda => {
+                let unknown_fields = unknown_fields(&kind, &value, &source);
                 let object: ScaledObject = typed(value, &source)?;
-                m.scaled_objects.push(Loaded { source, object });
+                m.scaled_objects.push(Loaded { source, object, unknown_fields });
             }
-            "TriggerAuthentication" if keda => m.trigger_auths.push(typed(value, &source)?),
-            "ClusterTriggerAuthentication" if keda => m.cluster_trigger_auths.push(typed(value, &source)?),
+            "TriggerAuthentication" if keda => {
+                m.skipped.extend(unknown_fields(&kind, &value, &source));
+                m.trigger_auths.push(typed(value, &source)?);
+            }
+            "ClusterTriggerAuthentication" if keda => {
+                m.skipped.extend(unknown_fields(&kind, &value, &source));
+                m.cluster_trigger_auths.push(typed(value, &source)?);
+            }
             "Secret" => {
                 check_secret_data(&value, &source)?;
                 m.secrets.push(typed(value, &source)?);
@@ -137,6 +170,45 @@ pub fn load_str(m: &mut Manifests, file: &str, text: &str) -> Result<(), CliErro
 }
 
 impl Manifests {
+    /// The TriggerAuthentication `name` a ScaledObject in `namespace` refers to. It is namespaced:
+    /// only one in the ScaledObject's namespace counts (a manifest without a namespace is taken
+    /// to be applied into the same namespace), as KEDA looks it up. The error says where one of
+    /// that name was found instead, if anywhere.
+    pub fn trigger_auth(
+        &self,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<&ebb_api::TriggerAuthenticationSpec, String> {
+        let named = || self.trigger_auths.iter().filter(|a| a.metadata.name.as_deref() == Some(name));
+        let same = |ns: Option<&str>| namespace.is_none() || ns.is_none() || ns == namespace;
+        if let Some(a) = named().find(|a| same(a.metadata.namespace.as_deref())) {
+            return Ok(&a.spec);
+        }
+        let ns = namespace.unwrap_or("default");
+        let elsewhere: Vec<&str> = named().filter_map(|a| a.metadata.namespace.as_deref()).collect();
+        Err(if elsewhere.is_empty() {
+            format!("TriggerAuthentication {name:?} not found in namespace {ns}")
+        } else {
+            format!(
+                "TriggerAuthentication {name:?} not found in namespace {ns} (one of that name exists in \
+                 namespace {}; a TriggerAuthentication is only read from the ScaledObject's namespace, \
+                 use a ClusterTriggerAuthentication to share one)",
+                elsewhere.join(", ")
+            )
+        })
+    }
+
+    /// KEDA's cpu/memory request rule on the target's pod template, when its manifest was given
+    /// with `-f` ([`ebb_scalers::resource::missing_requests`]); nothing when it was not.
+    pub fn resource_request_problems(&self, so: &ScaledObject) -> Vec<String> {
+        let r = &so.spec.scale_target_ref;
+        self.workloads
+            .get(&(r.kind().to_owned(), r.name.clone()))
+            .and_then(|t| t.spec.as_ref())
+            .map(|s| ebb_scalers::resource::missing_requests(so, &s.containers))
+            .unwrap_or_default()
+    }
+
     /// Environment of the target's container `container` (else `envSourceContainerName`, else
     /// the first) from a workload manifest given with `-f`, resolved as the operator does
     /// ([`ebb_scalers::env`]) from the Secrets and ConfigMaps of the manifests. `Ok(None)`: the

@@ -134,19 +134,19 @@ pub fn prepare(m: &Manifests, so: &Loaded, opts: &EnvOptions) -> Result<ParsedSc
                 .cluster_trigger_auths
                 .iter()
                 .find(|a| a.metadata.name.as_deref() == Some(&r.name))
-                .map(|a| &a.spec.auth),
-            _ => {
-                m.trigger_auths.iter().find(|a| a.metadata.name.as_deref() == Some(&r.name)).map(|a| &a.spec)
-            }
+                .map(|a| &a.spec.auth)
+                .ok_or_else(|| format!("{} {:?} not found", r.kind(), r.name)),
+            _ => m.trigger_auth(obj.metadata.namespace.as_deref(), &r.name),
         };
-        let Some(spec) = spec else {
-            errors.push(format!(
-                "{}: spec.triggers[{i}].authenticationRef: {} {:?} not found; pass its manifest with another -f",
-                so.source,
-                r.kind(),
-                r.name
-            ));
-            continue;
+        let spec = match spec {
+            Ok(spec) => spec,
+            Err(e) => {
+                errors.push(format!(
+                    "{}: spec.triggers[{i}].authenticationRef: {e}; pass its manifest with another -f",
+                    so.source
+                ));
+                continue;
+            }
         };
         if let Some(pi) = &spec.pod_identity {
             ctx.pod_identity.insert(i, pi.clone());

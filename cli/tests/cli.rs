@@ -167,3 +167,67 @@ fn crd_prints_the_committed_crds() {
     }
     assert_eq!(text, want.join("---\n"));
 }
+
+#[test]
+fn check_reports_the_scaling_modifiers_composite() {
+    let f = "tests/fixtures/scaling-modifiers/average.yaml";
+    let out = ebb(&["check", "-f", f, "--output", "json", "--current-replicas", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Both cron windows are open but in minute 59: values 4 and 7, else 0 and 0.
+    let at = chrono::DateTime::parse_from_rfc3339(v["time"].as_str().unwrap()).unwrap();
+    use chrono::Timelike;
+    let open = at.minute() != 59;
+    let c = &v["composite"];
+    assert_eq!(c["metricName"], "composite-metric");
+    assert_eq!(c["formula"], "(trig_one + trig_two)/2");
+    // (4 + 7) / 2 = 5.5 > activationTarget 2: active; the HPA asks ceil(5.5 / 2) = 3 replicas.
+    assert_eq!(c["value"], if open { 5.5 } else { 0.0 });
+    assert_eq!(c["active"], open);
+    assert_eq!(v["decision"]["active"], open);
+    if open {
+        assert_eq!(v["decision"]["hpaDesiredReplicas"], 3);
+    }
+    let text = ebb(&["check", "-f", f, "--current-replicas", "1"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("composite composite-metric (AverageValue) = (trig_one + trig_two)/2"), "{text}");
+}
+
+#[test]
+fn check_refuses_an_unsupported_formula_with_its_offset() {
+    let out = ebb(&["check", "-f", "tests/fixtures/scaling-modifiers/bad-formula.yaml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("spec.advanced.scalingModifiers.formula: unsupported function \"count\"")
+            && err.contains("(at character 0)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn simulate_evaluates_the_scaling_modifiers_formula() {
+    let out = ebb(&[
+        "simulate",
+        "-f",
+        "tests/fixtures/scaling-modifiers/average.yaml",
+        "--from",
+        "2026-11-23T10:00:00Z",
+        "--for",
+        "2m",
+        "--step",
+        "30s",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let steps: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(steps.len(), 5);
+    for s in &steps {
+        // Both windows open: (4 + 7) / 2 = 5.5, above activationTarget 2.
+        assert_eq!(s["metrics"]["composite-metric"], 5.5, "{s}");
+        assert_eq!(s["active"], true, "{s}");
+    }
+    // From min 1, the first HPA sync asks ceil(5.5 / 2) = 3 replicas.
+    assert_eq!(steps.last().unwrap()["replicas"], 3, "{steps:?}");
+}

@@ -464,3 +464,23 @@ async fn with_the_webhook_down_the_operators_own_writes_and_finalizer_removal_pa
     .await;
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_formula_outside_the_supported_subset_is_denied_with_its_position() {
+    let stack = start("modifiers").await;
+    let path = repo().join("tests/fixtures/scaling-modifiers/bad-formula.yaml");
+    let (ok, _, err) = stack.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]).await;
+    assert!(!ok, "bad-formula.yaml was admitted");
+    let want = format!(
+        "{DENIED}spec.advanced.scalingModifiers.formula: unsupported function \"count\"; supported: min, max, \
+         abs, round, floor, ceil (at character 0)"
+    );
+    assert!(err.contains(&want), "want {want}\ngot  {err}");
+    // KEDA's documented examples are admitted.
+    for file in ["average", "conditional", "fallback-chain"] {
+        let path = repo().join(format!("tests/fixtures/scaling-modifiers/{file}.yaml"));
+        let (ok, _, err) = stack.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]).await;
+        assert!(ok, "{file}: {err}");
+    }
+    stack.stop().await;
+}

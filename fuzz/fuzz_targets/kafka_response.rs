@@ -149,6 +149,8 @@ fuzz_target!(|data: &[u8]| {
         mechanism,
         username: "user".to_owned(),
         password: PASSWORD.to_owned(),
+        msk_iam: None,
+        oauth: None,
     });
     // Replay never waits, so the exchange needs no runtime.
     if let Err(e) = futures::executor::block_on(exchange(keys, stream, sasl.as_ref())) {

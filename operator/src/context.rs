@@ -175,6 +175,8 @@ pub struct Ctx {
     pub objects: std::sync::Mutex<HashMap<(String, String), Arc<ObjectState>>>,
     /// What each object's authentication was resolved from (for credential rotation).
     pub auth_index: crate::auth_watch::AuthIndex,
+    /// The HPAs the controller watches (their `ScalingActive`, mirrored as `HPAActive`).
+    pub hpas: crate::hpa_active::HpaCache,
 }
 
 impl std::ops::Deref for Ctx {
@@ -199,6 +201,7 @@ impl Ctx {
             resolver: Resolver::default(),
             objects: Default::default(),
             auth_index: Default::default(),
+            hpas: Default::default(),
         }
     }
 

@@ -44,7 +44,9 @@ pub fn active(spec: &ScaledObjectSpec, health: &BTreeMap<String, HealthStatus>, 
 /// The replica count fallback asks for, given the target's current count.
 pub fn replicas(fallback: &Fallback, current: i32) -> i32 {
     match fallback.behavior {
-        FallbackBehavior::Static => fallback.replicas,
+        // Under `scalingModifiers` a failing trigger is nil in the formula; this count applies
+        // only when the formula yields nil.
+        FallbackBehavior::Static | FallbackBehavior::ScalingModifiers => fallback.replicas,
         FallbackBehavior::CurrentReplicas => current,
         FallbackBehavior::CurrentReplicasIfHigher => current.max(fallback.replicas),
         FallbackBehavior::CurrentReplicasIfLower => current.min(fallback.replicas),

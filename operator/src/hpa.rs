@@ -58,8 +58,14 @@ pub enum HpaError {
 /// - one controller owner reference to the ScaledObject (an error when it has no uid);
 /// - `minReplicas` = `minReplicaCount` when above 0, else 1; `maxReplicas` = `maxReplicaCount`
 ///   (default 100); with `autoscaling.keda.sh/paused-replicas: N` both are N (at least 1);
-/// - one External metric per trigger, selected by `scaledobject.keda.sh/name: <so>`, with an
-///   `AverageValue` or `Value` target of the trigger's target quantity;
+/// - cpu/memory triggers as `Resource` (or, with `containerName`, `ContainerResource`) metrics
+///   ([`resource_metric`]), and the metrics ordered by type as KEDA orders them
+///   ([`with_resource_metrics`]);
+/// - one External metric per trigger (with `advanced.scalingModifiers`, one `composite-metric`
+///   with the modifiers' target and metric type instead, placed after the cpu/memory metrics as
+///   KEDA places it), selected by
+///   `scaledobject.keda.sh/name: <so>`, with an `AverageValue` or `Value` target of the
+///   trigger's target quantity;
 /// - `behavior` copied from `advanced.horizontalPodAutoscalerConfig.behavior` (absent when unset),
 ///   with `selectPolicy: Disabled` on scale-down under `autoscaling.keda.sh/paused-scale-in` and on
 ///   scale-up under `autoscaling.keda.sh/paused-scale-out`.
@@ -87,11 +93,28 @@ pub fn desired_hpa(
         block_owner_deletion: Some(true),
     };
 
-    let metrics = parsed
-        .triggers
-        .iter()
-        .map(|t| external_metric(&so_name, &t.metric_name, t.metric_type, t.target()))
-        .collect::<Result<Vec<_>, _>>()?;
+    // With `scalingModifiers`, one `composite-metric` replaces the triggers' external metrics,
+    // after the cpu/memory ones (KEDA's order).
+    let metrics = match ebb_scalers::validate::modifiers::composite(so) {
+        Ok(Some(c)) => {
+            let mut m = with_resource_metrics(Vec::new(), so);
+            m.push(external_metric(
+                &so_name,
+                ebb_scalers::validate::modifiers::COMPOSITE_METRIC_NAME,
+                c.metric_type,
+                c.target,
+            )?);
+            m
+        }
+        _ => with_resource_metrics(
+            parsed
+                .triggers
+                .iter()
+                .map(|t| external_metric(&so_name, &t.metric_name, t.metric_type, t.target()))
+                .collect::<Result<Vec<_>, _>>()?,
+            so,
+        ),
+    };
 
     let (min_replicas, max_replicas) = match paused_replicas(so) {
         Some(n) => (n.max(1), n.max(1)),
@@ -264,9 +287,58 @@ fn external_metric(
     })
 }
 
+/// The external metrics with the cpu/memory triggers' metrics added, then sorted by their
+/// `type` string — `ContainerResource`, `External`, `Resource` — keeping trigger order within a
+/// type: KEDA sorts the HPA's metrics this way so its spec does not change from one reconcile
+/// to the next.
+pub fn with_resource_metrics(mut metrics: Vec<MetricSpec>, so: &ScaledObject) -> Vec<MetricSpec> {
+    metrics.extend(ebb_scalers::resource::resource_triggers(so).iter().map(resource_metric));
+    metrics.sort_by(|a, b| a.type_.cmp(&b.type_));
+    metrics
+}
+
+/// The HPA metric of a cpu or memory trigger: `Resource` for the whole pod, `ContainerResource`
+/// for `containerName`, with an `Utilization` (`averageUtilization`) or `AverageValue`
+/// (`averageValue`) target.
+pub fn resource_metric(t: &ebb_scalers::resource::ResourceTrigger) -> MetricSpec {
+    use ebb_scalers::resource::ResourceTarget;
+    use k8s_openapi::api::autoscaling::v2::{ContainerResourceMetricSource, ResourceMetricSource};
+    let target = match &t.target {
+        ResourceTarget::Utilization(p) => MetricTarget {
+            type_: MetricTargetType::Utilization.as_str().into(),
+            average_utilization: Some(*p),
+            ..MetricTarget::default()
+        },
+        ResourceTarget::AverageValue(q) => MetricTarget {
+            type_: MetricTargetType::AverageValue.as_str().into(),
+            average_value: Some(Quantity(q.clone())),
+            ..MetricTarget::default()
+        },
+    };
+    match &t.container {
+        Some(c) => MetricSpec {
+            type_: "ContainerResource".into(),
+            container_resource: Some(ContainerResourceMetricSource {
+                container: c.clone(),
+                name: t.resource.clone(),
+                target,
+            }),
+            ..MetricSpec::default()
+        },
+        None => MetricSpec {
+            type_: "Resource".into(),
+            resource: Some(ResourceMetricSource { name: t.resource.clone(), target }),
+            ..MetricSpec::default()
+        },
+    }
+}
+
 fn behavior(so: &ScaledObject) -> Option<HorizontalPodAutoscalerBehavior> {
     ScalingAnnotations::read(so.metadata.annotations.as_ref()).hpa_behavior(so.spec.hpa_behavior())
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod resource_tests;

@@ -11,11 +11,13 @@
 pub mod auth;
 pub mod auth_watch;
 pub mod certs;
+pub mod composite;
 pub mod context;
 pub mod egress;
 pub mod error;
 pub mod fallback;
 pub mod hpa;
+pub mod hpa_active;
 pub mod internal;
 pub mod leader;
 pub mod metrics;
@@ -38,7 +40,7 @@ use ebb_plumbing::shutdown::Shutdown;
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::{Controller, reflector, watcher};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use tokio_util::task::AbortOnDropHandle;
 
@@ -369,8 +371,13 @@ async fn run_while_leader(
         // Changed authentications, Secrets and ConfigMaps reconcile the objects using them.
         let (auth_changes, auth_task) = auth_watch::start(ctx.clone(), args.watch_namespace.clone());
         let _auth_watch = AbortOnDropHandle::new(auth_task);
+        // The owned HPAs' watch also fills the store their `ScalingActive` is read from
+        // (`hpa_active`): one watch, whole objects rather than metadata, for their status.
+        let (hpa_store, hpa_writer) = reflector::store();
+        ctx.hpas.set(hpa_store);
+        let hpa_events = reflector(hpa_writer, watcher(hpas, hpa_wc)).default_backoff().touched_objects();
         let run = controller
-            .owns(hpas, hpa_wc)
+            .owns_stream(hpa_events)
             .reconcile_on(auth_changes)
             .graceful_shutdown_on(async move { stop.wait().await })
             .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
@@ -399,6 +406,7 @@ async fn run_while_leader(
             () = ctx.leader.lost() => tracing::warn!("leadership lost: reconciles and scale loops stopped at once"),
         }
         drop((ready_task, cleanup, counts));
+        ctx.hpas.clear();
         // Not leading any more (or shutting down): release every loop and its connections.
         ctx.forget_all().await;
         if shutdown.is_requested() {

@@ -62,6 +62,7 @@ async fn run(so: Arc<ScaledObject>, ctx: Arc<Ctx>, ns: String, name: String) -> 
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .map(|(fp, at)| (fp.clone(), at.elapsed())),
+        hpa_scaling_active: ctx.hpas.scaling_active(&ns, &so.hpa_name()),
         now: crate::time::now(),
     };
     let subject = apply::Subject { ctx: &ctx, so: &so, state: &state, ns: &ns, name: &name };

@@ -1,6 +1,7 @@
 //! The scale loop: one task per ScaledObject, ticking every `pollingInterval` at a stable
 //! per-object phase offset (so thousands of objects started together do not poll on the same
-//! tick). Each tick, in its own `tick{namespace, scaled_object}` span:
+//! tick); a push scaler (`external-push`) also wakes it at once, off that schedule. Each tick,
+//! in its own `tick{namespace, scaled_object}` span:
 //! 1. [`measure`] queries every trigger (in parallel, each bounded by the scaler timeout) and
 //!    reads the target's current replicas;
 //! 2. [`tick::plan`], pure, turns that, the object and its status model into [`TickEffects`]:
@@ -113,11 +114,26 @@ pub fn spawn(
         values: RwLock::new(HashMap::new()),
         current_replicas: Default::default(),
     });
-    let task = tokio::spawn(run(cx, model, shared.clone(), target));
+    // Push scalers learn the object and wake the loop when their source pushes a change.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let (ns, name) = (
+        so.metadata.namespace.as_deref().unwrap_or_default(),
+        so.metadata.name.as_deref().unwrap_or_default(),
+    );
+    for (_, s) in &shared.triggers {
+        s.attach(ns, name, wake.clone());
+    }
+    let task = tokio::spawn(run(cx, model, shared.clone(), target, wake));
     Ok(LoopHandle { fingerprint: fingerprint(&so), shared, _task: AbortOnDropHandle::new(task) })
 }
 
-async fn run(cx: Arc<LoopContext>, model: Arc<StatusModel>, shared: Arc<Shared>, target: Target) {
+async fn run(
+    cx: Arc<LoopContext>,
+    model: Arc<StatusModel>,
+    shared: Arc<Shared>,
+    target: Target,
+    wake: Arc<tokio::sync::Notify>,
+) {
     // Leader-only: on losing the Lease the task ends at once, mid-tick if need be.
     let lost = cx.leader.lost();
     let so = &shared.so;
@@ -128,11 +144,17 @@ async fn run(cx: Arc<LoopContext>, model: Arc<StatusModel>, shared: Arc<Shared>,
             name = so.metadata.name.as_deref().unwrap_or_default(),
             "not leading: scale loop stopped"
         ),
-        () = ticks(&cx, &model, &shared, &target) => {}
+        () = ticks(&cx, &model, &shared, &target, &wake) => {}
     }
 }
 
-async fn ticks(cx: &LoopContext, model: &StatusModel, shared: &Shared, target: &Target) {
+async fn ticks(
+    cx: &LoopContext,
+    model: &StatusModel,
+    shared: &Shared,
+    target: &Target,
+    wake: &tokio::sync::Notify,
+) {
     let so = &shared.so;
     let ns = so.metadata.namespace.clone().unwrap_or_default();
     let name = so.metadata.name.clone().unwrap_or_default();
@@ -141,11 +163,20 @@ async fn ticks(cx: &LoopContext, model: &StatusModel, shared: &Shared, target: &
     let start = tokio::time::Instant::now() + first_tick(std::time::SystemTime::now(), interval, offset);
     let mut next = start;
     loop {
-        tokio::time::sleep_until(next).await;
-        let late = tokio::time::Instant::now().saturating_duration_since(next);
-        cx.metrics.record_loop_lateness(&ns, &name, late);
+        // A push (external-push) ticks at once, off the schedule, which it leaves unchanged.
+        let pushed = tokio::select! {
+            () = tokio::time::sleep_until(next) => false,
+            () = wake.notified() => true,
+        };
+        if !pushed {
+            let late = tokio::time::Instant::now().saturating_duration_since(next);
+            cx.metrics.record_loop_lateness(&ns, &name, late);
+        }
         // Boxed: the tick's (large) state lives only while it runs, not in every sleeping loop task.
         Box::pin(run_tick(cx, model, shared, target)).await;
+        if pushed {
+            continue;
+        }
         next += interval;
         let now = tokio::time::Instant::now();
         if next < now {
@@ -186,6 +217,7 @@ async fn tick_in_span(cx: &LoopContext, model: &StatusModel, shared: &Shared, ta
             previous: &previous,
             unwritten: model.unwritten(),
             now,
+            composite_active: measure::composite_active(shared),
         };
         let mut effects = tick::plan(&input);
         if effects.status_changed {

@@ -188,6 +188,24 @@ pub fn triggers_types(so: &ScaledObject) -> Option<String> {
     join_unique(so.spec.triggers.iter().map(|t| t.type_.as_str()))
 }
 
+/// `status.compositeScalerName`: `composite-metric` when `advanced.scalingModifiers` sets a
+/// usable formula (KEDA keeps the triggers' names in `externalMetricNames` too).
+pub fn composite_scaler_name(so: &ScaledObject) -> Option<String> {
+    matches!(ebb_scalers::validate::modifiers::composite(so), Ok(Some(_)))
+        .then(|| ebb_scalers::validate::modifiers::COMPOSITE_METRIC_NAME.to_owned())
+}
+
+/// `status.resourceMetricNames`: as KEDA fills it, the resource (`cpu`, `memory`) of each
+/// trigger that became a `Resource` metric of the HPA, in trigger order; a trigger with
+/// `containerName` (a `ContainerResource` metric) is not listed.
+pub fn resource_metric_names(so: &ScaledObject) -> Vec<String> {
+    ebb_scalers::resource::resource_triggers(so)
+        .into_iter()
+        .filter(|t| t.container.is_none())
+        .map(|t| t.resource)
+        .collect()
+}
+
 /// `status.authenticationsTypes`: the names of the referenced (Cluster)TriggerAuthentications,
 /// each once, in trigger order, comma-joined; absent when no trigger references one.
 pub fn authentications_types(so: &ScaledObject) -> Option<String> {

@@ -4,16 +4,26 @@
 //! fallback replicas. A live query never counts toward fallback (failures are counted once per
 //! poll, by the loop). Only the leader answers. The source holds the operator's context weakly:
 //! a query in flight never keeps the loops of a stopped operator running.
+//!
+//! With `advanced.scalingModifiers`, the one metric asked for is `composite-metric`: the
+//! formula over the values of the triggers it names, each read as above (see
+//! [`crate::composite`] for failures and fallback).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use chrono::Utc;
+use ebb_api::HealthStatus;
 use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
 use ebb_scalers::measure_with_timeout;
+use ebb_scalers::validate::modifiers::{self, COMPOSITE_METRIC_NAME, Composite};
 use tokio::sync::watch;
 
+use crate::composite::Input;
 use crate::context::Ctx;
 use crate::internal::ValueSource;
+use crate::scaleloop::Shared;
 
 /// Values from the running scale loops.
 #[derive(Debug)]
@@ -45,6 +55,21 @@ impl ValueSource for LoopValues {
                 .ok_or_else(|| ValueError::unknown_scaled_object(ns, so))?;
             (shared, state.model.clone(), ctx.config.scaler_timeout)
         };
+        if metric.eq_ignore_ascii_case(COMPOSITE_METRIC_NAME)
+            && let Ok(Some(comp)) = modifiers::composite(&shared.so)
+        {
+            let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
+            let health = model.health().await;
+            let inputs = composite_inputs(&shared, &comp, &health, timeout).await;
+            let v = crate::composite::value(&comp, shared.so.spec.fallback.as_ref(), &inputs, current)
+                .map_err(|e| ValueError::Scaler(format!("{COMPOSITE_METRIC_NAME}: {e}")))?;
+            return Ok(MetricValue {
+                metric_name: metric.to_owned(),
+                value: v,
+                timestamp: Utc::now(),
+                source: ValueOrigin::Live,
+            });
+        }
         // Names compare without case: upstream's HPA controller asks for them in lower case
         // (client-go lowercases a request's resource segment), whatever the HPA spec says.
         let found = shared.triggers.iter().find(|(t, _)| t.metric_name.eq_ignore_ascii_case(metric));
@@ -104,4 +129,45 @@ impl ValueSource for LoopValues {
     fn is_leader(&self) -> bool {
         *self.leader.borrow()
     }
+}
+
+/// What each trigger the formula names contributes: in fallback, the last poll's value (for
+/// `useCachedMetrics` triggers) or a live measurement (all measured in parallel).
+async fn composite_inputs(
+    shared: &Shared,
+    comp: &Composite,
+    health: &BTreeMap<String, HealthStatus>,
+    timeout: Duration,
+) -> BTreeMap<String, Input> {
+    let named: Vec<_> = shared
+        .triggers
+        .iter()
+        .filter_map(|(t, s)| {
+            let name = t.name.as_deref()?;
+            comp.formula.variables().iter().any(|(v, _)| v == name).then_some((name, t, s))
+        })
+        .collect();
+    let now = Utc::now();
+    let results = futures::future::join_all(named.into_iter().map(|(name, t, s)| async move {
+        let input = if crate::fallback::active(&shared.so.spec, health, &t.metric_name) {
+            Input::PastThreshold
+        } else if t.use_cached_metrics {
+            let values = shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match values.get(&t.metric_name) {
+                Some(c) => match (c.value, &c.error) {
+                    (Some(v), _) => Input::Value(v),
+                    (None, e) => Input::Failing(e.clone().unwrap_or_else(|| "no value".into())),
+                },
+                None => Input::Failing(format!("{} has not been polled yet", t.metric_name)),
+            }
+        } else {
+            match measure_with_timeout(s, now, timeout).await {
+                Ok(m) => Input::Value(m.value),
+                Err(e) => Input::Failing(e.to_string()),
+            }
+        };
+        (name.to_owned(), input)
+    }))
+    .await;
+    results.into_iter().collect()
 }

@@ -26,7 +26,7 @@ mod write;
 
 pub use list::ListOptions;
 pub(crate) use request_context::system_ctx;
-pub use request_context::{PatchType, Sub, UserInfo, Warnings, WriteCtx};
+pub use request_context::{FieldValidation, PatchType, Sub, UserInfo, Warnings, WriteCtx};
 use scale::from_scale;
 pub(crate) use scale::{selector_string, to_scale};
 use write::{apply_error, apply_patch, merge_for_write};
@@ -157,6 +157,8 @@ impl ControlPlane {
             _ => {}
         }
         obj = as_served(res, &obj);
+        crate::decode::check(res, &obj)?;
+        crate::decode::prune(res, &mut obj, ctx)?;
         let m = meta::metadata_mut(&mut obj)
             .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
         if let Some(body_ns) = m.get("namespace").and_then(Value::as_str)

@@ -37,6 +37,9 @@ pub struct Resource {
     /// Names are path segments (any text but `/`, `%`, `.` and `..`), as for RBAC objects
     /// (`system:auth-delegator`), instead of RFC 1123 subdomains.
     pub path_segment_names: bool,
+    /// The CRD's `openAPIV3Schema` for this version: fields it does not have are pruned
+    /// ([`crate::schema`]) or refused, per the request's `fieldValidation`.
+    pub schema: Option<Value>,
 }
 
 impl Resource {
@@ -56,6 +59,7 @@ impl Resource {
             virtual_create: false,
             custom: false,
             printer_columns: None,
+            schema: None,
             path_segment_names: false,
         }
     }
@@ -304,6 +308,7 @@ impl Registry {
                 custom: true,
                 path_segment_names: false,
                 printer_columns: v.get("additionalPrinterColumns").cloned(),
+                schema: v.pointer("/schema/openAPIV3Schema").cloned(),
             });
         }
         if out.is_empty() {

@@ -251,6 +251,10 @@ async fn object(
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
         force: q.get("force").is_some_and(|v| v == "true"),
         warnings: Default::default(),
+        field_validation: crate::control::FieldValidation::parse(
+            q.get("fieldValidation").map(String::as_str),
+        )
+        .ok_or_else(|| ApiError::bad_request("fieldValidation must be one of Ignore, Warn or Strict"))?,
     };
     let list_opts = ListOptions {
         label_selector: q.get("labelSelector").cloned(),

@@ -97,6 +97,10 @@ impl ParamSpec {
     }
 }
 
+/// A declared parameter of this name accepts every other metadata key too (the external
+/// scalers pass the whole metadata through); read them with [`Params::metadata`].
+pub const PASS_THROUGH: &str = "*";
+
 /// Everything outside the ScaledObject that parameters may resolve from. Debug shows the names
 /// of environment variables and authentication parameters, never their values.
 #[derive(Clone, Default)]
@@ -278,11 +282,18 @@ impl<'a> Params<'a> {
         (spec.from_env && set(&env_key)).then_some(env_key)
     }
 
+    /// Every metadata entry as written (no defaults, environment or authentication values).
+    pub fn metadata(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     fn check_keys(&mut self) {
+        let pass_through = self.specs.iter().any(|s| s.name == PASS_THROUGH);
         let known = |k: &str| {
-            self.specs.iter().any(|s| {
-                (s.name == k && !s.secret) || (s.from_env && k.strip_suffix("FromEnv") == Some(s.name))
-            })
+            (pass_through && !self.specs.iter().any(|s| s.secret && s.name == k))
+                || self.specs.iter().any(|s| {
+                    (s.name == k && !s.secret) || (s.from_env && k.strip_suffix("FromEnv") == Some(s.name))
+                })
         };
         let unknown: Vec<&String> = self.metadata.keys().filter(|k| !known(k)).collect();
         if !unknown.is_empty() {

@@ -46,10 +46,41 @@ static DEFS: &[ScalerDef] = &[
         allows_cached_metrics: true,
     },
     ScalerDef {
+        type_name: "external",
+        params: crate::external::PARAMS,
+        parse: crate::external::parse,
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "external-push",
+        params: crate::external::PARAMS,
+        parse: crate::external::parse_push,
+        allows_cached_metrics: true,
+    },
+    ScalerDef {
         type_name: "kafka",
         params: crate::kafka::PARAMS,
         parse: crate::kafka::parse,
         allows_cached_metrics: true,
+    },
+    ScalerDef {
+        type_name: "apache-kafka",
+        params: crate::kafka::APACHE_PARAMS,
+        parse: crate::kafka::parse_apache,
+        allows_cached_metrics: true,
+    },
+    // Measured by the HPA itself (a Resource metric), never polled: see `crate::resource`.
+    ScalerDef {
+        type_name: "cpu",
+        params: crate::resource::PARAMS,
+        parse: crate::resource::parse_cpu,
+        allows_cached_metrics: false,
+    },
+    ScalerDef {
+        type_name: "memory",
+        params: crate::resource::PARAMS,
+        parse: crate::resource::parse_memory,
+        allows_cached_metrics: false,
     },
 ];
 

@@ -36,14 +36,26 @@ pub trait Scaler: Send + Sync + fmt::Debug {
     /// Queries the source. `now` is the instant the caller considers current (wall-clock time in
     /// the operator, simulated time in `ebb simulate`); time-based scalers evaluate at it.
     async fn measure(&self, now: DateTime<Utc>) -> Result<Measurement, ScalerError>;
+
+    /// Called when a scale loop starts with this scaler: the ScaledObject it measures for and
+    /// the loop's wake-up, which push scalers notify when their source pushes a change.
+    fn attach(&self, _namespace: &str, _name: &str, _wake: Arc<tokio::sync::Notify>) {}
+
+    /// The trigger's own bound on one measurement (such as prometheus' `timeout`), which replaces
+    /// the caller's default in [`measure_with_timeout`]; `None` keeps the caller's.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
-/// Measures with a bound on how long the source may take.
+/// Measures with a bound on how long the source may take: the scaler's own
+/// [`Scaler::timeout`] when it declares one, else `timeout`.
 pub async fn measure_with_timeout(
     scaler: &Arc<dyn Scaler>,
     now: DateTime<Utc>,
     timeout: Duration,
 ) -> Result<Measurement, ScalerError> {
+    let timeout = scaler.timeout().unwrap_or(timeout);
     match tokio::time::timeout(timeout, scaler.measure(now)).await {
         Ok(r) => r,
         Err(_) => Err(ScalerError::Timeout(timeout)),

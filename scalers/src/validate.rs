@@ -51,6 +51,14 @@ pub fn parse_scaled_object(
         if t.use_cached_metrics && !def.allows_cached_metrics {
             errors.push(trig_loc(format!("useCachedMetrics is not supported for {} triggers", t.type_)));
         }
+        if crate::resource::is_resource_type(&t.type_) {
+            // Kept out of `triggers`: the HPA measures them (see `crate::resource`).
+            match crate::resource::parse_trigger(index, t, ctx) {
+                Ok((_, w)) => warnings.extend(w),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         if t.metric_type() == MetricTargetType::Utilization {
             errors.push(trig_loc("metricType Utilization is only valid for cpu and memory triggers".into()));
         }
@@ -129,13 +137,19 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
             e.push(ParseError::spec("spec.fallback", "failureThreshold and replicas must not be negative"));
         }
         if !spec.triggers.is_empty()
-            && spec.triggers.iter().all(|t| matches!(t.type_.as_str(), "cpu" | "memory"))
+            && spec.triggers.iter().all(|t| crate::resource::is_resource_type(&t.type_))
         {
             e.push(ParseError::spec(
                 "spec.fallback",
                 "fallback needs at least one trigger other than cpu or memory",
             ));
         }
+    }
+    if min == 0 && crate::resource::only_resource_triggers(so) {
+        e.push(ParseError::spec(
+            "spec.minReplicaCount",
+            "with only cpu/memory triggers the workload cannot scale from zero; set minReplicaCount ≥ 1 or add another trigger",
+        ));
     }
     let name = so.metadata.name.as_deref().unwrap_or_default();
     if name.len() > MAX_NAME_LENGTH {
@@ -164,8 +178,10 @@ pub fn spec_errors(so: &ScaledObject) -> Vec<ParseError> {
     {
         e.push(ParseError::spec(format!("metadata.annotations[{ANNOTATION_PAUSED_REPLICAS}]"), err.detail()));
     }
+    e.extend(modifiers::errors(so));
     e
 }
 
+pub mod modifiers;
 #[cfg(test)]
 mod tests;

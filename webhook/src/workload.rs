@@ -25,8 +25,16 @@ pub fn containers(pod: &PodSpec) -> Vec<ContainerRequests> {
     pod.containers
         .iter()
         .map(|c| {
+            // A limit alone counts: Kubernetes then defaults the request to it (as KEDA accepts).
             let req = c.resources.as_ref().and_then(|r| r.requests.as_ref());
-            let has = |k: &str| req.and_then(|r| r.get(k)).is_some_and(|q| !is_zero(&q.0));
+            let lim = c.resources.as_ref().and_then(|r| r.limits.as_ref());
+            let set = |m: Option<
+                &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+            >,
+                       k: &str| {
+                m.and_then(|m| m.get(k)).is_some_and(|q| !is_zero(&q.0))
+            };
+            let has = |k: &str| set(req, k) || (req.and_then(|r| r.get(k)).is_none() && set(lim, k));
             ContainerRequests { name: c.name.clone(), cpu: has("cpu"), memory: has("memory") }
         })
         .collect()
@@ -84,6 +92,7 @@ mod tests {
             {"name": "a", "resources": {"requests": {"cpu": "100m", "memory": "0"}}},
             {"name": "b"},
             {"name": "c", "resources": {"requests": {"memory": "64Mi", "cpu": "0.0"}}},
+            {"name": "d", "resources": {"limits": {"cpu": "1", "memory": "0"}}},
         ]}))
         .unwrap();
         assert_eq!(
@@ -92,6 +101,7 @@ mod tests {
                 ContainerRequests { name: "a".into(), cpu: true, memory: false },
                 ContainerRequests { name: "b".into(), cpu: false, memory: false },
                 ContainerRequests { name: "c".into(), cpu: false, memory: true },
+                ContainerRequests { name: "d".into(), cpu: true, memory: false },
             ]
         );
     }

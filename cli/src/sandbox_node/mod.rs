@@ -82,6 +82,7 @@ fn ctx() -> WriteCtx {
         dry_run: false,
         force: false,
         warnings: Default::default(),
+        field_validation: Default::default(),
     }
 }
 

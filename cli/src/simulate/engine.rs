@@ -2,7 +2,9 @@
 //! activation decision) and the HPA controller (a sync every 15 s, the shared replica
 //! calculator) over simulated time, in event order, and samples the state every `--step`.
 //! Pods become ready at once; the HPA queries metrics live (or from the last poll when the
-//! trigger sets `useCachedMetrics`).
+//! trigger sets `useCachedMetrics`). With `advanced.scalingModifiers` the formula's value
+//! (`composite-metric`, sampled in each row) decides activity against `activationTarget` and is
+//! the HPA's one metric.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use ebb_api::MetricTargetType;
 use ebb_scalers::decision::{Guards, LoopSpec, PollOutcome, decide};
 use ebb_scalers::hpa::{HpaCalculator, MetricSample};
+use ebb_scalers::validate::modifiers::{COMPOSITE_METRIC_NAME, Composite};
 use ebb_scalers::{Scaler, TriggerSpec};
 use serde::Serialize;
 
@@ -52,6 +55,19 @@ pub struct Input {
     pub guards: Guards,
     /// `paused` / `paused-replicas`: no loop and no HPA.
     pub paused: Option<Paused>,
+    /// `advanced.scalingModifiers`, compiled.
+    pub composite: Option<Composite>,
+}
+
+/// The formula over the triggers' `values` (by trigger name); `None` when a named trigger has
+/// no value or the formula fails or yields nil.
+fn composite_value(c: &Composite, triggers: &[SimTrigger], values: &[Option<f64>]) -> Option<f64> {
+    let vars: BTreeMap<String, Option<f64>> =
+        triggers.iter().zip(values).filter_map(|(t, v)| Some((t.spec.name.clone()?, *v))).collect();
+    if c.formula.variables().iter().any(|(n, _)| vars.get(n).copied().flatten().is_none()) {
+        return None;
+    }
+    c.formula.eval(&vars).ok().flatten()
 }
 
 /// A paused object: the pinned count (if any) is written once; nothing else scales it.
@@ -131,6 +147,10 @@ pub async fn run(mut input: Input) -> Vec<Step> {
                 outcome.active |= a;
                 outcome.any_error |= v.is_none();
             }
+            if let Some(c) = &input.composite {
+                outcome.active =
+                    composite_value(c, &input.triggers, &polled).is_some_and(|v| v > c.activation_target);
+            }
             active = outcome.active;
             let d = decide(&input.loop_spec, last_active, t, replicas, outcome, input.guards);
             last_active = d.last_active;
@@ -156,6 +176,15 @@ pub async fn run(mut input: Input) -> Vec<Step> {
                         _ => MetricSample::average_value(name, trig.spec.target(), v),
                     });
                 }
+                if let Some(c) = &input.composite {
+                    let values: Vec<Option<f64>> = samples.iter().map(|s| s.value).collect();
+                    let v = composite_value(c, &input.triggers, &values);
+                    let name = COMPOSITE_METRIC_NAME.to_owned();
+                    samples = vec![match c.metric_type {
+                        MetricTargetType::Value => MetricSample::value(name, c.target, v),
+                        _ => MetricSample::average_value(name, c.target, v),
+                    }];
+                }
                 let rec = input.hpa.sync(t, replicas, replicas, &samples);
                 if rec.desired != replicas {
                     notes.push(format!("{} HPA {} → {} ({})", hms(t), replicas, rec.desired, rec.reason));
@@ -166,8 +195,17 @@ pub async fn run(mut input: Input) -> Vec<Step> {
         }
         if t == next_row {
             let mut metrics = BTreeMap::new();
+            let mut now_values = Vec::with_capacity(input.triggers.len());
             for trig in &input.triggers {
-                metrics.insert(trig.spec.metric_name.clone(), value_at(trig, t).await.0);
+                let v = value_at(trig, t).await.0;
+                now_values.push(v);
+                metrics.insert(trig.spec.metric_name.clone(), v);
+            }
+            if let Some(c) = &input.composite {
+                metrics.insert(
+                    COMPOSITE_METRIC_NAME.to_owned(),
+                    composite_value(c, &input.triggers, &now_values),
+                );
             }
             let reason = if notes.is_empty() { poll_reason.clone() } else { notes.join("; ") };
             notes.clear();

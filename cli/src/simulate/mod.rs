@@ -97,6 +97,17 @@ pub async fn simulate(
                 &t.metric_name == key || t.name.as_deref() == Some(key) || format!("s{}", t.index) == *key
             })
             .ok_or_else(|| {
+                let resource = ebb_scalers::resource::resource_triggers(&so.object)
+                    .into_iter()
+                    .find(|t| t.resource == *key || format!("s{}", t.index) == *key);
+                if let Some(t) = resource {
+                    return CliError::Usage(format!(
+                        "--series {key}: spec.triggers[{}] ({}) is {}; ebb simulate does not model it",
+                        t.index,
+                        t.resource,
+                        ebb_scalers::resource::MEASURED_BY_HPA
+                    ));
+                }
                 let names: Vec<&str> = parsed.triggers.iter().map(|t| t.metric_name.as_str()).collect();
                 CliError::Usage(format!(
                     "--series {key}: no trigger has that metric name, name or index; metrics: {}",
@@ -133,6 +144,7 @@ pub async fn simulate(
             )])
         })?;
     let input = Input {
+        composite: ebb_scalers::validate::modifiers::composite(&so.object).ok().flatten(),
         triggers,
         loop_spec: LoopSpec::from_spec(spec, from),
         polling: Duration::seconds(i64::from(spec.polling_interval().max(1))),
@@ -167,6 +179,15 @@ pub fn render_text(so: &Loaded, steps: &[Step], offset: FixedOffset) -> String {
     let _ = writeln!(s, "ScaledObject {}", so.object.metadata.name.as_deref().unwrap_or_default());
     for (i, n) in names.iter().enumerate() {
         let _ = writeln!(s, "  m{i} = {n}");
+    }
+    for t in ebb_scalers::resource::resource_triggers(&so.object) {
+        let _ = writeln!(
+            s,
+            "  spec.triggers[{}] ({}): not simulated, {}",
+            t.index,
+            t.resource,
+            ebb_scalers::resource::MEASURED_BY_HPA
+        );
     }
     let mut header = format!("{:<26} {:>8} {:>6}", "TIME", "REPLICAS", "ACTIVE");
     for i in 0..names.len() {

@@ -57,7 +57,10 @@ fn active_from_the_threshold_th_failure() {
     // (fallback, failures) → active
     let cases = [
         (None, 10, false),
+        // Threshold 3: polls 1 and 2 failed → not yet; the 3rd failed poll starts fallback
+        // (KEDA's `failures > threshold` would wait for a 4th count, but counts HPA queries too).
         (Some(fb(3, 5, FallbackBehavior::Static)), 0, false),
+        (Some(fb(3, 5, FallbackBehavior::Static)), 1, false),
         (Some(fb(3, 5, FallbackBehavior::Static)), 2, false),
         (Some(fb(3, 5, FallbackBehavior::Static)), 3, true),
         (Some(fb(3, 5, FallbackBehavior::Static)), 4, true),

@@ -548,3 +548,54 @@ fn direction_pauses_agree_between_hpa_and_loop() {
         }
     }
 }
+
+const MODIFIERS_AVERAGE: &str = include_str!("../../../tests/fixtures/scaling-modifiers/average.yaml");
+
+#[test]
+fn scaling_modifiers_give_one_composite_metric() {
+    let so = so_from(MODIFIERS_AVERAGE);
+    let got = hpa_json(&so);
+    // KEDA's composite metric: one External metric, its selector the ScaledObject's name, the
+    // modifiers' target and metric type.
+    assert_eq!(
+        got["spec"]["metrics"],
+        json!([{
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": "composite-metric",
+                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": "modifiers-average"}},
+                },
+                "target": {"type": "AverageValue", "averageValue": "2"},
+            },
+        }])
+    );
+    let mut value = so.clone();
+    if let Some(m) = value.spec.advanced.as_mut().and_then(|a| a.scaling_modifiers.as_mut()) {
+        m.metric_type = Some(ebb_api::MetricTargetType::Value);
+        m.target = Some("2.5".into());
+    }
+    assert_eq!(
+        hpa_json(&value)["spec"]["metrics"][0]["external"]["target"],
+        json!({"type": "Value", "value": "2500m"})
+    );
+    assert_eq!(crate::status::composite_scaler_name(&so).as_deref(), Some("composite-metric"));
+    assert_eq!(crate::status::composite_scaler_name(&so_from(CRON)), None);
+}
+
+#[test]
+fn scaling_modifiers_keep_cpu_metrics_before_the_composite() {
+    let mut so = so_from(MODIFIERS_AVERAGE);
+    so.spec.triggers.push(
+        serde_json::from_value(
+            json!({"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}),
+        )
+        .unwrap(),
+    );
+    let got = hpa_json(&so);
+    let types: Vec<&str> =
+        got["spec"]["metrics"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
+    // KEDA: the Resource metrics, then the composite metric in place of the external ones.
+    assert_eq!(types, ["Resource", "External"]);
+    assert_eq!(got["spec"]["metrics"][1]["external"]["metric"]["name"], "composite-metric");
+}

@@ -5,8 +5,10 @@
 //!
 //! A reconcile is planned in two stages so that the API calls keep their order (the label and
 //! finalizer patch and the pause handling come before any read of the target):
-//! 1. [`plan`] decides deletion, the fast path, the metadata patch, bad pause annotations, pause
-//!    and unpause; when the object is to be scaled it ends with [`End::CheckTarget`];
+//! 1. [`plan`] decides deletion, the fast path (which still mirrors a changed `ScalingActive`
+//!    of the HPA as `HPAActive`, see [`crate::hpa_active`]), the metadata patch, bad pause annotations, pause
+//!    and unpause (a paused direction, `paused-scale-in` / `paused-scale-out`, also sets `Paused`
+//!    and the paused gauge, but keeps the HPA and the loop); when the object is to be scaled it ends with [`End::CheckTarget`];
 //! 2. after the target, its environment and its authentications were read, [`plan_checked`]
 //!    decides the check failure, the HPA (and the deletion of one left behind by a rename), the
 //!    status, the events and whether the scale loop (re)starts.
@@ -23,6 +25,7 @@ use kube::runtime::events::EventType;
 
 use crate::error::Error;
 use crate::hpa::HpaError;
+use crate::hpa_active::{self, ScalingActive};
 use crate::status;
 use crate::target::Target;
 
@@ -44,6 +47,10 @@ pub struct Input<'a> {
     pub reconcile_fingerprint: String,
     /// The reconcile fingerprint of the last complete reconcile and how long ago it finished.
     pub last_reconcile: Option<(String, Duration)>,
+    /// The HPA's `ScalingActive` condition from the controller's watch, mirrored as `HPAActive`
+    /// ([`crate::hpa_active`]): `None` while the watch does not know (the condition is left as
+    /// it is), `Some(None)` when there is no HPA or it reports none.
+    pub hpa_scaling_active: Option<Option<ScalingActive>>,
     /// The time written into changed conditions.
     pub now: Time,
 }
@@ -148,21 +155,32 @@ pub fn plan(input: &Input<'_>) -> Plan {
         return finalize(so);
     }
     let metadata = metadata_patch(so);
+    let now = || input.now.clone();
+    let mut model = input.model.clone().or_else(|| so.status.clone()).unwrap_or_default();
     // Fast path: nothing this object's reconcile depends on changed since the last one (the
-    // event came from the loop's own status write), so only the periodic resync remains.
+    // event came from the loop's own status write), so only the periodic resync remains — or,
+    // when the HPA's `ScalingActive` changed (the event came from the HPA), its mirror.
     if let Some((last, age)) = &input.last_reconcile
         && *last == input.reconcile_fingerprint
         && *age < RESYNC
         && metadata.is_none()
         && input.running_loop.as_ref() == Some(&input.fingerprint)
     {
-        return Plan { steps: Vec::new(), end: End::Requeue(RESYNC.saturating_sub(*age)) };
+        let end = End::Requeue(RESYNC.saturating_sub(*age));
+        return match &input.hpa_scaling_active {
+            Some(seen) if hpa_active::differs(&model.conditions, seen.as_ref()) => {
+                hpa_active::mirror(&mut model.conditions, seen.as_ref(), now());
+                Plan { steps: vec![Step::WriteStatus(Box::new(model))], end }
+            }
+            _ => Plan { steps: Vec::new(), end },
+        };
     }
     let mut steps: Vec<Step> = metadata.into_iter().collect();
-    let now = || input.now.clone();
-    let mut model = input.model.clone().or_else(|| so.status.clone()).unwrap_or_default();
     if model.conditions.is_empty() {
         model.conditions = status::initial_conditions(now());
+    }
+    if let Some(seen) = &input.hpa_scaling_active {
+        hpa_active::mirror(&mut model.conditions, seen.as_ref(), now());
     }
     let was_paused = status::is_true(&model.conditions, status::PAUSED);
     let hpa = so.hpa_name();
@@ -193,10 +211,16 @@ pub fn plan(input: &Input<'_>) -> Plan {
         }
         return Plan { steps, end: End::Requeue(RESYNC) };
     }
-    status::set_paused(&mut model.conditions, false, now());
+    // A paused direction (`paused-scale-in` / `paused-scale-out`) keeps the HPA and the loop,
+    // each with that direction disabled, and is reported as paused, as KEDA does.
+    let direction_paused = annotations.scale_in_paused || annotations.scale_out_paused;
+    status::set_paused(&mut model.conditions, direction_paused, now());
     model.paused_replica_count = None;
-    steps.push(Step::PausedMetric { paused: false });
-    if was_paused {
+    steps.push(Step::PausedMetric { paused: direction_paused });
+    if direction_paused && !was_paused {
+        steps.push(Step::Event(Event::normal("ScaledObjectPaused", "ScaledObject is paused")));
+    }
+    if was_paused && !direction_paused {
         steps.push(Step::Event(Event::normal("ScaledObjectUnpaused", "ScaledObject is unpaused")));
     }
     Plan { steps, end: End::CheckTarget(Box::new(model)) }
@@ -239,6 +263,10 @@ pub fn plan_checked(input: &Input<'_>, mut model: ScaledObjectStatus, observed: 
     let first_time = model.hpa_name.is_none();
     model.hpa_name = Some(hpa_name);
     model.external_metric_names = checked.parsed.metric_names();
+    // The loop rebuilds `triggersActivity` each tick; a renamed or removed trigger's entry goes now.
+    model.triggers_activity.retain(|name, _| model.external_metric_names.contains(name));
+    model.composite_scaler_name = status::composite_scaler_name(so);
+    model.resource_metric_names = status::resource_metric_names(so);
     model.triggers_types = status::triggers_types(so);
     model.authentications_types = status::authentications_types(so);
     if !status::is_true(&model.conditions, status::READY) {

@@ -17,6 +17,8 @@ use crate::hpa::HpaError;
 use crate::target::{Target, TargetNotFound};
 
 mod cases;
+mod hpa_active;
+mod paused_directions;
 use cases::cases;
 
 /// The reconcile's clock, and an earlier time conditions of a remembered status carry.
@@ -176,6 +178,8 @@ struct Case {
     running_after_check: Option<&'static str>,
     last_reconcile: Option<(&'static str, Duration)>,
     check: Check,
+    /// What the controller's watch says of the HPA's `ScalingActive` (`None`: not known).
+    hpa: Option<Option<crate::hpa_active::ScalingActive>>,
     steps: Vec<Step>,
     end: End,
 }
@@ -190,9 +194,20 @@ impl Case {
             running_after_check: None,
             last_reconcile: None,
             check,
+            hpa: None,
             steps,
             end,
         }
+    }
+
+    /// The watch reports this `ScalingActive` for the HPA (`None`: no HPA or no condition).
+    fn with_hpa(mut self, condition: Option<(&str, &str, &str)>) -> Self {
+        self.hpa = Some(condition.map(|(status, reason, message)| crate::hpa_active::ScalingActive {
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+        }));
+        self
     }
 
     /// Reconciled before: the model is `model` and a loop for the current spec runs.
@@ -229,6 +244,7 @@ fn run(case: &Case) -> (Vec<Step>, End) {
         reconcile_fingerprint: FP.into(),
         running_loop: case.running.map(Into::into),
         last_reconcile: case.last_reconcile.map(|(fp, age)| (fp.into(), age)),
+        hpa_scaling_active: case.hpa.clone(),
         now: time(NOW),
     };
     let first = plan(&input);

@@ -2,6 +2,8 @@
 //! scaler timeout, with its value, latency and activity recorded in the metrics and kept for the
 //! metrics API ([`super::Shared::values`]); and the target's current replicas, from the watch
 //! cache or else read through `/scale` (bounded by the write timeout, a failure counted).
+//! With `advanced.scalingModifiers`, [`composite_active`] gives the object's activity from the
+//! composite value against `activationTarget` ([`crate::composite`]).
 
 use chrono::{DateTime, Utc};
 use ebb_scalers::measure_with_timeout;
@@ -55,6 +57,26 @@ pub async fn triggers(
         measured.push(Measured { metric: t.metric_name.clone(), result });
     }
     measured
+}
+
+/// With `advanced.scalingModifiers`: whether the composite value of this poll's values of the
+/// named triggers is above `activationTarget` (KEDA), for [`super::tick::TickInput`]; `None`
+/// without a formula.
+pub fn composite_active(shared: &Shared) -> Option<bool> {
+    let comp = ebb_scalers::validate::modifiers::composite(&shared.so).ok()??;
+    let values = shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let named: std::collections::BTreeMap<String, Result<f64, String>> = shared
+        .triggers
+        .iter()
+        .filter_map(|(t, _)| {
+            let name = t.name.clone()?;
+            let c = values.get(&t.metric_name)?;
+            Some((name, c.value.ok_or_else(|| c.error.clone().unwrap_or_default())))
+        })
+        .collect();
+    drop(values);
+    let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
+    Some(crate::composite::poll_active(&comp, shared.so.spec.fallback.as_ref(), &named, current))
 }
 
 /// The target's current replicas: from the watch cache, else read through `/scale` (bounded).

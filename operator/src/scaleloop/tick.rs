@@ -6,8 +6,9 @@
 //!
 //! Rules (KEDA's, see the decision in `ebb_scalers::decision`): each metric's failures are
 //! counted once per tick in `status.health`; the object is active when a trigger is (or
-//! `autoscaling.keda.sh/force-activation` is set); `lastActiveTime` moves only on active ticks;
-//! `Ready`, `Active` and `Fallback` follow the tick. A tick that could not read the current
+//! `autoscaling.keda.sh/force-activation` is set, or every trigger is cpu/memory, which the HPA
+//! measures); `lastActiveTime` moves only on active ticks;
+//! `Ready`, `Active`, `Fallback` and `triggersActivity` follow the tick. A tick that could not read the current
 //! replicas still counts failures but decides, writes and records nothing else. The status is
 //! written when it changed (ignoring condition timestamps) or an earlier change is unwritten.
 
@@ -51,6 +52,9 @@ pub struct TickInput<'a> {
     /// Whether an earlier change of the model was not written (a failed write).
     pub unwritten: bool,
     pub now: DateTime<Utc>,
+    /// With `advanced.scalingModifiers`: whether the composite value is above
+    /// `activationTarget`, which then decides the object's activity instead of the triggers'.
+    pub composite_active: Option<bool>,
 }
 
 /// A `/scale` write the tick asks for.
@@ -103,13 +107,18 @@ impl TickEffects {
 
 /// The pure step of a tick.
 pub fn plan(input: &TickInput<'_>) -> TickEffects {
-    let TickInput { so, measured, current, previous, unwritten, now } = *input;
+    let TickInput { so, measured, current, previous, unwritten, now, composite_active } = *input;
     let mut status = previous.clone();
     for m in measured {
         crate::fallback::record(&mut status.health, &m.metric, m.result.is_ok());
     }
+    status.triggers_activity = triggers_activity(measured);
     let outcome = PollOutcome {
-        active: measured.iter().any(|m| m.result == Ok(true)) || forced(so),
+        // An object with only cpu/memory triggers is always active, as in KEDA: the HPA scales
+        // it between its bounds and nothing here measures it.
+        active: composite_active.unwrap_or_else(|| measured.iter().any(|m| m.result == Ok(true)))
+            || forced(so)
+            || ebb_scalers::resource::only_resource_triggers(so),
         any_error: measured.iter().any(|m| m.result.is_err()),
         fallback_active: measured
             .iter()
@@ -176,6 +185,17 @@ pub fn plan(input: &TickInput<'_>) -> TickEffects {
     effects
 }
 
+/// `status.triggersActivity`: each measured trigger's metric name → whether it is active (one
+/// that could not be measured is not), rebuilt every tick so names no longer polled drop out.
+fn triggers_activity(
+    measured: &[Measured],
+) -> std::collections::BTreeMap<String, ebb_api::TriggerActivityStatus> {
+    measured
+        .iter()
+        .map(|m| (m.metric.clone(), ebb_api::TriggerActivityStatus { is_active: m.result == Ok(true) }))
+        .collect()
+}
+
 /// `autoscaling.keda.sh/force-activation: "true"` (any case).
 fn forced(so: &ScaledObject) -> bool {
     so.metadata
@@ -197,5 +217,7 @@ pub fn same_status(a: &ScaledObjectStatus, b: &ScaledObjectStatus) -> bool {
     strip(a) == strip(b)
 }
 
+#[cfg(test)]
+mod activity_tests;
 #[cfg(test)]
 mod tests;

@@ -20,6 +20,31 @@ pub struct WriteCtx {
     pub force: bool,
     /// Warnings admission webhooks returned for this request (sent as `Warning` headers).
     pub warnings: Warnings,
+    /// What to do with fields of a custom resource its schema does not have.
+    pub field_validation: FieldValidation,
+}
+
+/// The `fieldValidation` parameter of a write: fields the schema does not have are dropped
+/// silently (`Ignore`), dropped with a `Warning` header each (`Warn`, kube-apiserver's default
+/// when the parameter is absent), or refuse the request (`Strict`, what kubectl sends by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    Ignore,
+    #[default]
+    Warn,
+    Strict,
+}
+
+impl FieldValidation {
+    /// From the query parameter; `None` for a value kube-apiserver refuses.
+    pub fn parse(v: Option<&str>) -> Option<Self> {
+        match v {
+            None | Some("") | Some("Warn") => Some(Self::Warn),
+            Some("Ignore") => Some(Self::Ignore),
+            Some("Strict") => Some(Self::Strict),
+            Some(_) => None,
+        }
+    }
 }
 
 /// Warnings collected while a request is handled.
@@ -72,5 +97,6 @@ pub(crate) fn system_ctx() -> WriteCtx {
         dry_run: false,
         force: false,
         warnings: Warnings::default(),
+        field_validation: FieldValidation::Ignore,
     }
 }

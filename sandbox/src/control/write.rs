@@ -152,6 +152,8 @@ pub(super) fn merge_for_write(
             m.insert("generation".into(), json!(g + 1));
         }
     }
+    crate::decode::check(res, &new)?;
+    crate::decode::prune(res, &mut new, ctx)?;
     crate::defaults::apply(res, &mut new);
     if record_fields {
         // (An apply has already recorded its own ownership.)

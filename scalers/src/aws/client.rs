@@ -119,6 +119,12 @@ impl AwsClients {
         self.config.get_or_init(|| load(&self.key)).await
     }
 
+    /// The credentials provider of this identity, for signing requests the SDK does not send
+    /// itself (the prometheus scaler on Amazon Managed Prometheus).
+    pub async fn credentials_provider(&self) -> Option<SharedCredentialsProvider> {
+        self.config().await.credentials_provider()
+    }
+
     pub async fn sqs(&self) -> &aws_sdk_sqs::Client {
         let config = self.config().await;
         self.sqs

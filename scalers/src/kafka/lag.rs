@@ -1,7 +1,7 @@
 //! The kafka trigger's arithmetic, pure: per-partition lag from the offsets read in one poll
 //! (with the rules for partitions whose group has no committed offset and for lag that does not
 //! move between polls), the total, and the cap that keeps replicas at or below the partition
-//! count.
+//! count (rounded to a factor of it with ensureEvenDistributionOfPartitions).
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,10 @@ pub struct LagOptions {
     pub allow_idle_consumers: bool,
     pub limit_to_partitions_with_lag: bool,
     pub exclude_persistent_lag: bool,
+    /// `ensureEvenDistributionOfPartitions`: the value is raised to the next factor of the
+    /// partition count × lag_threshold, so the HPA lands on a replica count that divides the
+    /// partitions evenly.
+    pub even_distribution: bool,
 }
 
 /// Offsets of one partition read in one poll.
@@ -32,6 +36,9 @@ pub struct PartitionOffsets {
     pub latest: i64,
     /// The group's committed offset; `None` when the group has none for this partition.
     pub committed: Option<i64>,
+    /// The partition's log start offset (earliest retained record); read only for partitions
+    /// without a committed offset under `offsetResetPolicy: earliest`, `None` otherwise.
+    pub log_start: Option<i64>,
 }
 
 /// Committed offsets seen at the previous poll, per (topic, partition): the state
@@ -74,8 +81,8 @@ pub struct TotalLag {
 }
 
 /// Lag of one partition. Without a committed offset: `latest` policy → 1 (0 with
-/// scaleToZeroOnInvalidOffset), `earliest` → the latest offset (0 with
-/// scaleToZeroOnInvalidOffset). With `exclude_persistent_lag`, a committed offset equal to the
+/// scaleToZeroOnInvalidOffset), `earliest` → the retained records, log end − log start (the log
+/// end when the log start was not read; 0 with scaleToZeroOnInvalidOffset). With `exclude_persistent_lag`, a committed offset equal to the
 /// previous poll's counts 0 in the value but fully for activation. A committed offset beyond the
 /// latest offset (a truncated or recreated topic) counts 0.
 pub fn partition_lag(p: &PartitionOffsets, opts: &LagOptions, previous: &PreviousOffsets) -> PartitionLag {
@@ -83,7 +90,9 @@ pub fn partition_lag(p: &PartitionOffsets, opts: &LagOptions, previous: &Previou
         let lag = match (opts.offset_reset, opts.scale_to_zero_on_invalid_offset) {
             (_, true) => 0,
             (OffsetResetPolicy::Latest, false) => 1,
-            (OffsetResetPolicy::Earliest, false) => p.latest.max(0),
+            (OffsetResetPolicy::Earliest, false) => {
+                p.latest.saturating_sub(p.log_start.unwrap_or(0).max(0)).max(0)
+            }
         };
         return PartitionLag { lag, lag_with_persistent: lag };
     };
@@ -127,9 +136,20 @@ pub fn total_lag(
             capped = true;
         }
     }
+    if opts.even_distribution && value > 0 {
+        value = even_distribution_value(value, parts.len(), opts.lag_threshold);
+    }
     let total =
         TotalLag { value, activation_lag, partitions: parts.len(), partitions_with_lag: with_lag, capped };
     (total, next)
+}
+
+/// `ensureEvenDistributionOfPartitions` (KEDA): the smallest factor f of the partition count
+/// with f × threshold ≥ value (the partition count when none is), served as f × threshold.
+fn even_distribution_value(value: i64, partitions: usize, threshold: i64) -> i64 {
+    let n = i64::try_from(partitions).unwrap_or(i64::MAX);
+    let factor = (1..=n).find(|f| n % f == 0 && f.saturating_mul(threshold) >= value).unwrap_or(n);
+    factor.saturating_mul(threshold)
 }
 
 #[cfg(test)]

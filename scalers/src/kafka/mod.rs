@@ -1,5 +1,5 @@
-//! The kafka scaler: consumer-group lag over a topic (or every topic the group has committed
-//! offsets for), read over the Kafka wire protocol with connections shared by every trigger that
+//! The kafka and apache-kafka scalers: consumer-group lag over a topic (apache-kafka: a list of
+//! topics; either: every topic the group has committed offsets for), read over the Kafka wire protocol with connections shared by every trigger that
 //! names the same cluster and credentials. Value = total lag (capped at partitions ×
 //! lagThreshold unless allowIdleConsumers), target lagThreshold, active above
 //! activationLagThreshold. The trigger keeps the previous poll's committed offsets for
@@ -38,10 +38,21 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("excludePersistentLag", ParamKind::Bool).default("false"),
     ParamSpec::new("scaleToZeroOnInvalidOffset", ParamKind::Bool).default("false"),
     ParamSpec::new("limitToPartitionsWithLag", ParamKind::Bool).default("false"),
+    ParamSpec::new("ensureEvenDistributionOfPartitions", ParamKind::Bool).default("false"),
     ParamSpec::new("version", ParamKind::Text).deprecated(
         "accepted and ignored: ebb negotiates the protocol version with each broker (ApiVersions)",
     ),
     ParamSpec::new("sasl", ParamKind::Text).from_auth(),
+    ParamSpec::new("saslTokenProvider", ParamKind::Text).from_auth(),
+    ParamSpec::new("oauthTokenEndpointUri", ParamKind::Text).from_auth(),
+    ParamSpec::new("scopes", ParamKind::Text).from_auth(),
+    ParamSpec::new("oauthExtensions", ParamKind::Text).from_auth(),
+    ParamSpec::new("awsRegion", ParamKind::Text),
+    crate::aws::IDENTITY_OWNER,
+    crate::aws::AWS_ROLE_ARN,
+    crate::aws::AWS_ACCESS_KEY_ID,
+    crate::aws::AWS_SECRET_ACCESS_KEY,
+    crate::aws::AWS_SESSION_TOKEN,
     ParamSpec::new("tls", ParamKind::Text).from_auth(),
     ParamSpec::new("unsafeSsl", ParamKind::Bool).from_auth(),
     ParamSpec::new("username", ParamKind::Text).secret(),
@@ -52,16 +63,48 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("keyPassword", ParamKind::Text).secret(),
 ];
 
-/// Registry entry point.
+/// Parameters of the apache-kafka trigger (KEDA's experimental Kafka scaler): the same lag
+/// options, `topic` a comma-separated list, no ensureEvenDistributionOfPartitions, version or
+/// unsafeSsl; `awsRegion` belongs to `sasl: aws_msk_iam`, which ebb refuses by name.
+pub const APACHE_PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("bootstrapServers", ParamKind::Text).required().from_env(),
+    ParamSpec::new("consumerGroup", ParamKind::Text).required().from_env(),
+    ParamSpec::new("topic", ParamKind::Text).from_env(),
+    ParamSpec::new("partitionLimitation", ParamKind::Text),
+    ParamSpec::new("lagThreshold", ParamKind::Int { min: 1 }).default("10"),
+    ParamSpec::new("activationLagThreshold", ParamKind::Int { min: 0 }).default("0"),
+    ParamSpec::new("offsetResetPolicy", ParamKind::Enum(&["latest", "earliest"])).default("latest"),
+    ParamSpec::new("allowIdleConsumers", ParamKind::Bool).default("false"),
+    ParamSpec::new("excludePersistentLag", ParamKind::Bool).default("false"),
+    ParamSpec::new("scaleToZeroOnInvalidOffset", ParamKind::Bool).default("false"),
+    ParamSpec::new("limitToPartitionsWithLag", ParamKind::Bool).default("false"),
+    ParamSpec::new("awsRegion", ParamKind::Text),
+    ParamSpec::new("sasl", ParamKind::Text).from_auth(),
+    ParamSpec::new("tls", ParamKind::Text).from_auth(),
+    ParamSpec::new("username", ParamKind::Text).secret(),
+    ParamSpec::new("password", ParamKind::Text).secret(),
+    ParamSpec::new("ca", ParamKind::Text).secret(),
+    ParamSpec::new("cert", ParamKind::Text).secret(),
+    ParamSpec::new("key", ParamKind::Text).secret(),
+    ParamSpec::new("keyPassword", ParamKind::Text).secret(),
+];
+
+/// Registry entry point (`kafka`).
 pub fn parse(p: &Params<'_>) -> Result<Arc<dyn ScalerConfig>, ParseError> {
     Ok(Arc::new(config::parse_config(p)?))
 }
 
+/// Registry entry point (`apache-kafka`).
+pub fn parse_apache(p: &Params<'_>) -> Result<Arc<dyn ScalerConfig>, ParseError> {
+    Ok(Arc::new(config::parse_flavour(p, config::Flavour::ApacheKafka)?))
+}
+
 impl ScalerConfig for KafkaConfig {
     fn metric_part(&self) -> String {
-        match &self.topic {
-            Some(t) => format!("kafka-{t}"),
-            None => format!("kafka-{}-topics", self.group),
+        if self.topics.is_empty() {
+            format!("kafka-{}-topics", self.group)
+        } else {
+            format!("kafka-{}", self.topics.join(","))
         }
     }
     fn target(&self) -> f64 {
@@ -75,9 +118,10 @@ impl ScalerConfig for KafkaConfig {
     }
     fn describe(&self) -> String {
         let mut s = format!("consumerGroup {:?}", self.group);
-        match &self.topic {
-            Some(t) => s.push_str(&format!(" on topic {t:?}")),
-            None => s.push_str(" on every topic it has committed offsets for"),
+        match self.topics.as_slice() {
+            [] => s.push_str(" on every topic it has committed offsets for"),
+            [t] => s.push_str(&format!(" on topic {t:?}")),
+            ts => s.push_str(&format!(" on topics {ts:?}")),
         }
         if let Some(l) = &self.partition_limitation {
             s.push_str(&format!(" (partitions {l})"));
@@ -93,6 +137,7 @@ impl ScalerConfig for KafkaConfig {
             (self.lag.limit_to_partitions_with_lag, "limitToPartitionsWithLag"),
             (self.lag.exclude_persistent_lag, "excludePersistentLag"),
             (self.lag.scale_to_zero_on_invalid_offset, "scaleToZeroOnInvalidOffset"),
+            (self.lag.even_distribution, "ensureEvenDistributionOfPartitions"),
         ] {
             if on {
                 opts.push(name.to_owned());
@@ -134,8 +179,10 @@ impl KafkaScaler {
         let c = &self.config;
         let target = poll::Target {
             group: &c.group,
-            topic: c.topic.as_deref(),
+            topics: &c.topics,
             limit: c.partition_limitation.as_ref(),
+            log_start_for_uncommitted: c.lag.offset_reset == lag::OffsetResetPolicy::Earliest
+                && !c.lag.scale_to_zero_on_invalid_offset,
         };
         let offsets = self.cluster.read_offsets(target).await?;
         let mut prev = self.previous.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -1,7 +1,8 @@
 //! One poll of a kafka trigger: Metadata for the topic (partitions and leaders), ListOffsets
 //! batched into one request per leader, FindCoordinator (cached per group) and one OffsetFetch
 //! for the group; without a topic, the OffsetFetch for all of the group's topics comes first and
-//! names the topics. Leader or coordinator changes and broken connections are retried within
+//! names the topics. With `offsetResetPolicy: earliest`, one more ListOffsets (timestamp -2, the
+//! log start) for the partitions the group has no committed offset for. Leader or coordinator changes and broken connections are retried within
 //! the poll with fresh metadata; a cluster that cannot be reached is one error naming it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,10 @@ const MAX_TOPIC_NAME: usize = 249;
 pub const MAX_PARTITIONS: usize = 50_000;
 /// ListOffsets requests in flight at once in one poll (one per partition leader).
 const PARALLEL_LEADERS: usize = 16;
+/// ListOffsets timestamp asking for the log end offset.
+const LATEST: i64 = -1;
+/// ListOffsets timestamp asking for the log start offset (the earliest retained record).
+const EARLIEST: i64 = -2;
 
 enum Failure {
     /// Worth another attempt with fresh metadata.
@@ -46,8 +51,12 @@ enum Failure {
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub group: &'a str,
-    pub topic: Option<&'a str>,
+    /// Empty: every topic the group has committed offsets for.
+    pub topics: &'a [String],
     pub limit: Option<&'a PartitionSet>,
+    /// Read the log start offset of partitions the group has not committed to
+    /// (`offsetResetPolicy: earliest`, whose lag there is log end − log start).
+    pub log_start_for_uncommitted: bool,
 }
 
 fn topic_name(s: &str) -> TopicName {
@@ -129,16 +138,18 @@ impl Cluster {
     }
 
     async fn attempt(&self, t: Target<'_>) -> Result<Vec<PartitionOffsets>, Failure> {
-        let (parts, committed) = match t.topic {
-            Some(topic) => {
-                let parts = self.partitions(&[topic.to_owned()], true, t.limit).await?;
-                let wanted: BTreeMap<String, Vec<i32>> =
-                    [(topic.to_owned(), parts.iter().map(|p| p.1).collect())].into();
+        let (parts, latest, committed) = match t.topics {
+            [_, ..] => {
+                let parts = self.partitions(t.topics, true, t.limit).await?;
+                let mut wanted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for (topic, partition, _) in &parts {
+                    wanted.entry(topic.clone()).or_default().push(*partition);
+                }
                 let (latest, committed) =
                     tokio::join!(self.latest(&parts), self.committed(t.group, Some(&wanted)));
-                (latest?, committed?)
+                (parts, latest?, committed?)
             }
-            None => {
+            [] => {
                 let committed = self.committed(t.group, None).await?;
                 let topics: Vec<String> =
                     committed.keys().map(|(t, _)| t.clone()).collect::<BTreeSet<_>>().into_iter().collect();
@@ -146,16 +157,44 @@ impl Cluster {
                     return Ok(Vec::new());
                 }
                 let parts = self.partitions(&topics, false, None).await?;
-                (self.latest(&parts).await?, committed)
+                let latest = self.latest(&parts).await?;
+                (parts, latest, committed)
             }
         };
-        Ok(parts
+        let committed_at = |topic: &str, partition: i32| {
+            committed.get(&(topic.to_owned(), partition)).copied().filter(|o| *o >= 0)
+        };
+        let earliest = if t.log_start_for_uncommitted {
+            let uncommitted: Vec<(String, i32, i32)> =
+                parts.iter().filter(|(t, p, _)| committed_at(t, *p).is_none()).cloned().collect();
+            self.log_start(&uncommitted).await
+        } else {
+            BTreeMap::new()
+        };
+        Ok(latest
             .into_iter()
             .map(|((topic, partition), latest)| {
-                let committed = committed.get(&(topic.clone(), partition)).copied().filter(|o| *o >= 0);
-                PartitionOffsets { topic, partition, latest, committed }
+                let committed = committed_at(&topic, partition);
+                let log_start = earliest.get(&(topic.clone(), partition)).copied();
+                PartitionOffsets { topic, partition, latest, committed, log_start }
             })
             .collect())
+    }
+
+    /// Log start offsets of `parts` (none asked → no request). A failure is logged and yields no
+    /// offsets, so those partitions count from offset 0 (their whole log end) rather than failing
+    /// the poll.
+    async fn log_start(&self, parts: &[(String, i32, i32)]) -> BTreeMap<(String, i32), i64> {
+        if parts.is_empty() {
+            return BTreeMap::new();
+        }
+        match self.list_offsets(parts, EARLIEST).await {
+            Ok(v) => v.into_iter().collect(),
+            Err(Failure::Retry(e) | Failure::Fatal(e)) => {
+                tracing::warn!(error = %e, "kafka log start offsets unavailable; counting uncommitted partitions from offset 0");
+                BTreeMap::new()
+            }
+        }
     }
 
     /// Metadata for `topics`: (topic, partition, leader) of every partition in scope.
@@ -224,8 +263,19 @@ impl Cluster {
         Ok(out)
     }
 
-    /// Latest offsets, one ListOffsets request per partition leader, all leaders at once.
+    /// Latest offsets (log end), one ListOffsets request per partition leader, all leaders at once.
     async fn latest(&self, parts: &[(String, i32, i32)]) -> Result<Vec<((String, i32), i64)>, Failure> {
+        self.list_offsets(parts, LATEST).await
+    }
+
+    /// Offsets at `timestamp` (`LATEST`: log end, `EARLIEST`: log start), one ListOffsets request
+    /// per partition leader, all leaders at once.
+    async fn list_offsets(
+        &self,
+        parts: &[(String, i32, i32)],
+        timestamp: i64,
+    ) -> Result<Vec<((String, i32), i64)>, Failure> {
+        let what = if timestamp == EARLIEST { "earliest" } else { "latest" };
         let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
         for (topic, partition, leader) in parts {
             by_leader.entry(*leader).or_default().entry(topic.as_str()).or_default().push(*partition);
@@ -249,7 +299,7 @@ impl Cluster {
                                 .map(|p| {
                                     let mut lp = ListOffsetsPartition::default();
                                     lp.partition_index = *p;
-                                    lp.timestamp = -1; // latest
+                                    lp.timestamp = timestamp;
                                     lp
                                 })
                                 .collect();
@@ -267,7 +317,7 @@ impl Cluster {
                         if p.error_code != 0 {
                             return Err(self.code(
                                 &format!(
-                                    "latest offset of {}/{} from broker {addr}",
+                                    "{what} offset of {}/{} from broker {addr}",
                                     t.name.0.as_str(),
                                     p.partition_index
                                 ),
@@ -291,7 +341,7 @@ impl Cluster {
                 let key = (t.clone(), *p);
                 match latest.get(&key) {
                     Some(o) => Ok((key, *o)),
-                    None => Err(self.code(&format!("no latest offset returned for {t}/{p}"), 6)),
+                    None => Err(self.code(&format!("no {what} offset returned for {t}/{p}"), 6)),
                 }
             })
             .collect()

@@ -88,7 +88,7 @@ fn seed_parses_with_bare_booleans_once_credentials_are_given() {
     let m = &so.spec.triggers[0].metadata;
     let c = parse_config(&Params::new(0, "kafka", PARAMS, m, &ctx)).unwrap();
     assert_eq!(c.bootstrap_servers, ["kafka.svc:9092"]);
-    assert_eq!((c.group.as_str(), c.topic.as_deref()), ("my-group", Some("test-topic")));
+    assert_eq!((c.group.as_str(), c.topics.as_slice()), ("my-group", &["test-topic".to_owned()][..]));
     assert_eq!(c.partition_limitation.as_ref().map(ToString::to_string).as_deref(), Some("1,2,10-20,31"));
     let l = c.lag;
     assert_eq!(
@@ -123,7 +123,7 @@ fn defaults_and_metric_names() {
     let c = parse_pairs(&[("bootstrapServers", "k:9092"), ("consumerGroup", "orders-workers")]).unwrap();
     assert_eq!((c.lag.lag_threshold, c.activation_lag_threshold), (10, 0));
     assert_eq!(c.lag.offset_reset, OffsetResetPolicy::Latest);
-    assert!(c.topic.is_none() && c.security.tls.is_none() && c.security.sasl.is_none());
+    assert!(c.topics.is_empty() && c.security.tls.is_none() && c.security.sasl.is_none());
     assert_eq!(ebb_api::metric_name::with_index(2, &c.metric_part()), "s2-kafka-orders-workers-topics");
     let t = parse_pairs(&with(&[("topic", "app.events/v1")])).unwrap();
     assert_eq!(ebb_api::metric_name::with_index(0, &t.metric_part()), "s0-kafka-app-events-v1");

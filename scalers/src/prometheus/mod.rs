@@ -1,13 +1,16 @@
 //! The prometheus scaler: runs one PromQL instant query (`GET <serverAddress>/api/v1/query`) per
 //! measurement and serves its single value; target `threshold`, active above
 //! `activationThreshold`. Owns the trigger's parameters and their parsing; the authentication
-//! modes live in `auth`, the shared HTTP clients in `pool`, the request and its error mapping in
-//! `query`, and the pure decoding of Prometheus's answer in `response`.
+//! modes live in `auth`, AWS SigV4 signing for Amazon Managed Service for Prometheus (with
+//! `awsRegion`) in `sigv4`, the shared HTTP clients in `pool`, the request and its error mapping
+//! in `query`, and the pure decoding of Prometheus's answer in `response`. A `timeout` set on the
+//! trigger bounds its whole measurement, replacing the caller's default bound.
 
 pub mod auth;
 pub mod pool;
 pub mod query;
 pub mod response;
+pub mod sigv4;
 
 use std::fmt;
 use std::sync::Arc;
@@ -47,6 +50,13 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec::new("key", ParamKind::Text).secret(),
     ParamSpec::new("customAuthHeader", ParamKind::Text).secret(),
     ParamSpec::new("customAuthValue", ParamKind::Text).secret(),
+    // Amazon Managed Service for Prometheus: SigV4 (service aps) when awsRegion is set.
+    crate::aws::AWS_REGION,
+    crate::aws::IDENTITY_OWNER,
+    crate::aws::AWS_ROLE_ARN,
+    crate::aws::AWS_ACCESS_KEY_ID,
+    crate::aws::AWS_SECRET_ACCESS_KEY,
+    crate::aws::AWS_SESSION_TOKEN,
 ];
 
 /// A validated prometheus trigger. Its `Debug` form carries no credentials.
@@ -62,8 +72,14 @@ pub struct PrometheusConfig {
     pub custom_headers: Vec<(HeaderName, HeaderValue)>,
     pub ignore_null_values: bool,
     pub unsafe_ssl: bool,
+    /// Bound on one query: `timeout`, else [`DEFAULT_TIMEOUT`].
     pub timeout: Duration,
+    /// Whether `timeout` was set on the trigger; it then also replaces the caller's bound on a
+    /// measurement (see [`crate::Scaler::timeout`]), even when longer.
+    pub timeout_set: bool,
     pub auth: Auth,
+    /// AWS SigV4 signing (Amazon Managed Service for Prometheus), with `awsRegion`.
+    pub sigv4: Option<sigv4::SigV4Config>,
 }
 
 impl fmt::Debug for PrometheusConfig {
@@ -79,7 +95,9 @@ impl fmt::Debug for PrometheusConfig {
             .field("ignore_null_values", &self.ignore_null_values)
             .field("unsafe_ssl", &self.unsafe_ssl)
             .field("timeout", &self.timeout)
+            .field("timeout_set", &self.timeout_set)
             .field("auth", &self.auth)
+            .field("sigv4", &self.sigv4)
             .finish()
     }
 }
@@ -122,13 +140,25 @@ pub fn parse_config(p: &Params<'_>) -> Result<PrometheusConfig, ParseError> {
         }
         None => Vec::new(),
     };
-    let timeout = match p.text("timeout")? {
+    let (timeout, timeout_set) = match p.text("timeout")? {
         Some(raw) => {
-            parse_timeout(&raw).map_err(|m| p.error("timeout", ParseErrorKind::InvalidParameter, m))?
+            (parse_timeout(&raw).map_err(|m| p.error("timeout", ParseErrorKind::InvalidParameter, m))?, true)
         }
-        None => DEFAULT_TIMEOUT,
+        None => (DEFAULT_TIMEOUT, false),
     };
     let auth = auth::parse(p)?;
+    let sigv4 = sigv4::parse(p)?;
+    if sigv4.is_some()
+        && (!matches!(auth.credentials, auth::Credentials::None)
+            || auth.custom_header_name() == Some(&AUTHORIZATION))
+    {
+        return Err(p.error(
+            "awsRegion",
+            ParseErrorKind::InvalidParameter,
+            "awsRegion signs requests with AWS SigV4, which sets the Authorization header; it cannot be \
+             combined with authModes basic, bearer or a custom Authorization header",
+        ));
+    }
     if let Some(name) = auth.custom_header_name()
         && custom_headers.iter().any(|(h, _)| h == name)
     {
@@ -149,7 +179,9 @@ pub fn parse_config(p: &Params<'_>) -> Result<PrometheusConfig, ParseError> {
         ignore_null_values: p.required_bool("ignoreNullValues")?,
         unsafe_ssl: p.required_bool("unsafeSsl")?,
         timeout,
+        timeout_set,
         auth,
+        sigv4,
     })
 }
 
@@ -285,6 +317,9 @@ impl ScalerConfig for PrometheusConfig {
         if !self.auth.modes.is_empty() {
             let modes: Vec<&str> = self.auth.modes.iter().map(|m| m.as_str()).collect();
             s.push_str(&format!(" (auth: {})", modes.join(",")));
+        }
+        if let Some(aws) = &self.sigv4 {
+            s.push_str(&format!(" (AWS SigV4, region {}, {})", aws.region, aws.credentials.describe()));
         }
         s
     }

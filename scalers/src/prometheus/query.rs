@@ -17,6 +17,7 @@ use super::PrometheusConfig;
 use super::auth::Credentials;
 use super::pool;
 use super::response::{self, DecodeError, Decoded};
+use super::sigv4::{self, Signer};
 use crate::egress;
 use crate::error::ScalerError;
 use crate::scaler::{Measurement, Scaler};
@@ -30,6 +31,8 @@ pub struct PrometheusScaler {
     client: Arc<reqwest::Client>,
     server: String,
     secrets: Vec<String>,
+    /// With `awsRegion`: signs every query with AWS SigV4.
+    signer: Option<Signer>,
 }
 
 impl std::fmt::Debug for PrometheusScaler {
@@ -43,8 +46,10 @@ impl PrometheusScaler {
     pub fn new(config: PrometheusConfig) -> Result<Self, ScalerError> {
         let client = pool::client(&config.pool_key())?;
         let server = config.server_display();
-        let secrets = config.auth.secret_values();
-        Ok(Self { config, client, server, secrets })
+        let mut secrets = config.auth.secret_values();
+        secrets.extend(config.sigv4.iter().flat_map(|a| a.secret_values()));
+        let signer = config.sigv4.as_ref().map(Signer::new);
+        Ok(Self { config, client, server, secrets, signer })
     }
 
     /// The shared HTTP client this scaler uses.
@@ -64,7 +69,15 @@ impl PrometheusScaler {
             params.push(("namespace", ns));
         }
         params.extend(c.query_parameters.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let mut req = self.client.get(c.query_url()).query(&params).timeout(c.timeout);
+        let mut req = if self.signer.is_some() {
+            // Sent exactly as SigV4 canonicalizes it, so the signed and the sent query agree.
+            let mut url = c.query_url();
+            url.set_query(Some(&sigv4::encode_query(&params)));
+            self.client.get(url)
+        } else {
+            self.client.get(c.query_url()).query(&params)
+        };
+        req = req.timeout(c.timeout);
         for (k, v) in &c.custom_headers {
             req = req.header(k, v);
         }
@@ -76,7 +89,11 @@ impl PrometheusScaler {
         if let Some((k, v)) = &c.auth.custom {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e))?;
+        let mut request = req.build().map_err(|e| self.transport_error(&e))?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut request, &self.server).await?;
+        }
+        let resp = self.client.execute(request).await.map_err(|e| self.transport_error(&e))?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(self.redirect_error(&resp));
@@ -174,9 +191,17 @@ impl PrometheusScaler {
         let msg = format!("Prometheus at {} answered {status}{ct}: {text}", self.server);
         match status.as_u16() {
             400 => ScalerError::Config(format!("{msg} — the query was rejected")),
-            401 | 403 => {
-                ScalerError::Unauthorized(format!("{msg} — check authModes and the TriggerAuthentication"))
-            }
+            401 | 403 => match &sigv4_identity(self) {
+                Some((region, identity)) => ScalerError::Unauthorized(format!(
+                    "{msg} — the request was signed with AWS SigV4 (service {}, region {region}, {identity}); \
+                     check awsRegion, the AWS credentials in the TriggerAuthentication and the identity's \
+                     aps:QueryMetrics permission",
+                    sigv4::SERVICE
+                )),
+                None => ScalerError::Unauthorized(format!(
+                    "{msg} — check authModes and the TriggerAuthentication"
+                )),
+            },
             404 => ScalerError::NotFound(format!(
                 "{msg} — check serverAddress (the query API is <serverAddress>/api/v1/query)"
             )),
@@ -195,6 +220,11 @@ impl PrometheusScaler {
     fn scrub(&self, text: &str) -> String {
         self.secrets.iter().fold(text.to_owned(), |t, s| t.replace(s.as_str(), "<redacted>"))
     }
+}
+
+/// Region and identity description of a SigV4-signing trigger.
+fn sigv4_identity(s: &PrometheusScaler) -> Option<(String, String)> {
+    s.config.sigv4.as_ref().map(|a| (a.region.clone(), a.credentials.describe()))
 }
 
 /// The media type of a `Content-Type` header when it has the shape of one (`text/html`), so
@@ -239,5 +269,9 @@ impl Scaler for PrometheusScaler {
     async fn measure(&self, now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
         let v = self.value(now).await?;
         Ok(Measurement::from_value(v, self.config.activation_threshold))
+    }
+
+    fn timeout(&self) -> Option<std::time::Duration> {
+        self.config.timeout_set.then_some(self.config.timeout)
     }
 }

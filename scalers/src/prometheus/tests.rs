@@ -326,3 +326,51 @@ fn triggers_share_one_client_per_origin_and_tls_settings() {
     // The pool holds one client for pool-b: s1, s2 and this handle point at it.
     assert_eq!(Arc::strong_count(&c), 3, "{s1:?} {s2:?}");
 }
+
+const KEYS: &[(&str, &str)] =
+    &[("awsAccessKeyID", "AKIDPARSE"), ("awsSecretAccessKey", "secret-parse-value")];
+
+#[test]
+fn aws_region_turns_on_sigv4_with_the_trigger_identity() {
+    assert_eq!(parse_ok(&[], &[]).sigv4, None);
+    let c = parse_ok(&[("awsRegion", "us-east-1")], KEYS);
+    let aws = c.sigv4.as_ref().unwrap();
+    assert_eq!(aws.region, "us-east-1");
+    assert_eq!(aws.credentials.describe(), "static keys");
+    assert_eq!(
+        c.describe(),
+        "query \"sum(up)\" on http://prometheus:9090 (AWS SigV4, region us-east-1, static keys)"
+    );
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("secret-parse-value") && !debug.contains("AKIDPARSE"), "{debug}");
+
+    // podIdentity provider aws: the operator's identity (or the role it names).
+    let mut cx = ctx(&[]);
+    cx.pod_identity.insert(
+        0,
+        serde_json::from_value(
+            serde_json::json!({"provider": "aws", "roleArn": "arn:aws:iam::123456789012:role/amp-reader"}),
+        )
+        .unwrap(),
+    );
+    let m = with(&[("awsRegion", "us-west-2")]);
+    let c = parse_config(&Params::new(0, "prometheus", PARAMS, &m, &cx)).unwrap();
+    assert_eq!(
+        c.sigv4.unwrap().credentials.describe(),
+        "role arn:aws:iam::123456789012:role/amp-reader assumed with ebb's own AWS identity"
+    );
+}
+
+#[test]
+fn aws_settings_that_cannot_work_are_rejected() {
+    let e = parse_err(&[], KEYS);
+    assert!(e.contains("awsRegion") && e.contains("set awsRegion to the workspace's region"), "{e}");
+    let e = parse_err(&[("awsRegion", "us-east-1")], &[]);
+    assert!(e.contains("no AWS credentials"), "{e}");
+    let e = parse_err(&[("awsRegion", "Frankfurt")], KEYS);
+    assert!(e.contains("expected an AWS region"), "{e}");
+    let auth = [KEYS, &[("username", "u"), ("password", "p")]].concat();
+    let e = parse_err(&[("awsRegion", "us-east-1"), ("authModes", "basic")], &auth);
+    assert!(e.contains("cannot be combined with authModes basic"), "{e}");
+    assert!(!e.contains("secret-parse-value"), "{e}");
+}

@@ -5,12 +5,12 @@
 //! warnings for settings that have no effect or pause flags that are not booleans (read with
 //! the shared parser, `ebb_api::annotations`, as the operator reads them).
 
+use ebb_api::ScaledObject;
 use ebb_api::annotations;
 use ebb_api::constants::{
     ANNOTATION_HPA_OWNERSHIP_VALIDATION, ANNOTATION_PAUSED, ANNOTATION_PAUSED_SCALE_IN,
     ANNOTATION_PAUSED_SCALE_OUT, ANNOTATION_TRANSFER_HPA_OWNERSHIP,
 };
-use ebb_api::{MetricTargetType, ScaledObject};
 use ebb_scalers::{Location, ParseContext, ParseError, ParseErrorKind, registry};
 
 use super::{Finding, Verdict};
@@ -56,8 +56,6 @@ pub fn evaluate(so: &ScaledObject, ns: &str, index: &Snapshot, workload: &Worklo
     v.deny(denials);
     v.warn(warnings);
     v.deny(scaling_modifiers(so));
-    v.deny(resource_triggers_not_cached(so));
-    v.deny(resource_only_needs_min_replicas(so));
     let (denials, warnings) = resource_requests(so, workload);
     v.deny(denials);
     v.warn(warnings);
@@ -100,7 +98,7 @@ pub fn spec_and_triggers(so: &ScaledObject) -> (Vec<Finding>, Vec<String>) {
         Err(errors) => {
             let mut denials = Vec::new();
             let mut warnings = Vec::new();
-            for e in errors {
+            for e in errors.into_iter().filter(|e| !is_modifiers_error(e)) {
                 match judge(so, &e) {
                     Judgement::Deny(reason) => denials.push(Finding::new(reason, e.to_string())),
                     Judgement::Warn => warnings.push(format!("{e}; admitted: {WARNED_CONSEQUENCE}")),
@@ -151,76 +149,20 @@ pub(super) fn judge(so: &ScaledObject, e: &ParseError) -> Judgement {
     Judgement::Deny(reason::INVALID_TRIGGER)
 }
 
-/// `advanced.scalingModifiers`: a formula needs a numeric target; Utilization is not a
-/// composite metric type.
+/// `advanced.scalingModifiers` (and `fallback.behavior: scalingModifiers`), through the shared
+/// parser's rules (`ebb_scalers::validate::modifiers`): a formula needs a numeric target, every
+/// variable must be a trigger name, unsupported syntax is named with its character offset;
+/// Utilization is not a composite metric type. Reported under their own reason, so
+/// [`spec_and_triggers`] leaves them out.
 pub fn scaling_modifiers(so: &ScaledObject) -> Vec<Finding> {
-    let Some(m) = so.spec.advanced.as_ref().and_then(|a| a.scaling_modifiers.as_ref()) else {
-        return Vec::new();
-    };
-    let path = "spec.advanced.scalingModifiers";
-    let f = |m: String| Finding::new(reason::SCALING_MODIFIERS, m);
-    let formula = m.formula.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let target = m.target.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let mut out = Vec::new();
-    let configured = target.is_some() || m.activation_target.is_some() || m.metric_type.is_some();
-    if formula.is_none() {
-        if configured {
-            out.push(f(format!(
-                "{path}.formula: required when scalingModifiers sets a target or metricType"
-            )));
-        }
-        return out;
-    }
-    match target.map(str::parse::<f64>) {
-        None => out.push(f(format!("{path}.target: required with a formula"))),
-        Some(Ok(t)) if t.is_finite() && t > 0.0 => {}
-        Some(_) => out.push(f(format!(
-            "{path}.target: expected a number > 0, found {:?}",
-            m.target.as_deref().unwrap_or_default()
-        ))),
-    }
-    if let Some(a) = m.activation_target.as_deref().map(str::trim).filter(|s| !s.is_empty())
-        && !a.parse::<f64>().is_ok_and(|a| a.is_finite() && a >= 0.0)
-    {
-        out.push(f(format!("{path}.activationTarget: expected a number ≥ 0, found {a:?}")));
-    }
-    if m.metric_type == Some(MetricTargetType::Utilization) {
-        out.push(f(format!("{path}.metricType: Utilization is not allowed; use AverageValue or Value")));
-    }
-    out
-}
-
-/// `useCachedMetrics` is meaningless on cpu/memory triggers (the parser reports it for the
-/// other types that do not allow it).
-pub fn resource_triggers_not_cached(so: &ScaledObject) -> Vec<Finding> {
-    so.spec
-        .triggers
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.use_cached_metrics && is_resource_trigger(&t.type_))
-        .map(|(i, t)| {
-            Finding::new(
-                reason::RESOURCE_TRIGGER,
-                format!(
-                    "spec.triggers[{i}] ({}): useCachedMetrics is not supported for {} triggers",
-                    t.type_, t.type_
-                ),
-            )
-        })
+    ebb_scalers::validate::modifiers::errors(so)
+        .into_iter()
+        .map(|e| Finding::new(reason::SCALING_MODIFIERS, e.to_string()))
         .collect()
 }
 
-/// Only cpu/memory triggers and minReplicaCount 0: the workload could never come back from zero.
-pub fn resource_only_needs_min_replicas(so: &ScaledObject) -> Vec<Finding> {
-    let t = &so.spec.triggers;
-    if !t.is_empty() && t.iter().all(|t| is_resource_trigger(&t.type_)) && so.spec.min_replicas() == 0 {
-        vec![Finding::new(
-            reason::RESOURCE_TRIGGER,
-            "spec.minReplicaCount: with only cpu/memory triggers the workload cannot scale from zero; set minReplicaCount ≥ 1 or add another trigger",
-        )]
-    } else {
-        Vec::new()
-    }
+fn is_modifiers_error(e: &ParseError) -> bool {
+    matches!(&e.location, Location::Spec(p) if ebb_scalers::validate::modifiers::is_modifiers_path(p))
 }
 
 /// A cpu (memory) trigger needs a cpu (memory) request on every container it measures

@@ -37,6 +37,13 @@ pub(super) fn cron() -> Value {
     json!({"type": "cron", "metadata": {"timezone": "UTC", "start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "desiredReplicas": "2"}})
 }
 
+/// The valid cron trigger, named `name` (a formula variable).
+pub(super) fn named_cron(name: &str) -> Value {
+    let mut t = cron();
+    t["name"] = json!(name);
+    t
+}
+
 /// `app` in `ns` on Deployment `web`, one valid cron trigger; `spec` and `meta` are merged in.
 pub(super) fn so(spec: Value, meta: Value) -> ScaledObject {
     let mut v = json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
@@ -84,6 +91,27 @@ fn scaled_object_rules() {
     let long = "x".repeat(64);
     let rows: Vec<(&str, Value, Value, Want, Option<&str>)> = vec![
         ("valid", json!({}), json!({}), Want::Allowed, None),
+        (
+            "cpu beside cron scales to zero",
+            json!({"triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}, cron()]}),
+            json!({}),
+            Want::Allowed,
+            Some("not checked"),
+        ),
+        (
+            "memory only with min 1",
+            json!({"minReplicaCount": 1, "triggers": [{"type": "memory", "metricType": "AverageValue", "metadata": {"value": "512Mi", "containerName": "app"}}]}),
+            json!({}),
+            Want::Allowed,
+            Some("not checked"),
+        ),
+        (
+            "cpu metricType Value",
+            json!({"minReplicaCount": 1, "triggers": [{"type": "cpu", "metricType": "Value", "metadata": {"value": "50"}}]}),
+            json!({}),
+            Want::Denied(reason::INVALID_TRIGGER, "metricType Value is not allowed for cpu triggers"),
+            Some("not checked"),
+        ),
         (
             "min > max",
             json!({"minReplicaCount": 6}),
@@ -151,7 +179,7 @@ fn scaled_object_rules() {
             json!({"minReplicaCount": 1, "triggers": [cron(), {"type": "cpu", "useCachedMetrics": true, "metadata": {"value": "50"}}]}),
             json!({}),
             Want::Denied(
-                reason::RESOURCE_TRIGGER,
+                reason::INVALID_TRIGGER,
                 "spec.triggers[1] (cpu): useCachedMetrics is not supported for cpu triggers",
             ),
             Some("not checked"),
@@ -160,7 +188,7 @@ fn scaled_object_rules() {
             "only cpu/memory with min 0",
             json!({"triggers": [{"type": "memory", "metadata": {"value": "50"}}]}),
             json!({}),
-            Want::Denied(reason::RESOURCE_TRIGGER, "cannot scale from zero"),
+            Want::Denied(reason::INVALID_SPEC, "cannot scale from zero"),
             Some("not checked"),
         ),
         (
@@ -287,9 +315,36 @@ fn scaled_object_rules() {
         ),
         (
             "good modifiers",
-            json!({"advanced": {"scalingModifiers": {"formula": "a", "target": "2", "activationTarget": "0.5"}}}),
+            json!({"advanced": {"scalingModifiers": {"formula": "a", "target": "2", "activationTarget": "0.5"}},
+                   "triggers": [named_cron("a")]}),
             json!({}),
             Want::Allowed,
+            None,
+        ),
+        (
+            "formula with unsupported syntax",
+            json!({"advanced": {"scalingModifiers": {"formula": "a + count([a], {# > 1})", "target": "2"}},
+                   "triggers": [named_cron("a")]}),
+            json!({}),
+            Want::Denied(
+                reason::SCALING_MODIFIERS,
+                "unsupported function \"count\"; supported: min, max, abs, round, floor, ceil (at character 4)",
+            ),
+            None,
+        ),
+        (
+            "formula naming no trigger",
+            json!({"advanced": {"scalingModifiers": {"formula": "a + b", "target": "2"}},
+                   "triggers": [named_cron("a")]}),
+            json!({}),
+            Want::Denied(reason::SCALING_MODIFIERS, "unknown name \"b\" (at character 4)"),
+            None,
+        ),
+        (
+            "scalingModifiers fallback without a formula",
+            json!({"fallback": {"failureThreshold": 3, "replicas": 2, "behavior": "scalingModifiers"}}),
+            json!({}),
+            Want::Denied(reason::SCALING_MODIFIERS, "spec.fallback.behavior: scalingModifiers needs"),
             None,
         ),
         (

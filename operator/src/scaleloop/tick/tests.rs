@@ -69,6 +69,7 @@ fn settled() -> Value {
              "lastTransitionTime": "2025-01-01T11:00:00Z"},
         ],
         "health": {METRIC: {"numberOfFailures": 0, "status": "Happy"}},
+        "triggersActivity": {METRIC: {"isActive": false}},
     })
 }
 
@@ -354,6 +355,7 @@ fn tick_effects_follow_keda() {
             previous: &previous,
             unwritten: case.unwritten,
             now: now(),
+            composite_active: None,
         };
         let got = plan(&input);
         let name = case.name;
@@ -398,6 +400,7 @@ fn the_scale_write_carries_the_decision_and_the_log_values() {
         previous: &previous,
         unwritten: false,
         now: now(),
+        composite_active: None,
     });
     let w = got.scale.clone().unwrap();
     assert_eq!(w.reason, "active: scaling 0 → 1");
@@ -418,6 +421,7 @@ fn failed_triggers_name_their_metric_and_error_and_ready_says_why() {
         previous: &previous,
         unwritten: false,
         now: now(),
+        composite_active: None,
     });
     assert_eq!(got.failed, [(METRIC.to_owned(), "no answer within 3s".to_owned())]);
     let ready = got.status.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
@@ -439,4 +443,29 @@ fn condition_timestamps_alone_are_no_change() {
     assert!(same_status(&a, &b));
     b.conditions[0].status = "False".into();
     assert!(!same_status(&a, &b));
+}
+
+#[test]
+fn only_cpu_memory_triggers_are_always_active() {
+    // KEDA: an object whose triggers are all cpu/memory is active; the HPA scales it between
+    // minReplicaCount (≥ 1) and maxReplicaCount, and nothing is polled.
+    let mut so = so(json!({"minReplicaCount": 1, "maxReplicaCount": 10}), json!({}));
+    so.spec.triggers = serde_json::from_value(
+        json!([{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "50"}}]),
+    )
+    .unwrap();
+    let previous = status(settled());
+    let got = plan(&TickInput {
+        so: &so,
+        measured: &[],
+        current: Some(1),
+        previous: &previous,
+        unwritten: false,
+        now: now(),
+        composite_active: None,
+    });
+    assert!(got.active);
+    assert!(got.scale.is_none());
+    let active = got.status.conditions.iter().find(|c| c.type_ == "Active").unwrap();
+    assert_eq!(active.status, "True");
 }

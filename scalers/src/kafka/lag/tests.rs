@@ -5,8 +5,13 @@
 use super::*;
 
 fn offsets() -> Vec<PartitionOffsets> {
-    let p =
-        |partition, latest, committed| PartitionOffsets { topic: "t".into(), partition, latest, committed };
+    let p = |partition, latest, committed| PartitionOffsets {
+        topic: "t".into(),
+        partition,
+        latest,
+        committed,
+        log_start: None,
+    };
     vec![p(0, 10, Some(4)), p(1, 7, None), p(2, 25, Some(5))]
 }
 
@@ -18,6 +23,7 @@ fn opts(threshold: i64) -> LagOptions {
         allow_idle_consumers: false,
         limit_to_partitions_with_lag: false,
         exclude_persistent_lag: false,
+        even_distribution: false,
     }
 }
 
@@ -96,7 +102,13 @@ fn persistent_lag_is_excluded_from_the_value_but_not_from_activation() {
 fn partition_lag_edge_cases() {
     let o = opts(10);
     let none = PreviousOffsets::default();
-    let part = |latest, committed| PartitionOffsets { topic: "t".into(), partition: 0, latest, committed };
+    let part = |latest, committed| PartitionOffsets {
+        topic: "t".into(),
+        partition: 0,
+        latest,
+        committed,
+        log_start: None,
+    };
     // Committed beyond the latest offset (topic truncated or recreated) is no lag, not negative.
     assert_eq!(partition_lag(&part(3, Some(9)), &o, &none).lag, 0);
     // Earliest on an empty partition without a commit: 0.
@@ -106,4 +118,91 @@ fn partition_lag_edge_cases() {
     // No partitions: 0, not capped.
     let (t, _) = total_lag(&[], &o, &none);
     assert_eq!((t.value, t.capped, t.partitions), (0, false, 0));
+}
+
+#[test]
+fn earliest_counts_only_retained_records_of_uncommitted_partitions() {
+    // KEDA: with offsetResetPolicy earliest and no committed offset, lag = log end − log start
+    // (records removed by retention cannot be consumed). Unknown log start → log end.
+    let e = LagOptions { offset_reset: OffsetResetPolicy::Earliest, allow_idle_consumers: true, ..opts(10) };
+    let none = PreviousOffsets::default();
+    let part = |latest, log_start| PartitionOffsets {
+        topic: "t".into(),
+        partition: 0,
+        latest,
+        committed: None,
+        log_start,
+    };
+    // (log end, log start, lag)
+    let cases: &[(i64, Option<i64>, i64)] = &[
+        (7, Some(0), 7),
+        (7, Some(3), 4),
+        (100, Some(100), 0), // every record expired: nothing to consume
+        (7, None, 7),        // log start not read: the whole log end
+        (7, Some(9), 0),     // inconsistent answer: never negative
+    ];
+    for (latest, log_start, lag) in cases {
+        let l = partition_lag(&part(*latest, *log_start), &e, &none);
+        assert_eq!((l.lag, l.lag_with_persistent), (*lag, *lag), "log end {latest}, log start {log_start:?}");
+    }
+    // A committed offset ignores the log start; scaleToZeroOnInvalidOffset still gives 0.
+    let committed = PartitionOffsets { committed: Some(5), ..part(7, Some(3)) };
+    assert_eq!(partition_lag(&committed, &e, &none).lag, 2);
+    let s2z = LagOptions { scale_to_zero_on_invalid_offset: true, ..e };
+    assert_eq!(partition_lag(&part(7, Some(3)), &s2z, &none).lag, 0);
+    // The fixture with p1's log start at 3: 6 + 4 + 20.
+    let mut parts = offsets();
+    parts[1].log_start = Some(3);
+    assert_eq!(total_lag(&parts, &e, &none).0.value, 30);
+}
+
+#[test]
+fn even_distribution_rounds_replicas_up_to_a_factor_of_the_partitions() {
+    // KEDA docs, ensureEvenDistributionOfPartitions: 10 partitions, lagThreshold 10 → consumers
+    // 1, 2, 5 or 10: lag 1–10 → 1, 11–20 → 2, 21–50 → 5, above 50 → 10. The value served is
+    // replicas × threshold, so the HPA (ceil(value / threshold)) lands on exactly that factor.
+    let o = LagOptions { even_distribution: true, ..opts(10) };
+    let none = PreviousOffsets::default();
+    let ten = |lag_each: &[i64]| -> Vec<PartitionOffsets> {
+        (0..10)
+            .map(|i| PartitionOffsets {
+                topic: "t".into(),
+                partition: i,
+                latest: 100 + lag_each.get(i as usize).copied().unwrap_or(0),
+                committed: Some(100),
+                log_start: None,
+            })
+            .collect()
+    };
+    // (total lag, replicas the HPA computes)
+    let cases: &[(i64, i64)] = &[
+        (0, 0),
+        (1, 1),
+        (10, 1),
+        (11, 2),
+        (20, 2),
+        (21, 5),
+        (35, 5),
+        (50, 5),
+        (51, 10),
+        (99, 10),
+        (100, 10),
+    ];
+    for (lag, replicas) in cases {
+        let (t, _) = total_lag(&ten(&[*lag]), &o, &none);
+        assert_eq!(t.value, replicas * 10, "lag {lag}");
+        assert_eq!(t.activation_lag, *lag, "activation sees the raw lag");
+    }
+    // Above partitions × threshold: the cap keeps 10 replicas (10 is a factor of itself).
+    assert_eq!(total_lag(&ten(&[500]), &o, &none).0.value, 100);
+    // allowIdleConsumers lifts the cap, and the rounding stops at the partition count as KEDA's
+    // does (no factor above it).
+    let idle = LagOptions { allow_idle_consumers: true, ..o };
+    assert_eq!(total_lag(&ten(&[500]), &idle, &none).0.value, 100);
+    // A prime partition count: 1 or all. 3 partitions (the fixture), threshold 10, lag 27 → 3.
+    assert_eq!(total_lag(&offsets(), &o, &none).0.value, 30);
+    let small = LagOptions { even_distribution: true, ..opts(100) };
+    assert_eq!(total_lag(&offsets(), &small, &none).0.value, 100, "lag 27 ≤ 1 × 100 → 1 replica");
+    // Off: unchanged.
+    assert_eq!(total_lag(&ten(&[35]), &opts(10), &none).0.value, 35);
 }

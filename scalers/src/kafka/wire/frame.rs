@@ -21,31 +21,72 @@ pub const BUDGET: usize = 64 << 20;
 /// Bytes read per step while a body arrives.
 const CHUNK: usize = 64 << 10;
 
-static HELD: AtomicUsize = AtomicUsize::new(0);
+/// A pool of bytes that shares are taken from: the process-wide one is [`BUDGET`] bytes.
+#[derive(Debug)]
+pub struct Pool {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl Pool {
+    /// An empty pool of `limit` bytes.
+    pub const fn new(limit: usize) -> Self {
+        Self { held: AtomicUsize::new(0), limit }
+    }
+
+    /// Bytes currently held against this pool.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+}
+
+/// The process-wide pool every connection reads into.
+static PROCESS: Pool = Pool::new(BUDGET);
 
 /// Bytes currently held against `BUDGET` by every connection.
 pub fn held() -> usize {
-    HELD.load(Ordering::Relaxed)
+    PROCESS.held()
 }
 
-/// A share of `BUDGET`, given back when dropped.
-#[derive(Debug, Default)]
-pub struct Share(usize);
+/// A share of a pool (the process-wide one unless made with [`Share::of`]), given back when
+/// dropped.
+#[derive(Debug)]
+pub struct Share {
+    bytes: usize,
+    pool: &'static Pool,
+}
+
+impl Default for Share {
+    fn default() -> Self {
+        Self::of(&PROCESS)
+    }
+}
 
 impl Share {
-    /// Takes `n` more bytes of the budget; on refusal returns the bytes held process-wide.
+    /// An empty share of `pool`.
+    pub fn of(pool: &'static Pool) -> Self {
+        Self { bytes: 0, pool }
+    }
+
+    /// Bytes this share holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Takes `n` more bytes of the pool; on refusal returns the bytes held in the pool.
     pub fn grow(&mut self, n: usize) -> Result<(), usize> {
-        HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
-            h.checked_add(n).filter(|t| *t <= BUDGET)
+        let limit = self.pool.limit;
+        self.pool.held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+            h.checked_add(n).filter(|t| *t <= limit)
         })?;
-        self.0 += n;
+        self.bytes += n;
         Ok(())
     }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
-        HELD.fetch_sub(self.0, Ordering::AcqRel);
+        self.pool.held.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -100,14 +141,17 @@ mod tests {
     async fn reads_frames_in_steps_and_gives_the_budget_back() {
         let mut wire = (200_000u32).to_be_bytes().to_vec();
         wire.extend((0..200_000u32).map(|i| i as u8));
-        let before = held();
-        let mut share = Share::default();
+        // A pool of this test's own: other tests reading frames at the same time take from the
+        // process-wide one and cannot disturb the figures.
+        static POOL: Pool = Pool::new(BUDGET);
+        let mut share = Share::of(&POOL);
         let body = read(&mut wire.as_slice(), MAX_FRAME, &mut share).await.unwrap();
         assert_eq!(body.len(), 200_000);
         assert_eq!(body[199_999], (199_999u32) as u8);
-        assert!(share.0 >= 200_000 && share.0 < 400_000, "{}", share.0);
+        assert!(share.bytes() >= 200_000 && share.bytes() < 400_000, "{}", share.bytes());
+        assert_eq!(POOL.held(), share.bytes());
         drop(share);
-        assert!(held() <= before, "{} > {before}", held());
+        assert_eq!(POOL.held(), 0);
     }
 
     #[tokio::test]

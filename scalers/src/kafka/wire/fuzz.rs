@@ -114,6 +114,8 @@ pub fn feed(data: &[u8]) -> Result<(), WireError> {
         mechanism,
         username: "user".to_owned(),
         password: "password".to_owned(),
+        msk_iam: None,
+        oauth: None,
     });
     futures::executor::block_on(exchange(Replay::new(rest), sasl.as_ref()))
 }

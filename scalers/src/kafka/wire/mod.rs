@@ -11,6 +11,8 @@
 pub mod calls;
 pub mod frame;
 pub mod fuzz;
+pub mod msk_iam;
+pub mod oauth;
 pub mod sasl;
 pub mod schema;
 pub mod schemas;

@@ -1,14 +1,22 @@
 //! SASL on a freshly opened connection: SaslHandshake names the mechanism, then
-//! SaslAuthenticate carries PLAIN's single message or SCRAM's two round trips. Refusals become
+//! SaslAuthenticate carries PLAIN's single message, SCRAM's two round trips, or OAUTHBEARER's
+//! RFC 7628 initial response with an OAuth2 token (`bearer`, from the token endpoint or its
+//! cache, with the SASL extensions) or an AWS MSK IAM token signed at connect time. Refusals become
 //! `WireError::Auth` with the broker's reason; credentials never appear in messages.
 
 use bytes::Bytes;
 use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
 use kafka_protocol::protocol::StrBytes;
 
+use std::time::SystemTime;
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::ProvideCredentials;
+
 use super::scram::{ScramClient, quote_peer};
-use super::{Connection, WireError};
-use crate::kafka::config::{SaslMechanism, SaslSettings};
+use super::{Connection, WireError, msk_iam, oauth};
+use crate::aws::{AwsClients, AwsCredentials, ClientKey};
+use crate::kafka::config::{MskIam, SaslMechanism, SaslSettings};
 
 /// Authenticates `conn` with `sasl`. A broker that drops the connection instead of answering
 /// (some do on an unknown mechanism or user) is reported as a refusal, not as a network fault.
@@ -53,8 +61,70 @@ async fn run(conn: &mut Connection, sasl: &SaslSettings) -> Result<(), WireError
                 .map_err(|_| refused("server-final message is not UTF-8".into()))?;
             client.verify_server_final(&server_final).map_err(refused)?;
         }
+        SaslMechanism::OAuthBearer => {
+            let refused = |e: String| WireError::Auth(format!("{addr}: SASL {mech}: {e}"));
+            let first = match (&sasl.oauth, &sasl.msk_iam) {
+                (Some(o), _) => {
+                    let token = oauth::token(o, sasl).await.map_err(refused)?;
+                    oauth::initial_response(&token, &o.extensions)
+                }
+                (None, Some(msk)) => {
+                    let creds = msk_credentials(msk).await.map_err(refused)?;
+                    let token = msk_iam::token(&msk.region, &creds, SystemTime::now()).map_err(refused)?;
+                    msk_iam::initial_response(&token)
+                }
+                (None, None) => return Err(refused("no token provider configured".into())),
+            };
+            let challenge = match exchange(conn, mech, first).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(o) = &sasl.oauth {
+                        oauth::forget(o, sasl);
+                    }
+                    return Err(e);
+                }
+            };
+            if !challenge.is_empty() {
+                // RFC 7628 §3.2.2: a refusal comes as a JSON error challenge; the client answers
+                // with a lone 0x01 and the server then fails the exchange.
+                let status = quote_peer(&String::from_utf8_lossy(&challenge));
+                let _ = exchange(conn, mech, vec![0x01]).await;
+                if let Some(o) = &sasl.oauth {
+                    oauth::forget(o, sasl);
+                }
+                return Err(WireError::Auth(format!(
+                    "{addr}: the broker refused the SASL {mech} token: {status}"
+                )));
+            }
+        }
     }
     Ok(())
+}
+
+/// The identity that signs the MSK IAM token: static keys as given, otherwise the AWS SDK's
+/// provider for the identity (ebb's own chain, or a role assumed through STS), which caches.
+async fn msk_credentials(msk: &MskIam) -> Result<Credentials, String> {
+    if let AwsCredentials::Static { access_key_id, secret_access_key, session_token } = &msk.credentials {
+        return Ok(Credentials::new(
+            access_key_id.expose(),
+            secret_access_key.expose(),
+            session_token.as_ref().map(|t| t.expose().to_owned()),
+            None,
+            "ebb-trigger-authentication",
+        ));
+    }
+    let clients = AwsClients::shared(ClientKey {
+        region: msk.region.clone(),
+        endpoint: None,
+        credentials: msk.credentials.clone(),
+    });
+    let provider = clients
+        .credentials_provider()
+        .await
+        .ok_or_else(|| format!("no AWS credentials provider for {}", msk.credentials.describe()))?;
+    provider.provide_credentials().await.map_err(|e| {
+        format!("cannot obtain AWS credentials ({}) for the MSK IAM token: {e}", msk.credentials.describe())
+    })
 }
 
 async fn exchange(conn: &mut Connection, mech: &str, bytes: Vec<u8>) -> Result<Bytes, WireError> {

@@ -1,0 +1,325 @@
+//! The `external` and `external-push` scalers: KEDA's external scaler protocol (gRPC service
+//! `externalscaler.ExternalScaler`, see [`proto`]). Owns the triggers' parameters and their
+//! parsing, and the measurement: `GetMetricSpec` gives the metric name and target size,
+//! `GetMetrics` the value (summed over the values returned), `IsActive` the activity. The HPA
+//! is written without contacting the scaler, so its target is fixed at 1 and the served value is
+//! the scaler's value divided by its target size (the same replica count). `external-push` also
+//! keeps a `StreamIsActive` stream open ([`push`]); each pushed activity wakes the object's
+//! scale loop at once and is that tick's activity.
+
+pub mod client;
+pub mod proto;
+pub mod push;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::error::{ParseError, ParseErrorKind, ScalerError};
+use crate::kafka::config::TlsSettings;
+use crate::params::{PASS_THROUGH, ParamKind, ParamSpec, Params};
+use crate::scaler::{DEFAULT_TIMEOUT, Measurement, Scaler};
+use crate::trigger::ScalerConfig;
+use client::{Client, Dial};
+use proto::ScaledObjectRef;
+
+/// Parameters of both triggers; every metadata key is also passed to the scaler.
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec::new("scalerAddress", ParamKind::Text).required(),
+    ParamSpec::new("caCert", ParamKind::Text).from_auth(),
+    ParamSpec::new("tlsClientCert", ParamKind::Text).from_auth(),
+    ParamSpec::new("tlsClientKey", ParamKind::Text).secret(),
+    ParamSpec::new("tlsCertFile", ParamKind::Text),
+    ParamSpec::new("enableTLS", ParamKind::Bool).default("false"),
+    ParamSpec::new("unsafeSsl", ParamKind::Bool).default("false"),
+    ParamSpec::new(PASS_THROUGH, ParamKind::Text),
+];
+
+/// Most metric values summed from one `GetMetrics` answer.
+pub const MAX_METRIC_VALUES: usize = 100;
+/// Longest metric name taken from the scaler.
+pub const MAX_METRIC_NAME: usize = 253;
+/// Most metadata entries passed to the scaler.
+pub const MAX_METADATA: usize = 256;
+
+/// A validated external trigger. Debug shows no key.
+#[derive(Clone)]
+pub struct ExternalConfig {
+    /// `external-push` when true.
+    pub push: bool,
+    /// `host:port`.
+    pub address: String,
+    pub tls: Option<TlsSettings>,
+    /// The trigger's metadata, sent as `ScaledObjectRef.scalerMetadata`.
+    pub metadata: HashMap<String, String>,
+}
+
+impl fmt::Debug for ExternalConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExternalConfig")
+            .field("push", &self.push)
+            .field("address", &self.address)
+            .field("tls", &self.tls)
+            .field("metadata", &self.metadata.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clone for TlsSettings {
+    fn clone(&self) -> Self {
+        Self {
+            ca: self.ca.clone(),
+            client: self.client.as_ref().map(|(c, k)| (c.clone(), k.clone_key())),
+            unsafe_ssl: self.unsafe_ssl,
+        }
+    }
+}
+
+/// Registry entry point for `external`.
+pub fn parse(p: &Params<'_>) -> Result<Arc<dyn ScalerConfig>, ParseError> {
+    Ok(Arc::new(parse_config(p, false)?))
+}
+
+/// Registry entry point for `external-push`.
+pub fn parse_push(p: &Params<'_>) -> Result<Arc<dyn ScalerConfig>, ParseError> {
+    Ok(Arc::new(parse_config(p, true)?))
+}
+
+fn invalid(p: &Params<'_>, name: &str, m: impl Into<String>) -> ParseError {
+    p.error(name, ParseErrorKind::InvalidParameter, m)
+}
+
+/// Parses and validates every parameter (pure: no I/O).
+pub fn parse_config(p: &Params<'_>, push: bool) -> Result<ExternalConfig, ParseError> {
+    let address = p.required_text("scalerAddress")?.trim().to_owned();
+    check_address(&address).map_err(|m| invalid(p, "scalerAddress", m))?;
+    if p.text("tlsCertFile")?.is_some() {
+        return Err(invalid(
+            p,
+            "tlsCertFile",
+            "files of the operator's file system are not read; put the CA certificate (PEM) in caCert, from a TriggerAuthentication",
+        ));
+    }
+    let ca = match p.text("caCert")? {
+        None => None,
+        Some(pem) => Some(certs(p, "caCert", &pem)?),
+    };
+    let client = match (p.text("tlsClientCert")?, p.text("tlsClientKey")?) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(p, "tlsClientKey", "tlsClientCert is set, so tlsClientKey must be set too"));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(p, "tlsClientCert", "tlsClientKey is set, so tlsClientCert must be set too"));
+        }
+        (Some(cert), Some(key)) => {
+            let chain = certs(p, "tlsClientCert", &cert)?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|_| invalid(p, "tlsClientKey", "not a PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
+            Some((chain, key))
+        }
+    };
+    let unsafe_ssl = p.required_bool("unsafeSsl")?;
+    let enable = p.required_bool("enableTLS")?;
+    let tls = (enable || ca.is_some() || client.is_some()).then_some(TlsSettings { ca, client, unsafe_ssl });
+    if let Some(t) = &tls {
+        crate::kafka::wire::tls::client_config(t, false).map_err(|e| invalid(p, "tlsClientCert", e))?;
+        crate::kafka::wire::tls::server_name(&address).map_err(|e| invalid(p, "scalerAddress", e))?;
+    }
+    let metadata: HashMap<String, String> = p
+        .metadata()
+        // A credential written in metadata is ignored (and warned about), not passed on.
+        .filter(|(k, _)| !PARAMS.iter().any(|s| s.secret && s.name == *k))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .take(MAX_METADATA + 1)
+        .collect();
+    if metadata.len() > MAX_METADATA {
+        return Err(p.trigger_error(format!("more than {MAX_METADATA} metadata entries")));
+    }
+    Ok(ExternalConfig { push, address, tls, metadata })
+}
+
+fn certs(p: &Params<'_>, name: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ParseError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid(p, name, "not valid PEM"))?;
+    if certs.is_empty() {
+        return Err(invalid(p, name, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
+    }
+    Ok(certs)
+}
+
+/// `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port.
+pub fn check_address(a: &str) -> Result<(), String> {
+    let shape = "expected host:port, such as \"external-scaler.default.svc:8080\"";
+    let (host, port) = a.rsplit_once(':').ok_or_else(|| format!("{shape}: no port"))?;
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{shape}: the port is not a number from 1 to 65535"));
+    }
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    let ok = match bare {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+        }
+    };
+    if !ok {
+        return Err(format!("{shape}: the host is not a DNS name or an IP address"));
+    }
+    Ok(())
+}
+
+/// Printable, one line, at most `max` characters: for text the scaler controls.
+pub fn sanitize(s: &str, max: usize) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(max).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+impl ExternalConfig {
+    fn dial(&self, system_roots: bool) -> Result<Dial, ScalerError> {
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => {
+                let mut c = (*crate::kafka::wire::tls::client_config(t, system_roots)
+                    .map_err(ScalerError::Config)?)
+                .clone();
+                c.alpn_protocols = vec![b"h2".to_vec()];
+                Some(Arc::new(c))
+            }
+        };
+        Ok(Dial { address: self.address.clone(), tls })
+    }
+}
+
+impl ScalerConfig for ExternalConfig {
+    fn metric_part(&self) -> String {
+        if self.push { "external-push".to_owned() } else { "external".to_owned() }
+    }
+    fn target(&self) -> f64 {
+        1.0
+    }
+    fn activation_target(&self) -> f64 {
+        0.0
+    }
+    fn build(&self) -> Result<Arc<dyn Scaler>, ScalerError> {
+        Ok(Arc::new(ExternalScaler {
+            client: Arc::new(Client::new(self.dial(true)?)),
+            metadata: self.metadata.clone(),
+            object: OnceLock::new(),
+            push: self.push.then(push::Push::default),
+        }))
+    }
+    fn describe(&self) -> String {
+        let kind = if self.push { "external-push" } else { "external" };
+        let tls = match &self.tls {
+            None => "",
+            Some(t) if t.unsafe_ssl => " over tls (unverified)",
+            Some(_) => " over tls",
+        };
+        format!("{kind} scaler at {}{tls}", self.address)
+    }
+}
+
+/// A live external scaler.
+#[derive(Debug)]
+pub struct ExternalScaler {
+    client: Arc<Client>,
+    metadata: HashMap<String, String>,
+    /// The ScaledObject's namespace and name, known once a scale loop attaches.
+    object: OnceLock<(String, String)>,
+    push: Option<push::Push>,
+}
+
+/// What one measurement read from the scaler, before normalization.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub metric_name: String,
+    pub target: f64,
+    pub value: f64,
+    pub active: bool,
+}
+
+impl ExternalScaler {
+    fn object_ref(&self) -> ScaledObjectRef {
+        let (namespace, name) = self.object.get().cloned().unwrap_or_default();
+        ScaledObjectRef { namespace, name, scaler_metadata: self.metadata.clone() }
+    }
+
+    /// `GetMetricSpec`, then `GetMetrics` and `IsActive` (or the pending pushed activity).
+    pub async fn read(&self) -> Result<Reading, ScalerError> {
+        let bad = |m: String| {
+            ScalerError::InvalidResponse(format!("external scaler {}: {m}", self.client.address()))
+        };
+        let object = self.object_ref();
+        let specs = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metric_spec(&object))
+            .await
+            .map_err(|_| ScalerError::Timeout(DEFAULT_TIMEOUT))??;
+        let spec =
+            specs.metric_specs.first().ok_or_else(|| bad("GetMetricSpec returned no metric spec".into()))?;
+        if spec.metric_name.is_empty() || spec.metric_name.len() > MAX_METRIC_NAME {
+            return Err(bad(format!("GetMetricSpec: metric name must have 1 to {MAX_METRIC_NAME} bytes")));
+        }
+        let target = spec.target();
+        if !target.is_finite() || target <= 0.0 {
+            return Err(bad(format!(
+                "GetMetricSpec: metric {:?} has target size {target}; it must be a number greater than 0",
+                sanitize(&spec.metric_name, 64)
+            )));
+        }
+        let pushed = self.push.as_ref().and_then(push::Push::take);
+        let metrics = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metrics(&object, &spec.metric_name));
+        let (values, active) = match pushed {
+            Some(a) => (metrics.await, Ok(Ok(a))),
+            None => {
+                tokio::join!(metrics, tokio::time::timeout(DEFAULT_TIMEOUT, self.client.is_active(&object)))
+            }
+        };
+        let values = values.map_err(|_| ScalerError::Timeout(DEFAULT_TIMEOUT))??;
+        let active = active.map_err(|_| ScalerError::Timeout(DEFAULT_TIMEOUT))??;
+        if values.metric_values.len() > MAX_METRIC_VALUES {
+            return Err(bad(format!("GetMetrics returned more than {MAX_METRIC_VALUES} values")));
+        }
+        let mut value = 0.0;
+        for v in &values.metric_values {
+            let x = v.value();
+            if !x.is_finite() {
+                return Err(bad(format!("GetMetrics: value {x} is not a finite number")));
+            }
+            value += x;
+        }
+        Ok(Reading { metric_name: spec.metric_name.clone(), target, value, active })
+    }
+}
+
+#[async_trait]
+impl Scaler for ExternalScaler {
+    async fn measure(&self, _now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
+        let r = self.read().await?;
+        Ok(Measurement { value: ebb_api::quantity::sanitize(r.value / r.target), active: r.active })
+    }
+
+    fn attach(&self, namespace: &str, name: &str, wake: Arc<tokio::sync::Notify>) {
+        let _ = self.object.set((namespace.to_owned(), name.to_owned()));
+        if let Some(p) = &self.push {
+            p.start(self.client.clone(), self.object_ref(), wake);
+        }
+    }
+}
+
+/// A poisoned lock still holds a usable value (a bool or a handle).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests;
