@@ -133,7 +133,12 @@ pub async fn check(
     timeout: Duration,
 ) -> Result<CheckReport, CliError> {
     let spec = &so.object.spec;
-    let mut triggers = join_all(parsed.triggers.iter().map(|t| measure_trigger(t, now, timeout))).await;
+    let (named, failed) = external_specs(so, parsed, timeout).await;
+    let mut triggers = join_all(named.triggers.iter().map(|t| {
+        let failed = failed.iter().find(|(i, _)| *i == t.index).map(|(_, e)| e.clone());
+        measure_trigger(t, now, timeout, failed)
+    }))
+    .await;
     // cpu/memory triggers are listed but never measured: the HPA reads them from pod metrics.
     triggers.extend(ebb_scalers::resource::resource_triggers(&so.object).iter().map(resource_report));
     triggers.sort_by_key(|t| t.index);
@@ -148,6 +153,47 @@ pub async fn check(
         decision,
         warnings: so.unknown_fields.iter().chain(&parsed.warnings).cloned().collect(),
     })
+}
+
+/// The external triggers named from their scaler's `GetMetricSpec` as the operator names them,
+/// asked for the object (its namespace, `default` when the manifest has none); a failed answer
+/// is that trigger's error, by index.
+async fn external_specs(
+    so: &Loaded,
+    parsed: &ParsedScaledObject,
+    timeout: Duration,
+) -> (ParsedScaledObject, Vec<(usize, String)>) {
+    let ns = so.object.metadata.namespace.as_deref().unwrap_or("default");
+    let name = so.object.metadata.name.as_deref().unwrap_or_default();
+    let mut named = parsed.clone();
+    let asks = parsed.triggers.iter().filter_map(|t| t.external().map(|c| (t.index, c)));
+    let answers = join_all(asks.map(|(index, c)| async move {
+        let answer = c.metric_spec(ns, name, timeout).await;
+        (
+            index,
+            answer.map_err(|e| {
+                format!("cannot get the metric spec of the external scaler at {}: {e}", c.address)
+            }),
+        )
+    }))
+    .await;
+    let mut failed = Vec::new();
+    for (index, answer) in answers {
+        match answer {
+            Ok(spec) => {
+                let resolved = ebb_scalers::external::spec::Resolved {
+                    spec,
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
+                };
+                if let Some(t) = named.triggers.iter_mut().find(|t| t.index == index) {
+                    t.set_external(resolved);
+                }
+            }
+            Err(e) => failed.push((index, e)),
+        }
+    }
+    (named, failed)
 }
 
 /// A cpu/memory trigger in the report: its target, no value (ebb never measures it).
@@ -171,7 +217,12 @@ fn resource_report(t: &ebb_scalers::resource::ResourceTrigger) -> TriggerReport 
     }
 }
 
-async fn measure_trigger(t: &TriggerSpec, now: DateTime<Utc>, timeout: Duration) -> TriggerReport {
+async fn measure_trigger(
+    t: &TriggerSpec,
+    now: DateTime<Utc>,
+    timeout: Duration,
+    failed: Option<String>,
+) -> TriggerReport {
     let mut r = TriggerReport {
         index: t.index,
         type_: t.type_.clone(),
@@ -184,6 +235,10 @@ async fn measure_trigger(t: &TriggerSpec, now: DateTime<Utc>, timeout: Duration)
         error: None,
         description: t.config.describe(),
     };
+    if let Some(e) = failed {
+        r.error = Some(e);
+        return r;
+    }
     let scaler: Result<Arc<dyn Scaler>, _> = t.config.build();
     match scaler {
         Err(e) => r.error = Some(e.to_string()),

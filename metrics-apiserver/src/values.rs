@@ -67,7 +67,8 @@ pub fn value_error(
     let what = format!("metric {metric} of ScaledObject {namespace}/{scaled_object}");
     match err {
         ValueError::NotFound(message) => ApiStatus::not_found(format!(
-            "{message} (check the ScaledObject exists, is Ready, and lists {metric} in status.externalMetricNames)"
+            "{message} (check the ScaledObject exists, is Ready, and lists {metric} in status.externalMetricNames, \
+             or in status.compositeScalerName when it uses advanced.scalingModifiers)"
         )),
         ValueError::NotLeader => ApiStatus::unavailable(format!(
             "the operator at {operator} is not the leader and holds no values for {what}, also on fresh \
@@ -166,6 +167,17 @@ mod tests {
             assert_eq!(status.code, code, "{err:?}");
             assert!(status.message.contains(fragment), "{err:?}: {}", status.message);
         }
+        // The composite metric of scalingModifiers is named in status.compositeScalerName, not in
+        // status.externalMetricNames: the hint names both.
+        let unknown = value_error(
+            &ValueError::unknown_metric("default", "web", "composite-metric", &["s0-a"]),
+            "default",
+            "composite-metric",
+            "web",
+            op,
+        );
+        assert!(unknown.message.contains("status.externalMetricNames"), "{}", unknown.message);
+        assert!(unknown.message.contains("status.compositeScalerName"), "{}", unknown.message);
         let not_leader = value_error(&ValueError::NotLeader, "default", "m", "web", op);
         assert!(not_leader.message.contains(op), "{}", not_leader.message);
         let down = link_down(op, "connection refused");

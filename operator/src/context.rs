@@ -163,6 +163,9 @@ pub struct ObjectState {
     pub reconciled: std::sync::Mutex<Option<(String, std::time::Instant)>>,
     /// Trigger types counted for this object in the registration gauges.
     pub registered: std::sync::Mutex<Option<Vec<String>>>,
+    /// The last `GetMetricSpec` answer of each external trigger, by trigger index, with the
+    /// identity of the question (`reconcile/observe/external.rs`).
+    pub external_specs: std::sync::Mutex<HashMap<usize, (u64, ebb_scalers::external::spec::Resolved)>>,
 }
 
 /// Everything reconcile uses: the loops' context plus the resolver, the objects and the

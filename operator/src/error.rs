@@ -44,6 +44,16 @@ pub enum Error {
         #[source]
         source: ScalerError,
     },
+    /// An external scaler did not say which metric it serves (`GetMetricSpec`), so no HPA can
+    /// name it.
+    #[error("spec.triggers[{index}] ({type_}): cannot get the metric spec of the external scaler at {address}: {source}")]
+    MetricSpec {
+        index: usize,
+        type_: String,
+        address: String,
+        #[source]
+        source: ScalerError,
+    },
     /// A Kubernetes API call failed; it says nothing about the object and is retried.
     #[error("kubernetes API: {0}")]
     Kube(#[source] kube::Error),
@@ -64,7 +74,8 @@ impl Error {
             | Self::Auth(_)
             | Self::TargetEnv(_)
             | Self::Hpa(_)
-            | Self::ScalerBuild { .. } => "ScaledObjectCheckFailed",
+            | Self::ScalerBuild { .. }
+            | Self::MetricSpec { .. } => "ScaledObjectCheckFailed",
             Self::Kube(_) => "KubernetesAPIError",
             Self::Internal(_) => "InternalError",
         }

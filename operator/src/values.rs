@@ -2,7 +2,8 @@
 //! last poll when the trigger sets `useCachedMetrics`, else measured live with the scaler
 //! timeout; under fallback (failureThreshold reached) the value that makes the HPA land on the
 //! fallback replicas. A live query never counts toward fallback (failures are counted once per
-//! poll, by the loop). Only the leader answers. The source holds the operator's context weakly:
+//! poll, by the loop), nor takes what is kept for the loop's next tick (a pushed activity:
+//! [`ebb_scalers::Scaler::query`]). Only the leader answers. The source holds the operator's context weakly:
 //! a query in flight never keeps the loops of a stopped operator running.
 //!
 //! With `advanced.scalingModifiers`, the one metric asked for is `composite-metric`: the
@@ -16,7 +17,7 @@ use std::time::Duration;
 use chrono::Utc;
 use ebb_api::HealthStatus;
 use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
-use ebb_scalers::measure_with_timeout;
+use ebb_scalers::query_with_timeout;
 use ebb_scalers::validate::modifiers::{self, COMPOSITE_METRIC_NAME, Composite};
 use tokio::sync::watch;
 
@@ -112,7 +113,7 @@ impl ValueSource for LoopValues {
                 None => Err(ValueError::Scaler(format!("{metric} has not been polled yet"))),
             };
         }
-        match measure_with_timeout(scaler, Utc::now(), timeout).await {
+        match query_with_timeout(scaler, Utc::now(), timeout).await {
             Ok(m) => Ok(MetricValue {
                 metric_name: asked.to_owned(),
                 value: m.value,
@@ -161,7 +162,7 @@ async fn composite_inputs(
                 None => Input::Failing(format!("{} has not been polled yet", t.metric_name)),
             }
         } else {
-            match measure_with_timeout(s, now, timeout).await {
+            match query_with_timeout(s, now, timeout).await {
                 Ok(m) => Input::Value(m.value),
                 Err(e) => Input::Failing(e.to_string()),
             }

@@ -1,7 +1,10 @@
 //! End to end (local control plane by default): a real external scaler
 //! (`ebb_testbackends::external_scaler`, gRPC on 127.0.0.1) behind an `external-push` trigger
 //! with `pollingInterval: 60`. A push on its `StreamIsActive` stream scales the Deployment 0→1
-//! within seconds, long before the next poll. The ignored `push_vs_poll_latency` measures the
+//! within seconds, long before the next poll. The HPA's metric is named from the scaler's
+//! `GetMetricSpec` as KEDA names it (`s0-<metricName>`, its target size as AverageValue); a
+//! scaler unreachable at reconcile fails the check (Ready=False naming the trigger and the
+//! address, no HPA) until it answers. The ignored `push_vs_poll_latency` measures the
 //! time from the push to the Deployment's replicas changing (seen by a watch), median and p99
 //! over 50 trials, next to the same setup with `external` polled every second.
 
@@ -14,6 +17,8 @@ use std::time::{Duration, Instant};
 use ebb_testbackends::external_scaler::ExternalScaler;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::Api;
 use kube::runtime::watcher;
 use serde_json::json;
@@ -82,8 +87,65 @@ async fn a_push_scales_from_zero_before_the_next_poll() {
     let latency = at.duration_since(pushed);
     assert!(latency < Duration::from_secs(5), "push → /scale took {latency:?}");
 
+    // Named as KEDA names it: `s<index>-<GetMetricSpec's metricName>`, its target size (10).
     let metric = get_so(&client, "push-a").await.unwrap().status.unwrap().external_metric_names;
-    assert_eq!(metric, ["s0-external-push"]);
+    assert_eq!(metric, ["s0-queue"]);
+    assert_eq!(hpa_metric(&client, "push-a").await, Some(("s0-queue".to_owned(), Quantity("10".into()))));
+    op.stop().await;
+    cluster.stop().await;
+}
+
+/// The external metric of the object's HPA: its name and AverageValue target.
+async fn hpa_metric(client: &kube::Client, so: &str) -> Option<(String, Quantity)> {
+    let hpas: Api<HorizontalPodAutoscaler> = Api::default_namespaced(client.clone());
+    let hpa = hpas.get_opt(&format!("keda-hpa-{so}")).await.unwrap()?;
+    let ext = hpa.spec?.metrics?.into_iter().find_map(|m| m.external)?;
+    Some((ext.metric.name, ext.target.average_value?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_scaler_fails_the_check_until_it_answers() {
+    let (cluster, client) = start_sandbox().await;
+    let srv = ExternalScaler::start(None).await.unwrap();
+    let at = srv.addr;
+    drop(srv);
+    create_deployment(&client, "ext-down", 0).await;
+    let op = start_operator(&client, &[]).await;
+    let triggers = json!([{"type": "external", "metadata": {"scalerAddress": at.to_string()}}]);
+    create_so(&client, &scaled_object("ext-down", "ext-down", triggers, json!({"pollingInterval": 1}))).await;
+    wait_for("Ready=False naming the trigger and the scaler", Duration::from_secs(30), async || {
+        condition(&client, "ext-down", "Ready").await.is_some_and(|(s, r, m)| {
+            s == "False"
+                && r == "ScaledObjectCheckFailed"
+                && m.contains("spec.triggers[0] (external)")
+                && m.contains(&at.to_string())
+        })
+    })
+    .await;
+    // No HPA with a made-up metric name.
+    assert_eq!(hpa_metric(&client, "ext-down").await, None);
+
+    // The scaler comes up on the same address: the retried reconcile names the metric from it.
+    let srv = ExternalScaler::start_on(at, None).await.unwrap();
+    srv.set(|s| {
+        s.specs = vec![ebb_testbackends::external_scaler::MetricSpec {
+            metric_name: "backlog".into(),
+            target_size: 0,
+            target_size_float: 2.5,
+        }]
+    });
+    wait_for("the HPA", Duration::from_secs(90), async || hpa_metric(&client, "ext-down").await.is_some())
+        .await;
+    assert_eq!(
+        hpa_metric(&client, "ext-down").await,
+        Some(("s0-backlog".to_owned(), Quantity("2500m".into())))
+    );
+    wait_for("Ready=True", Duration::from_secs(30), async || {
+        condition(&client, "ext-down", "Ready").await.is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    let st = get_so(&client, "ext-down").await.unwrap().status.unwrap();
+    assert_eq!(st.external_metric_names, ["s0-backlog"]);
     op.stop().await;
     cluster.stop().await;
 }

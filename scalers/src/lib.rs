@@ -23,6 +23,6 @@ pub mod validate;
 
 pub use error::{Location, ParseError, ParseErrorKind, ScalerError};
 pub use params::ParseContext;
-pub use scaler::{Measurement, Scaler, measure_with_timeout};
+pub use scaler::{Measurement, Scaler, measure_with_timeout, query_with_timeout};
 pub use trigger::{ScalerConfig, TriggerSpec};
 pub use validate::{ParsedScaledObject, parse_scaled_object};

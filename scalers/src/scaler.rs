@@ -37,6 +37,13 @@ pub trait Scaler: Send + Sync + fmt::Debug {
     /// the operator, simulated time in `ebb simulate`); time-based scalers evaluate at it.
     async fn measure(&self, now: DateTime<Utc>) -> Result<Measurement, ScalerError>;
 
+    /// Measures for a query of the metrics API (`useCachedMetrics: false`): like
+    /// [`Scaler::measure`], but leaves whatever is kept for the scale loop's next tick (a pushed
+    /// activity) in place, so a query between a push and its tick cannot take the push away.
+    async fn query(&self, now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
+        self.measure(now).await
+    }
+
     /// Called when a scale loop starts with this scaler: the ScaledObject it measures for and
     /// the loop's wake-up, which push scalers notify when their source pushes a change.
     fn attach(&self, _namespace: &str, _name: &str, _wake: Arc<tokio::sync::Notify>) {}
@@ -55,8 +62,26 @@ pub async fn measure_with_timeout(
     now: DateTime<Utc>,
     timeout: Duration,
 ) -> Result<Measurement, ScalerError> {
+    bounded(scaler, timeout, scaler.measure(now)).await
+}
+
+/// [`Scaler::query`] bounded as [`measure_with_timeout`] bounds a measurement: what the metrics
+/// API's live queries call.
+pub async fn query_with_timeout(
+    scaler: &Arc<dyn Scaler>,
+    now: DateTime<Utc>,
+    timeout: Duration,
+) -> Result<Measurement, ScalerError> {
+    bounded(scaler, timeout, scaler.query(now)).await
+}
+
+async fn bounded(
+    scaler: &Arc<dyn Scaler>,
+    timeout: Duration,
+    f: impl std::future::Future<Output = Result<Measurement, ScalerError>>,
+) -> Result<Measurement, ScalerError> {
     let timeout = scaler.timeout().unwrap_or(timeout);
-    match tokio::time::timeout(timeout, scaler.measure(now)).await {
+    match tokio::time::timeout(timeout, f).await {
         Ok(r) => r,
         Err(_) => Err(ScalerError::Timeout(timeout)),
     }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use ebb_api::{MetricTargetType, metric_name};
 
 use crate::error::ScalerError;
+use crate::external::ExternalConfig;
+use crate::external::spec::Resolved;
 use crate::scaler::Scaler;
 
 /// A scaler's validated configuration. Building the live scaler is the only step with I/O.
@@ -22,6 +24,11 @@ pub trait ScalerConfig: fmt::Debug + Send + Sync {
     fn build(&self) -> Result<Arc<dyn Scaler>, ScalerError>;
     /// Short human description for `ebb check` and events (never includes secrets).
     fn describe(&self) -> String;
+    /// The configuration of an external scaler (`external`, `external-push`), whose metric name
+    /// and target come from the scaler itself ([`TriggerSpec::set_external`]).
+    fn as_external(&self) -> Option<&ExternalConfig> {
+        None
+    }
 }
 
 /// One trigger of a ScaledObject, parsed.
@@ -55,5 +62,20 @@ impl TriggerSpec {
 
     pub fn activation_target(&self) -> f64 {
         self.config.activation_target()
+    }
+
+    /// The external scaler's configuration, for a trigger whose metric the scaler names.
+    pub fn external(&self) -> Option<&ExternalConfig> {
+        self.config.as_external()
+    }
+
+    /// Records what an external scaler's `GetMetricSpec` answered for the object: the metric is
+    /// then `s<index>-<its name, normalized>` with the scaler's target size, as KEDA names it,
+    /// and the scaler built from it sends the object and that name. Other triggers are unchanged.
+    pub fn set_external(&mut self, resolved: Resolved) {
+        let Some(c) = self.config.as_external() else { return };
+        let c = c.with_resolved(resolved);
+        self.metric_name = metric_name::with_index(self.index, &c.metric_part());
+        self.config = Arc::new(c);
     }
 }

@@ -285,3 +285,101 @@ async fn push_wakes_and_the_stream_is_reopened() {
     drop(s);
     until("the stream to close", || srv.push(false).1 == 0).await;
 }
+
+#[tokio::test]
+async fn a_live_query_after_a_push_leaves_the_activity_to_the_tick() {
+    let srv = ExternalScaler::start(None).await.unwrap();
+    srv.set_value(5.0, false);
+    let addr = srv.address();
+    let (s, wake) = scaler_with("external-push", &[("scalerAddress", addr.as_str())], &[]).unwrap();
+    until("the stream to open", || srv.state().streams_opened == 1).await;
+    srv.push(true);
+    assert!(notified(&wake).await, "a push wakes the loop");
+    srv.set(|s| s.active = false);
+    // The metrics API's live query (useCachedMetrics: false) runs before the woken tick.
+    let live = ebb_scalers::query_with_timeout(&s, chrono::Utc::now(), Duration::from_secs(3)).await;
+    assert_eq!(live.unwrap().value, 0.5);
+    // The tick still sees the pushed activity, not IsActive's answer.
+    assert_eq!(measure(&s).await.unwrap(), Measurement { value: 0.5, active: true });
+}
+
+fn trigger(type_: &str, addr: &str) -> ebb_scalers::TriggerSpec {
+    policy();
+    let m: BTreeMap<String, MetadataValue> = [("scalerAddress", addr), ("queueName", "jobs")]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), MetadataValue::from(*v)))
+        .collect();
+    let ctx = ParseContext::default();
+    let p = ebb_scalers::params::Params::new(2, type_, PARAMS, &m, &ctx);
+    let c = external::parse_config(&p, type_ == "external-push").unwrap();
+    ebb_scalers::TriggerSpec::new(2, type_, None, Default::default(), false, Arc::new(c))
+}
+
+#[tokio::test]
+async fn get_metric_spec_names_the_metric_as_keda_does() {
+    let srv = ExternalScaler::start(None).await.unwrap();
+    srv.set(|s| {
+        s.specs =
+            vec![MetricSpec { metric_name: "queue_length".into(), target_size: 0, target_size_float: 4.0 }]
+    });
+    srv.set_value(25.0, true);
+    let mut t = trigger("external", &srv.address());
+    assert_eq!((t.metric_name.as_str(), t.target()), ("s2-external", 1.0));
+    let c = t.external().unwrap().clone();
+    let spec = c.metric_spec("orders", "worker", Duration::from_secs(3)).await.unwrap();
+    assert_eq!(spec, external::spec::MetricSpec { name: "queue_length".into(), target: 4.0 });
+    let r = srv.state().last_ref.unwrap();
+    assert_eq!((r.namespace.as_str(), r.name.as_str()), ("orders", "worker"));
+    assert_eq!(r.scaler_metadata.get("queueName").map(String::as_str), Some("jobs"));
+    t.set_external(external::spec::Resolved { spec, namespace: "orders".into(), name: "worker".into() });
+    // KEDA's `s<index>-<metricName>` with the scaler's target size; the raw value is served.
+    assert_eq!((t.metric_name.as_str(), t.target()), ("s2-queue_length", 4.0));
+    let s = ebb_trigger_build(&t);
+    let calls = srv.state().calls.get("GetMetricSpec").copied();
+    assert_eq!(measure(&s).await.unwrap(), Measurement { value: 25.0, active: true });
+    let st = srv.state();
+    // The object is known without a loop attaching; GetMetrics is asked for the scaler's name.
+    let r = st.last_ref.unwrap();
+    assert_eq!((r.namespace.as_str(), r.name.as_str()), ("orders", "worker"));
+    assert_eq!(st.last_metric_name.as_deref(), Some("queue_length"));
+    assert_eq!(st.calls.get("GetMetricSpec").copied(), calls, "measuring does not ask GetMetricSpec again");
+
+    // A hostile name cannot break the HPA's metric path or a label.
+    srv.set(|s| {
+        s.specs =
+            vec![MetricSpec { metric_name: "a/b\"} x=\n".into(), target_size: 2, target_size_float: 0.0 }]
+    });
+    let spec = c.metric_spec("orders", "worker", Duration::from_secs(3)).await.unwrap();
+    let mut t = trigger("external-push", &srv.address());
+    t.set_external(external::spec::Resolved { spec, namespace: "orders".into(), name: "worker".into() });
+    assert_eq!(t.metric_name, "s2-a-b---x--");
+}
+
+fn ebb_trigger_build(t: &ebb_scalers::TriggerSpec) -> Arc<dyn Scaler> {
+    t.config.build().unwrap()
+}
+
+#[tokio::test]
+async fn get_metric_spec_failures_name_the_scaler() {
+    let srv = ExternalScaler::start(None).await.unwrap();
+    let port = srv.addr.port();
+    drop(srv);
+    let t = trigger("external", &format!("127.0.0.1:{port}"));
+    let e = t.external().unwrap().metric_spec("orders", "worker", Duration::from_secs(3)).await.unwrap_err();
+    assert_eq!(e.reason(), "Unreachable", "{e}");
+    assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+    let t = trigger("external", &format!("127.0.0.2:{port}"));
+    let e = t.external().unwrap().metric_spec("orders", "worker", Duration::from_secs(3)).await.unwrap_err();
+    assert_eq!(e.reason(), "EgressDenied", "{e}");
+    // A listener that never answers: bounded by the timeout given.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let t = trigger("external", &silent.local_addr().unwrap().to_string());
+    let e =
+        t.external().unwrap().metric_spec("orders", "worker", Duration::from_millis(300)).await.unwrap_err();
+    assert_eq!(e, ScalerError::Timeout(Duration::from_millis(300)));
+    let srv = ExternalScaler::start(None).await.unwrap();
+    srv.set(|s| s.specs.clear());
+    let t = trigger("external", &srv.address());
+    let e = t.external().unwrap().metric_spec("orders", "worker", Duration::from_secs(3)).await.unwrap_err();
+    assert!(e.to_string().contains("no metric spec"), "{e}");
+}

@@ -197,7 +197,8 @@ fn b64url(s: &str) -> String {
 fn unsecured_jwt(sub: &str, exp_in: i64) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let header = b64url(r#"{"alg":"none"}"#);
-    let payload = b64url(&format!(r#"{{"sub":"{sub}","iat":{now},"exp":{},"scope":"kafka lag"}}"#, now + exp_in));
+    let payload =
+        b64url(&format!(r#"{{"sub":"{sub}","iat":{now},"exp":{},"scope":"kafka lag"}}"#, now + exp_in));
     format!("{header}.{payload}.")
 }
 
@@ -224,7 +225,11 @@ async fn token_endpoint(log: Arc<Mutex<TokenLog>>) -> String {
                     if let Some((head, body)) = text.split_once("\r\n\r\n") {
                         let len = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
                             .unwrap_or(0);
                         if body.len() >= len {
                             break (head.to_owned(), body.to_owned());
@@ -244,19 +249,32 @@ async fn token_endpoint(log: Arc<Mutex<TokenLog>>) -> String {
                 }
                 let basic = head.lines().find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    (k.eq_ignore_ascii_case("authorization")).then(|| v.trim().strip_prefix("Basic ").map(str::to_owned))?
+                    (k.eq_ignore_ascii_case("authorization"))
+                        .then(|| v.trim().strip_prefix("Basic ").map(str::to_owned))?
                 });
                 let who = basic
                     .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
                     .and_then(|b| String::from_utf8(b).ok());
                 let (status, json) = match who.as_deref() {
-                    Some(w) if w == format!("{CLIENT_ID}:{CLIENT_SECRET}") => {
-                        ("200 OK", format!(r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#, unsecured_jwt("ebb", 3600)))
-                    }
-                    Some(w) if w == format!("{EXPIRED_CLIENT}:{CLIENT_SECRET}") => {
-                        ("200 OK", format!(r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#, unsecured_jwt("ebb", -3600)))
-                    }
-                    _ => ("401 Unauthorized", r#"{"error":"invalid_client","error_description":"client authentication failed"}"#.to_owned()),
+                    Some(w) if w == format!("{CLIENT_ID}:{CLIENT_SECRET}") => (
+                        "200 OK",
+                        format!(
+                            r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
+                            unsecured_jwt("ebb", 3600)
+                        ),
+                    ),
+                    Some(w) if w == format!("{EXPIRED_CLIENT}:{CLIENT_SECRET}") => (
+                        "200 OK",
+                        format!(
+                            r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
+                            unsecured_jwt("ebb", -3600)
+                        ),
+                    ),
+                    _ => (
+                        "401 Unauthorized",
+                        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#
+                            .to_owned(),
+                    ),
                 };
                 {
                     let mut log = log.lock().unwrap();
@@ -276,7 +294,11 @@ async fn token_endpoint(log: Arc<Mutex<TokenLog>>) -> String {
 
 fn bearer_config(bootstrap: &str, endpoint: &str, id: &str, secret: &str) -> ebb_scalers::kafka::KafkaConfig {
     try_config(
-        &[("bootstrapServers", bootstrap), ("consumerGroup", kafka_support::GROUP), ("topic", kafka_support::TOPIC)],
+        &[
+            ("bootstrapServers", bootstrap),
+            ("consumerGroup", kafka_support::GROUP),
+            ("topic", kafka_support::TOPIC),
+        ],
         &[
             ("sasl", "oauthbearer"),
             ("oauthTokenEndpointUri", endpoint),
@@ -366,14 +388,20 @@ async fn a_real_broker_logs_in_with_a_bearer_token_and_refuses_bad_ones() {
     let opener = Opener { tls: None, sasl: c.security.sasl.clone() };
     let e = Connection::open(&sasl, &opener, Arc::default()).await.unwrap_err();
     let WireError::Auth(m) = &e else { panic!("expected an auth error, got {e:?}") };
-    assert!(m.contains(&endpoint) && m.contains("refused the client credentials") && m.contains("401"), "{m}");
+    assert!(
+        m.contains(&endpoint) && m.contains("refused the client credentials") && m.contains("401"),
+        "{m}"
+    );
     assert!(m.contains("invalid_client") && !m.contains(wrong) && !m.contains(CLIENT_SECRET), "{m}");
 
     let c = bearer_config(&sasl, &endpoint, EXPIRED_CLIENT, CLIENT_SECRET);
     let opener = Opener { tls: None, sasl: c.security.sasl.clone() };
     let e = Connection::open(&sasl, &opener, Arc::default()).await.unwrap_err();
     let WireError::Auth(m) = &e else { panic!("expected an auth error, got {e:?}") };
-    assert!(m.contains(&sasl) && m.contains("refused the SASL OAUTHBEARER token") && m.contains("invalid_token"), "{m}");
+    assert!(
+        m.contains(&sasl) && m.contains("refused the SASL OAUTHBEARER token") && m.contains("invalid_token"),
+        "{m}"
+    );
     assert!(!m.contains(CLIENT_SECRET) && !m.contains("eyJ"), "no secret, no token: {m}");
 
     let c = msk_config(&sasl);

@@ -29,7 +29,7 @@ cat > "$dir/pom.xml" <<POM
 POM
 tmp="$dir/lib.tmp"
 rm -rf "$tmp"
-mvn -q -B -f "$dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime
+mvn -q -B -Dstyle.color=never -f "$dir/pom.xml" dependency:copy-dependencies -DoutputDirectory="$tmp" -DincludeScope=runtime
 rm -rf "$dir/lib"
 mv "$tmp" "$dir/lib"
 touch "$stamp"

@@ -33,7 +33,8 @@ pub struct ApacheKafka {
 
 /// The install directory: `$EBB_APACHE_KAFKA_DIR` or `/var/tmp/ebb-apache-kafka`.
 pub fn install_dir() -> PathBuf {
-    std::env::var_os("EBB_APACHE_KAFKA_DIR").map_or_else(|| PathBuf::from("/var/tmp/ebb-apache-kafka"), PathBuf::from)
+    std::env::var_os("EBB_APACHE_KAFKA_DIR")
+        .map_or_else(|| PathBuf::from("/var/tmp/ebb-apache-kafka"), PathBuf::from)
 }
 
 fn classpath() -> Result<String, String> {
@@ -73,7 +74,8 @@ impl ApacheKafka {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir.join("data"))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let (sasl_port, plain_port, controller_port) = (free_port()?, free_port()?, free_port()?);
         let props = dir.join("server.properties");
         let config = format!(
@@ -170,7 +172,8 @@ fn api_versions_port_open(port: u16) -> bool {
 
 /// Whether the listener on `port` answers an ApiVersions v0 request without an error.
 fn api_versions(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200))
+    let Ok(mut s) =
+        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(200))
     else {
         return false;
     };

@@ -3,8 +3,8 @@
 //! a metric source, or upstream Kubernetes ([`kubernetes`]) — waits until it is ready, and stops
 //! it when its handle is dropped.
 
-pub mod external_scaler;
 pub mod apache_kafka;
+pub mod external_scaler;
 pub mod faults;
 pub mod kubernetes;
 pub mod moto;

@@ -1,15 +1,20 @@
 //! The `external` and `external-push` scalers: KEDA's external scaler protocol (gRPC service
 //! `externalscaler.ExternalScaler`, see [`proto`]). Owns the triggers' parameters and their
-//! parsing, and the measurement: `GetMetricSpec` gives the metric name and target size,
-//! `GetMetrics` the value (summed over the values returned), `IsActive` the activity. The HPA
-//! is written without contacting the scaler, so its target is fixed at 1 and the served value is
-//! the scaler's value divided by its target size (the same replica count). `external-push` also
-//! keeps a `StreamIsActive` stream open ([`push`]); each pushed activity wakes the object's
-//! scale loop at once and is that tick's activity.
+//! parsing, and the measurement: `GetMetricSpec` gives the metric name and target size
+//! ([`spec`]), `GetMetrics` the value (summed over the values returned), `IsActive` the activity.
+//! As in KEDA, `GetMetricSpec` is asked when the HPA is built (the reconcile records the answer
+//! in the trigger, [`crate::TriggerSpec::set_external`]): the metric is `s<index>-<name>` with
+//! the scaler's target size as target, and the served value is `GetMetrics`' raw value for that
+//! name. A trigger with no recorded answer (tools that build the HPA without a scaler) is
+//! `s<index>-external` with target 1, served as value ÷ target size, asking `GetMetricSpec` at
+//! each measurement. `external-push` also keeps a `StreamIsActive` stream open ([`push`]); each
+//! pushed activity wakes the object's scale loop at once and is that tick's activity (a metrics
+//! API query in between leaves it in place, [`Scaler::query`]).
 
 pub mod client;
 pub mod proto;
 pub mod push;
+pub mod spec;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,6 +62,8 @@ pub struct ExternalConfig {
     pub tls: Option<TlsSettings>,
     /// The trigger's metadata, sent as `ScaledObjectRef.scalerMetadata`.
     pub metadata: HashMap<String, String>,
+    /// `GetMetricSpec`'s answer for the object, once recorded.
+    resolved: Option<spec::Resolved>,
 }
 
 impl fmt::Debug for ExternalConfig {
@@ -66,6 +73,7 @@ impl fmt::Debug for ExternalConfig {
             .field("address", &self.address)
             .field("tls", &self.tls)
             .field("metadata", &self.metadata.keys().collect::<Vec<_>>())
+            .field("resolved", &self.resolved)
             .finish_non_exhaustive()
     }
 }
@@ -141,7 +149,7 @@ pub fn parse_config(p: &Params<'_>, push: bool) -> Result<ExternalConfig, ParseE
     if metadata.len() > MAX_METADATA {
         return Err(p.trigger_error(format!("more than {MAX_METADATA} metadata entries")));
     }
-    Ok(ExternalConfig { push, address, tls, metadata })
+    Ok(ExternalConfig { push, address, tls, metadata, resolved: None })
 }
 
 fn certs(p: &Params<'_>, name: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ParseError> {
@@ -203,21 +211,33 @@ impl ExternalConfig {
 
 impl ScalerConfig for ExternalConfig {
     fn metric_part(&self) -> String {
-        if self.push { "external-push".to_owned() } else { "external".to_owned() }
+        match &self.resolved {
+            Some(r) => spec::hpa_part(&r.spec.name),
+            None if self.push => "external-push".to_owned(),
+            None => "external".to_owned(),
+        }
     }
     fn target(&self) -> f64 {
-        1.0
+        self.resolved.as_ref().map_or(1.0, |r| r.spec.target)
     }
     fn activation_target(&self) -> f64 {
         0.0
     }
     fn build(&self) -> Result<Arc<dyn Scaler>, ScalerError> {
+        let object = OnceLock::new();
+        if let Some(r) = &self.resolved {
+            let _ = object.set((r.namespace.clone(), r.name.clone()));
+        }
         Ok(Arc::new(ExternalScaler {
             client: Arc::new(Client::new(self.dial(true)?)),
             metadata: self.metadata.clone(),
-            object: OnceLock::new(),
+            object,
+            spec: self.resolved.as_ref().map(|r| r.spec.clone()),
             push: self.push.then(push::Push::default),
         }))
+    }
+    fn as_external(&self) -> Option<&ExternalConfig> {
+        Some(self)
     }
     fn describe(&self) -> String {
         let kind = if self.push { "external-push" } else { "external" };
@@ -235,8 +255,10 @@ impl ScalerConfig for ExternalConfig {
 pub struct ExternalScaler {
     client: Arc<Client>,
     metadata: HashMap<String, String>,
-    /// The ScaledObject's namespace and name, known once a scale loop attaches.
+    /// The ScaledObject's namespace and name, known once recorded or a scale loop attaches.
     object: OnceLock<(String, String)>,
+    /// The metric recorded from `GetMetricSpec` (else asked at each measurement).
+    spec: Option<spec::MetricSpec>,
     push: Option<push::Push>,
 }
 
@@ -255,29 +277,24 @@ impl ExternalScaler {
         ScaledObjectRef { namespace, name, scaler_metadata: self.metadata.clone() }
     }
 
-    /// `GetMetricSpec`, then `GetMetrics` and `IsActive` (or the pending pushed activity).
-    pub async fn read(&self) -> Result<Reading, ScalerError> {
+    /// `GetMetricSpec` (unless recorded), then `GetMetrics` and `IsActive` (or the pending
+    /// pushed activity, which `take` consumes: only the loop's tick takes it).
+    pub async fn read(&self, take: bool) -> Result<Reading, ScalerError> {
         let bad = |m: String| {
             ScalerError::InvalidResponse(format!("external scaler {}: {m}", self.client.address()))
         };
         let object = self.object_ref();
-        let specs = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metric_spec(&object))
-            .await
-            .map_err(|_| ScalerError::Timeout(DEFAULT_TIMEOUT))??;
-        let spec =
-            specs.metric_specs.first().ok_or_else(|| bad("GetMetricSpec returned no metric spec".into()))?;
-        if spec.metric_name.is_empty() || spec.metric_name.len() > MAX_METRIC_NAME {
-            return Err(bad(format!("GetMetricSpec: metric name must have 1 to {MAX_METRIC_NAME} bytes")));
-        }
-        let target = spec.target();
-        if !target.is_finite() || target <= 0.0 {
-            return Err(bad(format!(
-                "GetMetricSpec: metric {:?} has target size {target}; it must be a number greater than 0",
-                sanitize(&spec.metric_name, 64)
-            )));
-        }
-        let pushed = self.push.as_ref().and_then(push::Push::take);
-        let metrics = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metrics(&object, &spec.metric_name));
+        let spec = match &self.spec {
+            Some(s) => s.clone(),
+            None => {
+                let answer = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metric_spec(&object))
+                    .await
+                    .map_err(|_| ScalerError::Timeout(DEFAULT_TIMEOUT))??;
+                spec::first_spec(self.client.address(), &answer)?
+            }
+        };
+        let pushed = self.push.as_ref().and_then(|p| if take { p.take() } else { p.peek() });
+        let metrics = tokio::time::timeout(DEFAULT_TIMEOUT, self.client.metrics(&object, &spec.name));
         let (values, active) = match pushed {
             Some(a) => (metrics.await, Ok(Ok(a))),
             None => {
@@ -297,15 +314,26 @@ impl ExternalScaler {
             }
             value += x;
         }
-        Ok(Reading { metric_name: spec.metric_name.clone(), target, value, active })
+        Ok(Reading { metric_name: spec.name, target: spec.target, value, active })
+    }
+
+    fn measurement(&self, r: &Reading) -> Measurement {
+        // Recorded: the HPA's target is the scaler's, so the value is served as it is.
+        let value = if self.spec.is_some() { r.value } else { r.value / r.target };
+        Measurement { value: ebb_api::quantity::sanitize(value), active: r.active }
     }
 }
 
 #[async_trait]
 impl Scaler for ExternalScaler {
     async fn measure(&self, _now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
-        let r = self.read().await?;
-        Ok(Measurement { value: ebb_api::quantity::sanitize(r.value / r.target), active: r.active })
+        let r = self.read(true).await?;
+        Ok(self.measurement(&r))
+    }
+
+    async fn query(&self, _now: DateTime<Utc>) -> Result<Measurement, ScalerError> {
+        let r = self.read(false).await?;
+        Ok(self.measurement(&r))
     }
 
     fn attach(&self, namespace: &str, name: &str, wake: Arc<tokio::sync::Notify>) {

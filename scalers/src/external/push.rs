@@ -1,6 +1,7 @@
 //! `external-push`: keeps the scaler's `StreamIsActive` stream open for as long as the scale
 //! loop runs (the task ends with the scaler, [`AbortOnDropHandle`]), reopening it with backoff
-//! when it ends or fails. Each pushed activity is kept for the next tick and wakes the loop;
+//! when it ends or fails. Each pushed activity is kept for the next tick (which takes it; a
+//! metrics API query only peeks) and wakes the loop;
 //! wake-ups are spaced by [`MIN_WAKE_SPACING`] so a scaler pushing in a loop cannot make the
 //! operator tick without pause.
 
@@ -32,6 +33,11 @@ impl Push {
     /// The pushed activity not yet used, if any (and forgets it).
     pub fn take(&self) -> Option<bool> {
         lock(&self.pending).take()
+    }
+
+    /// The pushed activity not yet used, if any (kept for the tick).
+    pub fn peek(&self) -> Option<bool> {
+        *lock(&self.pending)
     }
 
     /// Starts the stream task (once; later calls keep the running one).

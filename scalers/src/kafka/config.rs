@@ -294,11 +294,7 @@ fn parse_sasl(p: &Params<'_>, flavour: Flavour) -> Result<Option<SaslSettings>, 
                 "sasl",
                 format!(
                     "{m} is not supported by ebb; supported: none, plaintext, scram_sha256, scram_sha512{}",
-                    if flavour == Flavour::Kafka {
-                        ", oauthbearer"
-                    } else {
-                        ""
-                    }
+                    if flavour == Flavour::Kafka { ", oauthbearer" } else { "" }
                 ),
             ));
         }
@@ -389,9 +385,9 @@ fn parse_bearer(p: &Params<'_>) -> Result<SaslSettings, ParseError> {
         if item.trim().is_empty() {
             continue;
         }
-        let (k, v) = item.split_once('=').ok_or_else(|| {
-            invalid(p, "oauthExtensions", format!("{:?} is not key=value", item.trim()))
-        })?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| invalid(p, "oauthExtensions", format!("{:?} is not key=value", item.trim())))?;
         let (k, v) = (k.trim(), v.trim());
         super::wire::oauth::check_extension(k, v).map_err(|e| invalid(p, "oauthExtensions", e))?;
         extensions.push((k.to_owned(), v.to_owned()));

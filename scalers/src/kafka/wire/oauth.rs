@@ -134,7 +134,11 @@ enum Attempt {
     Refused(String),
 }
 
-async fn fetch(o: &OAuthBearerSettings, id: &str, secret: &str) -> Result<(String, Option<Duration>), String> {
+async fn fetch(
+    o: &OAuthBearerSettings,
+    id: &str,
+    secret: &str,
+) -> Result<(String, Option<Duration>), String> {
     let url = &o.token_url;
     let port = url.port_or_known_default().unwrap_or(443);
     egress::check_url(url, "oauthTokenEndpointUri").map_err(|e| e.to_string())?;
@@ -190,7 +194,13 @@ async fn attempt(
         if let Some(d) = egress::find_denied(&e) {
             return d.to_string();
         }
-        let kind = if e.is_timeout() { "timed out" } else if e.is_connect() { "cannot connect" } else { "failed" };
+        let kind = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "failed"
+        };
         format!("the OAuth token request to {endpoint} {kind}")
     })?;
     let status = resp.status();
@@ -201,7 +211,9 @@ async fn attempt(
         .map_err(|_| format!("the OAuth token response of {endpoint} broke off (HTTP {status})"))?
     {
         if bytes.len() + chunk.len() > MAX_RESPONSE {
-            return Err(format!("the OAuth token response of {endpoint} is larger than {MAX_RESPONSE} bytes"));
+            return Err(format!(
+                "the OAuth token response of {endpoint} is larger than {MAX_RESPONSE} bytes"
+            ));
         }
         bytes.extend_from_slice(&chunk);
     }
@@ -222,7 +234,9 @@ async fn attempt(
         format!("the OAuth token endpoint {endpoint} answered without an access_token (JSON expected)")
     })?;
     if token.bytes().any(|b| !(0x21..=0x7e).contains(&b)) {
-        return Err(format!("the access_token from {endpoint} is not a bearer token (printable ASCII expected)"));
+        return Err(format!(
+            "the access_token from {endpoint} is not a bearer token (printable ASCII expected)"
+        ));
     }
     let life = json.as_ref().and_then(|j| j.get("expires_in")).and_then(|v| {
         v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok())).map(Duration::from_secs)
@@ -237,7 +251,8 @@ mod tests {
     #[test]
     fn the_initial_response_carries_the_token_and_extensions_between_0x01_separators() {
         // RFC 7628 §3.1: gs2-header "n,," kvsep auth-kv *(kvsep key=value) kvsep kvsep.
-        let ext = vec![("logicalCluster".to_owned(), "lkc-1".to_owned()), ("pool".to_owned(), "a b".to_owned())];
+        let ext =
+            vec![("logicalCluster".to_owned(), "lkc-1".to_owned()), ("pool".to_owned(), "a b".to_owned())];
         assert_eq!(
             initial_response("t0k", &ext),
             b"n,,\x01auth=Bearer t0k\x01logicalCluster=lkc-1\x01pool=a b\x01\x01".to_vec()
@@ -257,7 +272,8 @@ mod tests {
 
     #[test]
     fn an_endpoint_is_described_without_user_info_or_query() {
-        let u = reqwest::Url::parse("https://id:s3cret@idp.example:8443/token?client_secret=s3cret#f").unwrap();
+        let u =
+            reqwest::Url::parse("https://id:s3cret@idp.example:8443/token?client_secret=s3cret#f").unwrap();
         assert_eq!(describe(&u), "https://idp.example:8443/token");
     }
 }
