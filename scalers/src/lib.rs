@@ -7,6 +7,7 @@ pub mod aws;
 pub mod cron;
 pub mod decision;
 pub mod egress;
+pub mod encode;
 pub mod env;
 pub mod error;
 pub mod external;

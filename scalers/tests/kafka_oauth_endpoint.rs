@@ -8,53 +8,15 @@
 mod kafka_support;
 
 use ebb_scalers::kafka::wire::oauth;
+use ebb_testbackends::http_stub::{self, Answer, Request};
 use kafka_support::try_config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const SECRET: &str = "body-Only-Secret-55d1";
 
-/// Serves every request with `answer(request text)` → (status line, body).
-async fn endpoint(answer: fn(&str) -> (&'static str, String)) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    let Ok(n) = s.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap())
-                            })
-                            .unwrap_or(0usize);
-                        if body.len() >= len {
-                            break;
-                        }
-                    }
-                }
-                let (status, body) = answer(&String::from_utf8_lossy(&buf));
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/token")
+/// A token endpoint answering every request with `answer(request)`; returns its URL.
+async fn endpoint(answer: fn(&Request) -> Answer) -> String {
+    let base = http_stub::serve(move |req| answer(&req)).await.unwrap();
+    format!("{base}/token")
 }
 
 async fn fetch(url: &str) -> Result<std::sync::Arc<str>, String> {
@@ -70,12 +32,12 @@ async fn fetch(url: &str) -> Result<std::sync::Arc<str>, String> {
 #[tokio::test]
 async fn credentials_go_in_the_form_body_when_the_endpoint_refuses_basic_authentication() {
     let url = endpoint(|req| {
-        if req.contains(&format!("client_id=id&client_secret={}", SECRET))
-            && !req.contains("uthorization: Basic")
+        if req.body.contains(&format!("client_id=id&client_secret={}", SECRET))
+            && req.header("authorization").is_none()
         {
-            ("200 OK", r#"{"access_token":"from-body","expires_in":"120"}"#.to_owned())
+            Answer::json(200, r#"{"access_token":"from-body","expires_in":"120"}"#)
         } else {
-            ("401 Unauthorized", r#"{"error":"invalid_client"}"#.to_owned())
+            Answer::json(401, r#"{"error":"invalid_client"}"#)
         }
     })
     .await;
@@ -84,13 +46,14 @@ async fn credentials_go_in_the_form_body_when_the_endpoint_refuses_basic_authent
 
 #[tokio::test]
 async fn oversized_or_tokenless_answers_are_clear_errors_without_the_secret() {
-    let url = endpoint(|_| ("200 OK", format!(r#"{{"access_token":"{}"}}"#, "a".repeat(100_000)))).await;
+    let url =
+        endpoint(|_| Answer::json(200, format!(r#"{{"access_token":"{}"}}"#, "a".repeat(100_000)))).await;
     let e = fetch(&url).await.unwrap_err();
     assert!(e.contains("larger than") && e.contains(&url) && !e.contains(SECRET), "{e}");
-    let url = endpoint(|_| ("200 OK", "<html>login</html>".to_owned())).await;
+    let url = endpoint(|_| Answer::json(200, "<html>login</html>")).await;
     let e = fetch(&url).await.unwrap_err();
     assert!(e.contains("without an access_token") && !e.contains(SECRET), "{e}");
-    let url = endpoint(|_| ("500 Internal Server Error", r#"{"error":"server_error"}"#.to_owned())).await;
+    let url = endpoint(|_| Answer::json(500, r#"{"error":"server_error"}"#)).await;
     let e = fetch(&url).await.unwrap_err();
     assert!(e.contains("HTTP 500") && e.contains("server_error") && !e.contains(SECRET), "{e}");
 }

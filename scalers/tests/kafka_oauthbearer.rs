@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{Bytes, BytesMut};
 use ebb_scalers::kafka::wire::{Connection, Opener, WireError};
+use ebb_testbackends::http_stub::{self, Answer};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{
     ApiVersionsResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
@@ -206,90 +207,45 @@ fn unsecured_jwt(sub: &str, exp_in: i64) -> String {
 /// grant type, the scope `kafka lag` and the client's id and secret (HTTP Basic, RFC 6749
 /// §2.3.1) and answers an unsecured JWT for the client, or 401 `invalid_client`.
 async fn token_endpoint(log: Arc<Mutex<TokenLog>>) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = l.accept().await else { return };
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head, body) = loop {
-                    let Ok(n) = s.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    let text = String::from_utf8_lossy(&buf).to_string();
-                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                        let len = head
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse::<usize>().unwrap())
-                            })
-                            .unwrap_or(0);
-                        if body.len() >= len {
-                            break (head.to_owned(), body.to_owned());
-                        }
-                    }
-                };
-                let mut problems = Vec::new();
-                if !head.starts_with("POST /token HTTP/1.1") {
-                    problems.push(format!("request line: {}", head.lines().next().unwrap_or("")));
-                }
-                let form: Vec<(&str, &str)> = body.split('&').filter_map(|kv| kv.split_once('=')).collect();
-                if !form.contains(&("grant_type", "client_credentials")) {
-                    problems.push(format!("grant_type missing: {body}"));
-                }
-                if !form.contains(&("scope", "kafka%20lag")) {
-                    problems.push(format!("scope is not \"kafka lag\": {body}"));
-                }
-                let basic = head.lines().find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    (k.eq_ignore_ascii_case("authorization"))
-                        .then(|| v.trim().strip_prefix("Basic ").map(str::to_owned))?
-                });
-                let who = basic
-                    .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-                    .and_then(|b| String::from_utf8(b).ok());
-                let (status, json) = match who.as_deref() {
-                    Some(w) if w == format!("{CLIENT_ID}:{CLIENT_SECRET}") => (
-                        "200 OK",
-                        format!(
-                            r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
-                            unsecured_jwt("ebb", 3600)
-                        ),
-                    ),
-                    Some(w) if w == format!("{EXPIRED_CLIENT}:{CLIENT_SECRET}") => (
-                        "200 OK",
-                        format!(
-                            r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
-                            unsecured_jwt("ebb", -3600)
-                        ),
-                    ),
-                    _ => (
-                        "401 Unauthorized",
-                        r#"{"error":"invalid_client","error_description":"client authentication failed"}"#
-                            .to_owned(),
-                    ),
-                };
-                {
-                    let mut log = log.lock().unwrap();
-                    log.requests += 1;
-                    log.problems.extend(problems);
-                }
-                let resp = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
-                    json.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-            });
+    let base = http_stub::serve(move |req| {
+        let mut problems = Vec::new();
+        if req.method != "POST" || req.uri != "/token" {
+            problems.push(format!("request line: {} {}", req.method, req.uri));
         }
-    });
-    format!("http://{addr}/token")
+        let form = req.form();
+        if !form.contains(&("grant_type", "client_credentials")) {
+            problems.push(format!("grant_type missing: {}", req.body));
+        }
+        if !form.contains(&("scope", "kafka%20lag")) {
+            problems.push(format!("scope is not \"kafka lag\": {}", req.body));
+        }
+        let who = req
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        let token = |exp_in| {
+            format!(
+                r#"{{"access_token":"{}","token_type":"bearer","expires_in":3600}}"#,
+                unsecured_jwt("ebb", exp_in)
+            )
+        };
+        let answer = match who.as_deref() {
+            Some(w) if w == format!("{CLIENT_ID}:{CLIENT_SECRET}") => Answer::json(200, token(3600)),
+            Some(w) if w == format!("{EXPIRED_CLIENT}:{CLIENT_SECRET}") => Answer::json(200, token(-3600)),
+            _ => Answer::json(
+                401,
+                r#"{"error":"invalid_client","error_description":"client authentication failed"}"#,
+            ),
+        };
+        let mut log = log.lock().unwrap();
+        log.requests += 1;
+        log.problems.extend(problems);
+        answer
+    })
+    .await
+    .unwrap();
+    format!("{base}/token")
 }
 
 fn bearer_config(bootstrap: &str, endpoint: &str, id: &str, secret: &str) -> ebb_scalers::kafka::KafkaConfig {
@@ -311,24 +267,29 @@ fn bearer_config(bootstrap: &str, endpoint: &str, id: &str, secret: &str) -> ebb
     .unwrap()
 }
 
-/// The standard fixture's topic and records on the broker's plain listener, retried while the
-/// new node settles (partition leaders come up after the listener).
+/// The standard fixture's topic and records on the broker's plain listener. A new topic's
+/// partition leaders come up one by one after the listener, and a produce to a partition without
+/// its leader yet is refused (error 6, not leader) while the others in the same request are
+/// written; so each partition is written by a request of its own, retried until its first record
+/// is taken (a refused request wrote nothing to that partition).
 async fn real_fixture(plain: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let mut a = ebb_testbackends::apache_kafka::Admin::connect(plain).await.unwrap();
     a.create_topic(kafka_support::TOPIC, 3).await.unwrap();
-    loop {
-        match a.produce(kafka_support::TOPIC, &kafka_support::PRODUCED).await {
-            Ok(next) => {
-                assert_eq!(next, std::collections::BTreeMap::from([(0, 10), (1, 7), (2, 25)]));
-                break;
+    for &(partition, count) in kafka_support::PRODUCED.iter() {
+        loop {
+            match a.produce(kafka_support::TOPIC, &[(partition, count)]).await {
+                Ok(next) => {
+                    assert_eq!(next, std::collections::BTreeMap::from([(partition, i64::from(count))]));
+                    break;
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("produce: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    a = ebb_testbackends::apache_kafka::Admin::connect(plain).await.unwrap();
+                }
+                Err(e) => panic!("produce: {e}"),
             }
-            Err(e) if std::time::Instant::now() < deadline => {
-                eprintln!("produce: {e}; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                a = ebb_testbackends::apache_kafka::Admin::connect(plain).await.unwrap();
-            }
-            Err(e) => panic!("produce: {e}"),
         }
     }
 }

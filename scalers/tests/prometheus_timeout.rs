@@ -10,39 +10,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use ebb_scalers::{Measurement, ScalerError, measure_with_timeout};
+use ebb_testbackends::http_stub::{self, Answer};
 use prometheus_common::scaler;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const ANSWER: &str = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"7"]}]}}"#;
 
 /// Serves every request with `ANSWER` after `delay`; returns the base URL.
 async fn slow_server(delay: Duration) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else { return };
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                tokio::time::sleep(delay).await;
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    ANSWER.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(ANSWER.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}")
+    http_stub::serve(move |_| Answer::json(200, ANSWER).after(delay)).await.unwrap()
 }
 
 fn md(server: &str, timeout: Option<&str>) -> Vec<(String, String)> {

@@ -199,23 +199,14 @@ impl Signer {
 /// The query string in SigV4's canonical encoding: every byte except `A-Z a-z 0-9 - _ . ~`
 /// percent-encoded (a space is `%20`, never `+`), pairs in the order given.
 pub fn encode_query(params: &[(&str, &str)]) -> String {
-    fn enc(s: &str, out: &mut String) {
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                out.push(char::from(b));
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
     let mut out = String::new();
     for (i, (k, v)) in params.iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
-        enc(k, &mut out);
+        out.push_str(&crate::encode::unreserved(k));
         out.push('=');
-        enc(v, &mut out);
+        out.push_str(&crate::encode::unreserved(v));
     }
     out
 }

@@ -48,12 +48,12 @@ pub fn presigned_url(region: &str, creds: &Credentials, now: SystemTime) -> Resu
     let mut url = base;
     for (name, value) in instructions.params() {
         url.push('&');
-        url.push_str(&encode(name));
+        url.push_str(&crate::encode::unreserved(name));
         url.push('=');
-        url.push_str(&encode(value));
+        url.push_str(&crate::encode::unreserved(value));
     }
     url.push_str("&User-Agent=");
-    url.push_str(&encode(USER_AGENT));
+    url.push_str(&crate::encode::unreserved(USER_AGENT));
     Ok(url)
 }
 
@@ -66,17 +66,4 @@ pub fn token(region: &str, creds: &Credentials, now: SystemTime) -> Result<Strin
 /// then `auth=Bearer <token>` between 0x01 separators, ended by two 0x01.
 pub fn initial_response(token: &str) -> Vec<u8> {
     super::oauth::initial_response(token, &[])
-}
-
-/// SigV4 URI encoding: every byte but the unreserved `A-Z a-z 0-9 - _ . ~` as `%XX`.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

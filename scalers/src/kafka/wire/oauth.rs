@@ -10,6 +10,7 @@
 //! is logged; errors name the endpoint (without user info or query) and never contain the secret
 //! or a token.
 
+use crate::encode::unreserved;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -114,19 +115,6 @@ pub fn describe(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-/// Form encoding of one value (every byte but `A-Z a-z 0-9 - _ . ~` as `%XX`).
-fn form(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 enum Attempt {
     Token(String, Option<Duration>),
     /// The endpoint refused the client credentials (HTTP 400 or 401): worth retrying with the
@@ -152,14 +140,14 @@ async fn fetch(
     let mut body = "grant_type=client_credentials".to_owned();
     if !o.scopes.is_empty() {
         body.push_str("&scope=");
-        body.push_str(&form(&o.scopes.join(" ")));
+        body.push_str(&unreserved(&o.scopes.join(" ")));
     }
-    let basic = STANDARD.encode(format!("{}:{}", form(id), form(secret)));
+    let basic = STANDARD.encode(format!("{}:{}", unreserved(id), unreserved(secret)));
     let first = attempt(&client, url, body.clone(), Some(format!("Basic {basic}"))).await?;
     let second = match first {
         Attempt::Token(t, life) => return Ok((t, life)),
         Attempt::Refused(why) => {
-            let in_body = format!("{body}&client_id={}&client_secret={}", form(id), form(secret));
+            let in_body = format!("{body}&client_id={}&client_secret={}", unreserved(id), unreserved(secret));
             match attempt(&client, url, in_body, None).await? {
                 Attempt::Token(t, life) => return Ok((t, life)),
                 Attempt::Refused(again) => (why, again),
