@@ -29,6 +29,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 
 use crate::context::Ctx;
+use crate::watch_scope::WatchScope;
 
 /// An object an authentication was resolved from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -178,29 +179,31 @@ fn digest(keys: &RandomState, c: &ParseContext) -> u64 {
 /// The task stops when its handle is aborted.
 pub fn start(
     ctx: Arc<Ctx>,
-    watch_namespace: Option<String>,
+    scope: WatchScope,
 ) -> (impl Stream<Item = ObjectRef<ScaledObject>> + Send + 'static, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded();
     let notify = Notify { ctx: ctx.clone(), tx };
     let client = ctx.client.clone();
-    // `Api<PartialObjectMeta<_>>` makes metadata-only requests.
-    let tas: Api<PartialObjectMeta<TriggerAuthentication>> = match &watch_namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    // `Api<PartialObjectMeta<_>>` makes metadata-only requests; one watch per namespace watched
+    // (or one cluster-wide).
+    let tas = scope.apis::<PartialObjectMeta<TriggerAuthentication>>(&client);
     let ctas: Api<PartialObjectMeta<ClusterTriggerAuthentication>> = Api::all(client.clone());
     let task = tokio::spawn(async move {
-        let ta = watch(
-            tas,
-            "triggerauthentications",
-            notify.clone(),
-            |m: &PartialObjectMeta<TriggerAuthentication>| Ref::TriggerAuthentication {
-                namespace: m.metadata.namespace.clone().unwrap_or_default(),
-                name: m.metadata.name.clone().unwrap_or_default(),
-            },
-        );
+        let ta = futures::future::join_all(tas.into_iter().map(|(ns, api)| {
+            watch(
+                api,
+                ns,
+                "triggerauthentications",
+                notify.clone(),
+                |m: &PartialObjectMeta<TriggerAuthentication>| Ref::TriggerAuthentication {
+                    namespace: m.metadata.namespace.clone().unwrap_or_default(),
+                    name: m.metadata.name.clone().unwrap_or_default(),
+                },
+            )
+        }));
         let cta = watch(
             ctas,
+            None,
             "clustertriggerauthentications",
             notify.clone(),
             |m: &PartialObjectMeta<ClusterTriggerAuthentication>| Ref::ClusterTriggerAuthentication {
@@ -238,10 +241,12 @@ impl Notify {
     }
 }
 
-/// Watches the metadata of one kind of authentication and reports every version change of the
-/// objects the index references (a re-list also reports those deleted meanwhile).
+/// Watches the metadata of one kind of authentication (in `namespace`, or everywhere) and
+/// reports every version change of the objects the index references (a re-list also reports
+/// those of its namespace deleted meanwhile).
 async fn watch<K>(
     api: Api<PartialObjectMeta<K>>,
+    namespace: Option<String>,
     what: &str,
     notify: Notify,
     to_ref: impl Fn(&PartialObjectMeta<K>) -> Ref,
@@ -268,8 +273,15 @@ async fn watch<K>(
                 let Some(seen) = relisted.take() else { continue };
                 // Referenced objects absent from the new list were deleted meanwhile.
                 let Some(kind) = kind else { continue };
-                for r in
-                    notify.ctx.auth_index.refs(|r| std::mem::discriminant(r) == kind && !seen.contains(r))
+                let listed = |r: &Ref| match (&namespace, r) {
+                    (Some(ns), Ref::TriggerAuthentication { namespace, .. }) => namespace == ns,
+                    (Some(_), _) => false,
+                    (None, _) => true,
+                };
+                for r in notify
+                    .ctx
+                    .auth_index
+                    .refs(|r| std::mem::discriminant(r) == kind && listed(r) && !seen.contains(r))
                 {
                     notify.changed(&r, None);
                 }

@@ -46,7 +46,9 @@ pub enum Error {
     },
     /// An external scaler did not say which metric it serves (`GetMetricSpec`), so no HPA can
     /// name it.
-    #[error("spec.triggers[{index}] ({type_}): cannot get the metric spec of the external scaler at {address}: {source}")]
+    #[error(
+        "spec.triggers[{index}] ({type_}): cannot get the metric spec of the external scaler at {address}: {source}"
+    )]
     MetricSpec {
         index: usize,
         type_: String,
@@ -118,6 +120,18 @@ mod tests {
         };
         assert_eq!(e.to_string(), "spec.triggers[1] (kafka): no brokers");
         assert!(std::error::Error::source(&e).is_some());
+        let e = Error::MetricSpec {
+            index: 0,
+            type_: "external".into(),
+            address: "scaler.ns.svc:8080".into(),
+            source: ScalerError::Timeout(std::time::Duration::from_secs(3)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "spec.triggers[0] (external): cannot get the metric spec of the external scaler at scaler.ns.svc:8080: timed out after 3s"
+        );
+        assert_eq!(e.reason(), "ScaledObjectCheckFailed");
+        assert!(!e.is_api_failure());
         let e = Error::NoScale { api_version: "v1".into(), kind: "ConfigMap".into() };
         assert_eq!(e.to_string(), "scale target cannot be scaled: v1 ConfigMap has no /scale subresource");
         let e = Error::Kube(kube::Error::Api(

@@ -29,6 +29,7 @@ pub mod target;
 pub mod throttle;
 pub mod time;
 pub mod values;
+pub mod watch_scope;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,12 +40,13 @@ use ebb_plumbing::server::{self, Server};
 use ebb_plumbing::shutdown::Shutdown;
 use futures::StreamExt;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
-use kube::{Api, Client};
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::context::{Config, Ctx, LoopContext};
+use crate::watch_scope::WatchScope;
 
 /// Program name, used in logs and as the `name` label of `keda_build_info`.
 pub const NAME: &str = "ebb-operator";
@@ -59,10 +61,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Only watch ScaledObjects in this namespace (default: all namespaces). One namespace:
-    /// KEDA's comma-separated list is refused at startup.
-    #[arg(long, env = "WATCH_NAMESPACE", value_parser = one_namespace)]
-    pub watch_namespace: Option<String>,
+    /// Only watch these namespaces: a comma-separated list, as KEDA takes it (entries trimmed,
+    /// empty ones ignored); unset or empty, all namespaces. Every watch of the operator
+    /// (ScaledObjects, their HPAs, TriggerAuthentications, the replica cache) covers exactly
+    /// these namespaces.
+    #[arg(long, env = "WATCH_NAMESPACE", value_parser = WatchScope::parse, default_value = "", hide_default_value = true)]
+    pub watch_namespace: WatchScope,
     /// Only watch ScaledObjects matching this label selector.
     #[arg(long, env = "EBB_LABEL_SELECTOR")]
     pub label_selector: Option<String>,
@@ -121,19 +125,6 @@ pub struct Args {
     pub certificates: certs::CertificateArgs,
     #[command(flatten)]
     pub egress: egress::EgressArgs,
-}
-
-/// Parses `--watch-namespace`: one namespace. KEDA also takes a comma-separated list; ebb's
-/// controller and watches cover one namespace or all, so a list is an error, not a namespace
-/// named "a,b" that silently matches nothing.
-fn one_namespace(raw: &str) -> Result<String, String> {
-    if raw.contains(',') {
-        return Err(format!(
-            "ebb watches one namespace (or all when unset), not a comma-separated list such as {raw:?}; \
-             leave it unset to watch all namespaces (--label-selector narrows which ScaledObjects are handled)"
-        ));
-    }
-    Ok(raw.to_owned())
 }
 
 /// Default `--kube-api-max-in-flight`.
@@ -350,12 +341,8 @@ async fn run_while_leader(
             }
             continue;
         }
-        tracing::info!("leading: starting the ScaledObject controller");
+        tracing::info!(watching = %args.watch_namespace, "leading: starting the ScaledObject controller");
         readiness.set_not_ready("leading: waiting for the first ScaledObject list");
-        let (sos, hpas): (Api<ScaledObject>, Api<HorizontalPodAutoscaler>) = match &args.watch_namespace {
-            Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
         let mut wc = watcher::Config::default();
         if let Some(sel) = &args.label_selector {
             wc = wc.labels(sel);
@@ -365,8 +352,10 @@ async fn run_while_leader(
             ebb_api::constants::LABEL_MANAGED_BY,
             ebb_api::constants::MANAGED_BY
         ));
-        let controller = Controller::new(sos, wc);
-        let reader = controller.store();
+        // As `Controller::new` builds it, over one watch per namespace when there are several.
+        let (reader, writer) = reflector::store::<ScaledObject>();
+        let sos = args.watch_namespace.watch(&client, &wc, reader.clone());
+        let controller = Controller::for_stream(reflector(writer, sos).applied_objects(), reader.clone());
         let stop = shutdown.clone();
         // Changed authentications, Secrets and ConfigMaps reconcile the objects using them.
         let (auth_changes, auth_task) = auth_watch::start(ctx.clone(), args.watch_namespace.clone());
@@ -374,8 +363,9 @@ async fn run_while_leader(
         // The owned HPAs' watch also fills the store their `ScalingActive` is read from
         // (`hpa_active`): one watch, whole objects rather than metadata, for their status.
         let (hpa_store, hpa_writer) = reflector::store();
+        let hpas = args.watch_namespace.watch::<HorizontalPodAutoscaler>(&client, &hpa_wc, hpa_store.clone());
         ctx.hpas.set(hpa_store);
-        let hpa_events = reflector(hpa_writer, watcher(hpas, hpa_wc)).default_backoff().touched_objects();
+        let hpa_events = reflector(hpa_writer, hpas).default_backoff().touched_objects();
         let run = controller
             .owns_stream(hpa_events)
             .reconcile_on(auth_changes)
@@ -487,19 +477,28 @@ mod tests {
         assert!(leader_elect_of(&["--leader-elect=maybe"]).is_err());
     }
 
+    /// `--watch-namespace` / `WATCH_NAMESPACE` takes KEDA's comma-separated list (this replaces
+    /// the earlier behaviour of taking one namespace and refusing a list).
     #[test]
-    fn watch_namespace_takes_one_namespace_and_refuses_keda_s_comma_list() {
+    fn watch_namespace_takes_keda_s_comma_separated_list() {
         use clap::Parser;
-        let one = Args::try_parse_from([NAME, "--watch-namespace", "team-a"]).expect("one namespace parses");
-        assert_eq!(one.watch_namespace.as_deref(), Some("team-a"));
-        let list = Args::try_parse_from([NAME, "--watch-namespace", "team-a,team-b"])
-            .expect_err("a comma-separated list is refused at startup")
-            .to_string();
-        assert!(
-            list.contains("--watch-namespace")
-                && list.contains("one namespace")
-                && list.contains("team-a,team-b"),
-            "{list}"
+        use std::collections::BTreeSet;
+        let scope = |flags: &[&str]| {
+            Args::try_parse_from(std::iter::once(NAME).chain(flags.iter().copied()))
+                .map(|a| a.watch_namespace)
+        };
+        let names =
+            |n: &[&str]| WatchScope::Namespaces(n.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>());
+        assert_eq!(scope(&["--watch-namespace", "team-a"]).expect("one namespace"), names(&["team-a"]));
+        assert_eq!(
+            scope(&["--watch-namespace", "team-a, team-b,,team-a"]).expect("a list"),
+            names(&["team-a", "team-b"])
         );
+        assert_eq!(scope(&[]).expect("unset"), WatchScope::All);
+        assert_eq!(scope(&["--watch-namespace", ""]).expect("empty"), WatchScope::All);
+        let bad =
+            scope(&["--watch-namespace", "team-a,Team_B"]).expect_err("a bad entry is refused at startup");
+        let bad = bad.to_string();
+        assert!(bad.contains("--watch-namespace") && bad.contains("\"Team_B\""), "{bad}");
     }
 }

@@ -9,12 +9,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use futures::StreamExt;
+use kube::Client;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Api, Client};
 
 use crate::target::Target;
+use crate::watch_scope::WatchScope;
 
 /// The kinds whose replica counts are cached: (group, version, kind, plural).
 const KINDS: [(&str, &str, &str, &str); 2] =
@@ -61,9 +62,16 @@ impl ReplicaCache {
         self.len() == 0
     }
 
-    /// Applies one watch event for `kind`; `relisted` collects the names seen during a relist so
-    /// that objects deleted while the watch was down are dropped when the relist completes.
-    fn apply(&self, kind: &'static str, event: Event<DynamicObject>, relisted: &mut Option<HashSet<Key>>) {
+    /// Applies one watch event for `kind` from the watch of `namespace` (or of every namespace);
+    /// `relisted` collects the names seen during a relist so that objects of that watch deleted
+    /// while it was down are dropped when the relist completes.
+    fn apply(
+        &self,
+        kind: &'static str,
+        namespace: Option<&str>,
+        event: Event<DynamicObject>,
+        relisted: &mut Option<HashSet<Key>>,
+    ) {
         let key = |o: &DynamicObject| {
             (
                 kind,
@@ -89,7 +97,8 @@ impl ReplicaCache {
             }
             Event::InitDone => {
                 if let Some(seen) = relisted.take() {
-                    self.write().retain(|k, _| k.0 != kind || seen.contains(k));
+                    let listed = |k: &Key| k.0 == kind && namespace.is_none_or(|ns| k.1 == ns);
+                    self.write().retain(|k, _| !listed(k) || seen.contains(k));
                 }
             }
             Event::Apply(o) => {
@@ -101,30 +110,29 @@ impl ReplicaCache {
         }
     }
 
-    /// Watches Deployments and StatefulSets (in `namespace`, or everywhere) until dropped,
-    /// retrying with backoff when a watch fails. Errors are logged, never fatal: uncached
-    /// targets are read through `/scale`.
-    pub async fn run(self: Arc<Self>, client: Client, namespace: Option<String>) {
-        let watches = KINDS.iter().map(|(group, version, kind, plural)| {
+    /// Watches Deployments and StatefulSets (in each namespace of `scope`, or everywhere) until
+    /// dropped, retrying with backoff when a watch fails. Errors are logged, never fatal:
+    /// uncached targets are read through `/scale`.
+    pub async fn run(self: Arc<Self>, client: Client, scope: WatchScope) {
+        let watches = KINDS.iter().flat_map(|(group, version, kind, plural)| {
             let resource =
                 ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-            let api: Api<DynamicObject> = match &namespace {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-                None => Api::all_with(client.clone(), &resource),
-            };
-            let cache = self.clone();
-            async move {
-                let mut relisted = None;
-                let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
-                    .default_backoff()
-                    .boxed();
-                while let Some(event) = stream.next().await {
-                    match event {
-                        Ok(event) => cache.apply(kind, event, &mut relisted),
-                        Err(e) => tracing::debug!(kind, "replica cache watch: {e}"),
+            let this = self.clone();
+            scope.apis_dynamic(&client, &resource).into_iter().map(move |(namespace, api)| {
+                let cache = this.clone();
+                async move {
+                    let mut relisted = None;
+                    let mut stream = watcher::watcher(api, watcher::Config::default().any_semantic())
+                        .default_backoff()
+                        .boxed();
+                    while let Some(event) = stream.next().await {
+                        match event {
+                            Ok(event) => cache.apply(kind, namespace.as_deref(), event, &mut relisted),
+                            Err(e) => tracing::debug!(kind, "replica cache watch: {e}"),
+                        }
                     }
                 }
-            }
+            })
         });
         futures::future::join_all(watches).await;
     }
@@ -163,38 +171,50 @@ mod tests {
         let mut relist = None;
         let web = target("Deployment", "apps", "web");
         let api = target("Deployment", "apps", "api");
-        cache.apply("Deployment", Event::Init, &mut relist);
+        cache.apply("Deployment", None, Event::Init, &mut relist);
         cache.apply(
             "Deployment",
+            None,
             Event::InitApply(object("shop", "web", json!({"replicas": 3}))),
             &mut relist,
         );
-        cache.apply("Deployment", Event::InitApply(object("shop", "api", json!({}))), &mut relist);
-        cache.apply("Deployment", Event::InitDone, &mut relist);
+        cache.apply("Deployment", None, Event::InitApply(object("shop", "api", json!({}))), &mut relist);
+        cache.apply("Deployment", None, Event::InitDone, &mut relist);
         assert_eq!(cache.get(&web, "shop"), Some(3));
         assert_eq!(cache.get(&api, "shop"), Some(1), "absent spec.replicas defaults to 1");
         assert_eq!(cache.get(&web, "other"), None);
 
-        cache.apply("Deployment", Event::Apply(object("shop", "web", json!({"replicas": 0}))), &mut relist);
+        cache.apply(
+            "Deployment",
+            None,
+            Event::Apply(object("shop", "web", json!({"replicas": 0}))),
+            &mut relist,
+        );
         assert_eq!(cache.get(&web, "shop"), Some(0));
         cache.set(&web, "shop", 5);
         assert_eq!(cache.get(&web, "shop"), Some(5));
 
         // A relist that no longer sees "api" drops it; a StatefulSet of the same name is separate.
         let sts = target("StatefulSet", "apps", "api");
-        cache.apply("StatefulSet", Event::Apply(object("shop", "api", json!({"replicas": 2}))), &mut None);
-        cache.apply("Deployment", Event::Init, &mut relist);
+        cache.apply(
+            "StatefulSet",
+            None,
+            Event::Apply(object("shop", "api", json!({"replicas": 2}))),
+            &mut None,
+        );
+        cache.apply("Deployment", None, Event::Init, &mut relist);
         cache.apply(
             "Deployment",
+            None,
             Event::InitApply(object("shop", "web", json!({"replicas": 4}))),
             &mut relist,
         );
-        cache.apply("Deployment", Event::InitDone, &mut relist);
+        cache.apply("Deployment", None, Event::InitDone, &mut relist);
         assert_eq!(cache.get(&api, "shop"), None);
         assert_eq!(cache.get(&web, "shop"), Some(4));
         assert_eq!(cache.get(&sts, "shop"), Some(2));
 
-        cache.apply("Deployment", Event::Delete(object("shop", "web", json!({}))), &mut relist);
+        cache.apply("Deployment", None, Event::Delete(object("shop", "web", json!({}))), &mut relist);
         assert_eq!(cache.get(&web, "shop"), None);
         assert_eq!(cache.len(), 1);
     }

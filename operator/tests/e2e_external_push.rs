@@ -146,6 +146,24 @@ async fn an_unreachable_scaler_fails_the_check_until_it_answers() {
     .await;
     let st = get_so(&client, "ext-down").await.unwrap().status.unwrap();
     assert_eq!(st.external_metric_names, ["s0-backlog"]);
+    wait_for("the loop's health entry", Duration::from_secs(30), async || {
+        get_so(&client, "ext-down").await.unwrap().status.unwrap().health.contains_key("s0-backlog")
+    })
+    .await;
+
+    // The scaler goes away and the spec changes (a full reconcile, which asks GetMetricSpec
+    // again): the last good answer is kept, so the metric is neither renamed nor removed.
+    drop(srv);
+    patch_so(&client, "ext-down", json!({"spec": {"pollingInterval": 2}})).await;
+    // (Ready may turn False `TriggerError` from the loop's failing polls, not from the check.)
+    holds_for("the check passing and the HPA metric", Duration::from_secs(6), async || {
+        let ready = condition(&client, "ext-down", "Ready").await;
+        let st = get_so(&client, "ext-down").await.unwrap().status.unwrap();
+        ready.is_some_and(|(_, r, _)| r != "ScaledObjectCheckFailed")
+            && st.external_metric_names == ["s0-backlog"]
+            && hpa_metric(&client, "ext-down").await.is_some_and(|(n, _)| n == "s0-backlog")
+    })
+    .await;
     op.stop().await;
     cluster.stop().await;
 }

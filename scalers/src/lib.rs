@@ -15,6 +15,7 @@ pub mod formula;
 pub mod hpa;
 pub mod kafka;
 pub mod params;
+pub mod pem_params;
 pub mod prometheus;
 pub mod registry;
 pub mod resource;

@@ -22,8 +22,6 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::error::{ParseError, ParseErrorKind, ScalerError};
 use crate::kafka::config::TlsSettings;
@@ -113,25 +111,10 @@ pub fn parse_config(p: &Params<'_>, push: bool) -> Result<ExternalConfig, ParseE
             "files of the operator's file system are not read; put the CA certificate (PEM) in caCert, from a TriggerAuthentication",
         ));
     }
-    let ca = match p.text("caCert")? {
-        None => None,
-        Some(pem) => Some(certs(p, "caCert", &pem)?),
-    };
-    let client = match (p.text("tlsClientCert")?, p.text("tlsClientKey")?) {
-        (None, None) => None,
-        (Some(_), None) => {
-            return Err(invalid(p, "tlsClientKey", "tlsClientCert is set, so tlsClientKey must be set too"));
-        }
-        (None, Some(_)) => {
-            return Err(invalid(p, "tlsClientCert", "tlsClientKey is set, so tlsClientCert must be set too"));
-        }
-        (Some(cert), Some(key)) => {
-            let chain = certs(p, "tlsClientCert", &cert)?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                .map_err(|_| invalid(p, "tlsClientKey", "not a PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
-            Some((chain, key))
-        }
-    };
+    let (ca, client) = crate::pem_params::read(
+        p,
+        crate::pem_params::PemNames { ca: "caCert", cert: "tlsClientCert", key: "tlsClientKey" },
+    )?;
     let unsafe_ssl = p.required_bool("unsafeSsl")?;
     let enable = p.required_bool("enableTLS")?;
     let tls = (enable || ca.is_some() || client.is_some()).then_some(TlsSettings { ca, client, unsafe_ssl });
@@ -150,16 +133,6 @@ pub fn parse_config(p: &Params<'_>, push: bool) -> Result<ExternalConfig, ParseE
         return Err(p.trigger_error(format!("more than {MAX_METADATA} metadata entries")));
     }
     Ok(ExternalConfig { push, address, tls, metadata, resolved: None })
-}
-
-fn certs(p: &Params<'_>, name: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ParseError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|_| invalid(p, name, "not valid PEM"))?;
-    if certs.is_empty() {
-        return Err(invalid(p, name, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
-    }
-    Ok(certs)
 }
 
 /// `host:port`: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port.

@@ -5,7 +5,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sha2::{Digest, Sha256};
 
@@ -425,35 +424,12 @@ fn parse_tls(p: &Params<'_>, flavour: Flavour) -> Result<Option<TlsSettings>, Pa
             "encrypted private keys are not supported by ebb; store the key unencrypted (PKCS#8, PKCS#1 or SEC1 PEM) in the Secret",
         ));
     }
-    let ca = match p.text("ca")? {
-        None => None,
-        Some(pem) => Some(certs(p, "ca", &pem)?),
-    };
-    let client = match (p.text("cert")?, p.text("key")?) {
-        (None, None) => None,
-        (Some(_), None) => return Err(invalid(p, "key", "cert is set, so key must be set too")),
-        (None, Some(_)) => return Err(invalid(p, "cert", "key is set, so cert must be set too")),
-        (Some(cert), Some(key)) => {
-            let chain = certs(p, "cert", &cert)?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                .map_err(|_| invalid(p, "key", "not a PEM private key (PKCS#8, PKCS#1 or SEC1)"))?;
-            Some((chain, key))
-        }
-    };
+    let (ca, client) =
+        crate::pem_params::read(p, crate::pem_params::PemNames { ca: "ca", cert: "cert", key: "key" })?;
     // apache-kafka has no unsafeSsl: it always verifies the broker.
     let unsafe_ssl = flavour == Flavour::Kafka && p.bool("unsafeSsl")?.unwrap_or(false);
     let settings = TlsSettings { ca, client, unsafe_ssl };
     // Building the client configuration checks that the key matches the certificate.
     super::wire::tls::client_config(&settings, false).map_err(|e| invalid(p, "cert", e))?;
     Ok(Some(settings))
-}
-
-fn certs(p: &Params<'_>, name: &str, pem: &str) -> Result<Vec<CertificateDer<'static>>, ParseError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .map_err(|_| invalid(p, name, "not valid PEM"))?;
-    if certs.is_empty() {
-        return Err(invalid(p, name, "holds no PEM certificate (-----BEGIN CERTIFICATE-----)"));
-    }
-    Ok(certs)
 }
