@@ -466,18 +466,18 @@ async fn with_the_webhook_down_the_operators_own_writes_and_finalizer_removal_pa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_formula_outside_the_supported_subset_is_denied_with_its_position() {
+async fn a_formula_naming_no_trigger_is_denied_with_its_position() {
     let stack = start("modifiers").await;
     let path = repo().join("tests/fixtures/scaling-modifiers/bad-formula.yaml");
     let (ok, _, err) = stack.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]).await;
     assert!(!ok, "bad-formula.yaml was admitted");
     let want = format!(
-        "{DENIED}spec.advanced.scalingModifiers.formula: unsupported function \"count\"; supported: min, max, \
-         abs, round, floor, ceil (at character 0)"
+        "{DENIED}spec.advanced.scalingModifiers.formula: unknown name \"trig_three\" (at character 47): every \
+         variable must be the name of one of this ScaledObject's triggers (named: trig_one, trig_two)"
     );
     assert!(err.contains(&want), "want {want}\ngot  {err}");
     // KEDA's documented examples are admitted.
-    for file in ["average", "conditional", "fallback-chain"] {
+    for file in ["average", "conditional", "count", "fallback-chain"] {
         let path = repo().join(format!("tests/fixtures/scaling-modifiers/{file}.yaml"));
         let (ok, _, err) = stack.kubectl(&["apply", "--validate=false", "-f", path.to_str().unwrap()]).await;
         assert!(ok, "{file}: {err}");

@@ -9,7 +9,8 @@
 //!   around it with `??`); when the formula yields nil, `fallback.replicas` apply.
 //! - A trigger that failed but is not (yet) in fallback makes the composite value an error
 //!   naming that trigger, as any failing metric does; so does a formula that fails to evaluate
-//!   (e.g. arithmetic on nil, division by zero) or yields nil without a fallback.
+//!   (e.g. arithmetic on nil, a non-finite result such as `a / 0`) or yields nil without a
+//!   fallback.
 
 use std::collections::BTreeMap;
 

@@ -2,7 +2,8 @@
 //! the CLI (same messages, with the formula's character offset): KEDA's rules — a formula needs
 //! a `target`; `target` and `activationTarget` are numbers; `metricType` is `AverageValue` or
 //! `Value`; every variable of the formula is the `name` of one of this ScaledObject's
-//! triggers; the formula compiles (see [`crate::formula`]) and does not yield a boolean;
+//! triggers; the formula compiles (see [`crate::formula`], which also refuses a top-level
+//! comparison or logical operator: a boolean result);
 //! `fallback.behavior: scalingModifiers` needs a formula.
 
 use ebb_api::{FallbackBehavior, MetricTargetType, ScaledObject};

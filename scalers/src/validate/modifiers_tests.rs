@@ -25,6 +25,7 @@ fn documented_examples_compile() {
     for (file, target, activation, vars) in [
         ("average.yaml", 2.0, 2.0, vec!["trig_one", "trig_two"]),
         ("conditional.yaml", 2.0, 0.0, vec!["trig_one", "trig_two"]),
+        ("count.yaml", 2.0, 0.0, vec!["trig_one", "trig_two"]),
         ("fallback-chain.yaml", 2.0, 0.0, vec!["best_metric", "slower_metric", "metric_backup"]),
     ] {
         let so = fixture(file);
@@ -41,13 +42,11 @@ fn documented_examples_compile() {
 }
 
 #[test]
-fn unsupported_formula_is_refused_with_its_offset() {
+fn unknown_name_in_formula_is_refused_with_its_offset() {
     assert_eq!(
         errors(&fixture("bad-formula.yaml")),
-        [
-            "spec.advanced.scalingModifiers.formula: unsupported function \"count\"; supported: min, max, abs, \
-          round, floor, ceil (at character 0) in \"count([trig_one, trig_two], {# > 1}) > 1 ? 5 : 0\""
-        ]
+        ["spec.advanced.scalingModifiers.formula: unknown name \"trig_three\" (at character 47): every \
+             variable must be the name of one of this ScaledObject's triggers (named: trig_one, trig_two)"]
     );
 }
 
