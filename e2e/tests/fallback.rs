@@ -54,12 +54,7 @@ async fn failing_source_lands_on_fallback_replicas_at_the_threshold_and_recovers
     let opts = Options { scrape_interval: Duration::from_secs(1), ..Options::scraping(&[exporter.addr()]) };
     let prom = tokio::task::block_in_place(|| Prometheus::start(&opts)).unwrap();
 
-    let (cluster, client) = start_cluster(Duration::from_secs(1)).await;
-    let pki = Pki::new(&cluster, "fallback");
-    let port = free_port();
-    let op = start_operator(&client, &pki, port);
-    let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
-    register(&cluster, &server).await;
+    let Stack { cluster, client, pki: _, operator: op, server } = start_stack("fallback").await;
 
     create_deployment(&client, "worker", 0).await;
     create_deployment(&client, "keeper", 0).await;

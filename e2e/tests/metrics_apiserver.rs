@@ -31,16 +31,7 @@ fn seed_003_resource_list() -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hpa_reads_the_metric_through_the_aggregator() {
-    let (cluster, client) = start_cluster(Duration::from_secs(1)).await;
-    let pki = Pki::new(&cluster, "aggregated");
-    let port = free_port();
-    let operator = start_operator(&client, &pki, port);
-    let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
-    register(&cluster, &server).await;
-    wait_for("the metrics-apiserver to be ready", Duration::from_secs(10), async || {
-        server.admin_get("/readyz").await.0 == 200
-    })
-    .await;
+    let Stack { cluster, client, pki: _, operator, server } = start_stack("aggregated").await;
 
     // min 1, desiredReplicas 3: only the HPA, reading the metric, can take it to 3.
     create_deployment(&client, "web", 1).await;

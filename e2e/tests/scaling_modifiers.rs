@@ -31,16 +31,7 @@ fn fixture(name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_composite_metric_is_the_formula_through_the_aggregator() {
-    let (cluster, client) = start_cluster(Duration::from_secs(1)).await;
-    let pki = Pki::new(&cluster, "modifiers");
-    let port = free_port();
-    let operator = start_operator(&client, &pki, port);
-    let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
-    register(&cluster, &server).await;
-    wait_for("the metrics-apiserver to be ready", Duration::from_secs(10), async || {
-        server.admin_get("/readyz").await.0 == 200
-    })
-    .await;
+    let Stack { cluster, client, pki: _, operator, server } = start_stack("modifiers").await;
 
     // The documentation's example; both cron windows open now for 10 minutes, so trig_one is 4
     // and trig_two is 7 throughout.
@@ -206,16 +197,7 @@ async fn the_conditional_and_fallback_chain_examples_serve_their_formulas() {
     })
     .await;
 
-    let (cluster, client) = start_cluster(Duration::from_secs(1)).await;
-    let pki = Pki::new(&cluster, "modifiers-examples");
-    let port = free_port();
-    let operator = start_operator(&client, &pki, port);
-    let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
-    register(&cluster, &server).await;
-    wait_for("the metrics-apiserver to be ready", Duration::from_secs(10), async || {
-        server.admin_get("/readyz").await.0 == 200
-    })
-    .await;
+    let Stack { cluster, client, pki: _, operator, server } = start_stack("modifiers-examples").await;
 
     // The conditional example `trig_one < 2 ? trig_one + trig_two : 1`, once per branch: the
     // fixture's values (1, 3) take the first branch, (2, 3) the second (2 < 2 is false).

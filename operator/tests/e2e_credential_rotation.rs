@@ -15,7 +15,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ebb_api::ClusterTriggerAuthentication;
@@ -26,30 +26,6 @@ use support::*;
 
 /// Operator flags: Secrets checked every second; the in-test Prometheus on loopback allowed.
 const FLAGS: &[&str] = &["--auth-refresh-interval", "1s", "--egress-allow-cidrs", "127.0.0.0/8"];
-
-/// A stand-in for Prometheus answering every instant query with `5`, recording the
-/// Authorization header of each request.
-async fn fake_prometheus() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app = axum::Router::new().route(
-        "/api/v1/query",
-        axum::routing::get(move |headers: axum::http::HeaderMap| {
-            let record = record.clone();
-            async move {
-                let auth =
-                    headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                record.lock().unwrap().push(auth);
-                axum::Json(json!({"status": "success", "data": {"resultType": "vector",
-                    "result": [{"metric": {}, "value": [1.0, "5"]}]}}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
 
 async fn put_secret(client: &kube::Client, name: &str, data: Value) {
     let secrets: Api<Secret> = Api::default_namespaced(client.clone());

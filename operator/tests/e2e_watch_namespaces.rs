@@ -9,7 +9,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ebb_api::TriggerAuthentication;
@@ -18,30 +18,6 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::*;
-
-/// A stand-in for Prometheus answering every instant query with `5`, recording the
-/// Authorization header of each request.
-async fn fake_prometheus() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let record = seen.clone();
-    let app = axum::Router::new().route(
-        "/api/v1/query",
-        axum::routing::get(move |headers: axum::http::HeaderMap| {
-            let record = record.clone();
-            async move {
-                let auth =
-                    headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-                record.lock().unwrap().push(auth);
-                axum::Json(json!({"status": "success", "data": {"resultType": "vector",
-                    "result": [{"metric": {}, "value": [1.0, "5"]}]}}))
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, seen)
-}
 
 /// A client of the local control plane whose default namespace is `ns` (created if missing).
 async fn client_in(sandbox: &ebb_sandbox::sandbox::Sandbox, admin: &kube::Client, ns: &str) -> kube::Client {

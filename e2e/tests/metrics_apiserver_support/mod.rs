@@ -133,6 +133,32 @@ impl Operator {
     }
 }
 
+/// The path an HPA reads through, started and ready: the cluster (HPA sync every second), the
+/// operator with its internal service, and the metrics-apiserver registered as the
+/// `v1beta1.external.metrics.k8s.io` APIService and answering `/readyz`.
+pub struct Stack {
+    pub cluster: Cluster,
+    pub client: kube::Client,
+    pub pki: Pki,
+    pub operator: Operator,
+    pub server: MetricsServer,
+}
+
+/// Starts a [`Stack`]; `tag` names its certificates' directory.
+pub async fn start_stack(tag: &str) -> Stack {
+    let (cluster, client) = start_cluster(Duration::from_secs(1)).await;
+    let pki = Pki::new(&cluster, tag);
+    let port = free_port();
+    let operator = start_operator(&client, &pki, port);
+    let server = start_metrics_apiserver(&client, &pki, port, &[]).await;
+    register(&cluster, &server).await;
+    wait_for("the metrics-apiserver to be ready", Duration::from_secs(10), async || {
+        server.admin_get("/readyz").await.0 == 200
+    })
+    .await;
+    Stack { cluster, client, pki, operator, server }
+}
+
 /// Starts the operator with its internal service on 127.0.0.1:`port`.
 pub fn start_operator(client: &kube::Client, pki: &Pki, port: u16) -> Operator {
     let args = <ebb_operator::Args as clap::Parser>::try_parse_from([

@@ -1,13 +1,14 @@
 //! Shared setup of the operator's end-to-end tests: a local control plane with the CRDs
 //! installed and a kube client for it, Deployments and cron ScaledObjects, the operator run
 //! in-process (with its admin address learnt from its "admin server listening" log event),
-//! bounded waits, and readers for status conditions, events and `/metrics`.
+//! bounded waits, readers for status conditions, events and `/metrics`, and a stand-in
+//! Prometheus that records each request's Authorization header.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
@@ -412,4 +413,21 @@ impl tracing::Subscriber for Capture {
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// A stand-in for Prometheus answering every instant query with `5`, recording the
+/// Authorization header of each request.
+pub async fn fake_prometheus() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let base = ebb_testbackends::http_stub::serve(move |req| {
+        record.lock().unwrap().push(req.header("authorization").unwrap_or("").to_owned());
+        ebb_testbackends::http_stub::Answer::json(
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1.0,"5"]}]}}"#,
+        )
+    })
+    .await
+    .unwrap();
+    (base.trim_start_matches("http://").parse().unwrap(), seen)
 }
