@@ -199,33 +199,40 @@ async fn the_conditional_and_fallback_chain_examples_serve_their_formulas() {
 
     let Stack { cluster, client, pki: _, operator, server } = start_stack("modifiers-examples").await;
 
-    // The conditional example `trig_one < 2 ? trig_one + trig_two : 1`, once per branch: the
-    // fixture's values (1, 3) take the first branch, (2, 3) the second (2 < 2 is false).
+    // The conditional example `trig_one < 2 ? trig_one+trig_two >= 2 ? 5 : 10 : 0`, once per
+    // branch: (1, 3) → 1 < 2 and 4 ≥ 2 → 5; (1, 0) → 1 < 2 but 1 < 2 → 10; (2, 3) → 2 < 2 is
+    // false → 0. A trigger reads 0 outside its cron window, so `None` closes trig_two's window.
     let branches = [
-        ("modifiers-conditional", "web-conditional", 1.0, 3.0),
-        ("modifiers-conditional-else", "web-conditional-else", 2.0, 3.0),
+        ("modifiers-conditional", "web-conditional", 1, Some(3), "5"),
+        ("modifiers-conditional-ten", "web-conditional-ten", 1, None, "10"),
+        ("modifiers-conditional-else", "web-conditional-else", 2, Some(3), "0"),
     ];
-    for (name, target, one, two) in branches {
+    for (name, target, one, two, _) in branches {
         create_deployment(&client, target, 1).await;
         let mut so = fixture("conditional.yaml");
         assert_eq!(
             so["spec"]["advanced"]["scalingModifiers"]["formula"],
-            "trig_one < 2 ? trig_one + trig_two : 1"
+            "trig_one < 2 ? trig_one+trig_two >= 2 ? 5 : 10 : 0"
         );
         so["metadata"]["namespace"] = json!(NS);
         so["metadata"]["name"] = json!(name);
         so["spec"]["scaleTargetRef"]["name"] = json!(target);
         so["spec"]["pollingInterval"] = json!(1);
         so["spec"]["triggers"][0]["metadata"]["desiredReplicas"] = json!(format!("{one}"));
-        so["spec"]["triggers"][1]["metadata"]["desiredReplicas"] = json!(format!("{two}"));
+        so["spec"]["triggers"][1]["metadata"]["desiredReplicas"] = json!(format!("{}", two.unwrap_or(3)));
         open_cron_windows(&mut so);
+        if two.is_none() {
+            let m = Utc::now().minute();
+            let md = &mut so["spec"]["triggers"][1]["metadata"];
+            md["start"] = json!(format!("{:02} * * * *", (m + 30) % 60));
+            md["end"] = json!(format!("{:02} * * * *", (m + 40) % 60));
+        }
         create(&client, so).await;
     }
-    for (name, _, one, two) in branches {
+    for (name, _, one, two, want) in branches {
         assert_eq!(metric_name(&client, name).await, "composite-metric");
-        let want = quantity(if one < 2.0 { one + two } else { 1.0 });
-        wait_served(&cluster, name, &want, Duration::from_secs(30)).await;
-        println!("{name}: trig_one={one} trig_two={two} → composite-metric {want}");
+        wait_served(&cluster, name, want, Duration::from_secs(30)).await;
+        println!("{name}: trig_one={one} trig_two={} → composite-metric {want}", two.unwrap_or(0));
     }
 
     // The fallback chain. Every trigger is the fixture's with its source made controllable:
