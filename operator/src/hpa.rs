@@ -342,3 +342,6 @@ mod tests;
 
 #[cfg(test)]
 mod resource_tests;
+
+#[cfg(test)]
+mod metadata_tests;
