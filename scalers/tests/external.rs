@@ -166,16 +166,11 @@ async fn unreachable_and_egress_denied() {
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate it signed.
 fn pki() -> (String, (String, String), (String, String)) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf = |sans: Vec<String>| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(sans).unwrap().signed_by(&key, &ca).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    (ca.pem(), leaf(vec!["127.0.0.1".into()]), leaf(vec!["ebb".into()]))
+    let ca = ebb_sandbox::pki::CertAuthority::new("ebb-test-ca").unwrap();
+    let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let server = ca.issue_server(&[], &[localhost]).unwrap();
+    let client = ca.issue_client("ebb", &[]).unwrap();
+    (ca.cert_pem().to_owned(), (server.cert_pem, server.key_pem), (client.cert_pem, client.key_pem))
 }
 
 fn server_tls(ca: &str, cert: &(String, String), require_client: bool) -> rustls::ServerConfig {

@@ -20,8 +20,6 @@ use ebb_scalers::kafka::wire::{Connection, Opener, WireError};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// Environment variable naming the scenario a child process runs.
 const SCENARIO: &str = "EBB_KAFKA_HOSTILE_SCENARIO";
@@ -47,30 +45,17 @@ enum Answer {
 
 /// A fake broker for one connection: answers each request with `answer`.
 async fn fake_broker(answer: impl Fn(Req) -> Answer + Send + 'static) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        loop {
-            let Ok(len) = s.read_u32().await else { return };
-            let mut body = vec![0u8; len as usize];
-            if s.read_exact(&mut body).await.is_err() {
-                return;
-            }
-            let req = Req {
-                key: i16::from_be_bytes([body[0], body[1]]),
-                version: i16::from_be_bytes([body[2], body[3]]),
-                correlation: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
-                port,
-            };
-            let Answer::Raw(b) = answer(req);
-            if s.write_all(&b).await.is_err() {
-                return;
-            }
-        }
-    });
-    addr
+    kafka_support::fake_broker(move |body, port| {
+        let req = Req {
+            key: i16::from_be_bytes([body[0], body[1]]),
+            version: i16::from_be_bytes([body[2], body[3]]),
+            correlation: i32::from_be_bytes([body[4], body[5], body[6], body[7]]),
+            port,
+        };
+        let Answer::Raw(b) = answer(req);
+        Some(b)
+    })
+    .await
 }
 
 /// A frame: length prefix, then `body`.

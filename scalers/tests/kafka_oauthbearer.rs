@@ -24,8 +24,6 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_support::try_config;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
@@ -48,61 +46,48 @@ fn respond<R: Encodable + HeaderVersion>(correlation: i32, version: i16, r: &R) 
 
 /// A broker for one connection that records the SASL exchange and answers `auth_error`.
 async fn sasl_broker(seen: Arc<Mutex<Seen>>, auth_error: i16) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        loop {
-            let Ok(len) = s.read_u32().await else { return };
-            let mut body = vec![0u8; len as usize];
-            if s.read_exact(&mut body).await.is_err() {
-                return;
+    kafka_support::fake_broker(move |body, _| {
+        let key = i16::from_be_bytes([body[0], body[1]]);
+        let version = i16::from_be_bytes([body[2], body[3]]);
+        let mut buf = Bytes::from(body);
+        let out = match key {
+            18 => {
+                let h = RequestHeader::decode(&mut buf, 1).unwrap();
+                let mut resp = ApiVersionsResponse::default();
+                for (key, max) in [(18, 3), (17, 1), (36, 2)] {
+                    let mut k = ApiVersion::default();
+                    k.api_key = key;
+                    k.max_version = max;
+                    resp.api_keys.push(k);
+                }
+                respond(h.correlation_id, version, &resp)
             }
-            let key = i16::from_be_bytes([body[0], body[1]]);
-            let version = i16::from_be_bytes([body[2], body[3]]);
-            let mut buf = Bytes::from(body);
-            let out = match key {
-                18 => {
-                    let h = RequestHeader::decode(&mut buf, 1).unwrap();
-                    let mut resp = ApiVersionsResponse::default();
-                    for (key, max) in [(18, 3), (17, 1), (36, 2)] {
-                        let mut k = ApiVersion::default();
-                        k.api_key = key;
-                        k.max_version = max;
-                        resp.api_keys.push(k);
-                    }
-                    respond(h.correlation_id, version, &resp)
-                }
-                17 => {
-                    let h = RequestHeader::decode(&mut buf, SaslHandshakeRequest::header_version(version))
-                        .unwrap();
-                    let r = SaslHandshakeRequest::decode(&mut buf, version).unwrap();
-                    seen.lock().unwrap().mechanism = Some(r.mechanism.to_string());
-                    let mut resp = SaslHandshakeResponse::default();
-                    resp.mechanisms = vec![StrBytes::from_static_str("OAUTHBEARER")];
-                    respond(h.correlation_id, version, &resp)
-                }
-                36 => {
-                    let h = RequestHeader::decode(&mut buf, SaslAuthenticateRequest::header_version(version))
-                        .unwrap();
-                    let r = SaslAuthenticateRequest::decode(&mut buf, version).unwrap();
-                    seen.lock().unwrap().auth = Some(r.auth_bytes);
-                    let mut resp = SaslAuthenticateResponse::default();
-                    resp.error_code = auth_error;
-                    if auth_error != 0 {
-                        resp.error_message =
-                            Some(StrBytes::from_static_str("{\"status\":\"invalid_token\"}"));
-                    }
-                    respond(h.correlation_id, version, &resp)
-                }
-                _ => return,
-            };
-            if s.write_all(&out).await.is_err() {
-                return;
+            17 => {
+                let h =
+                    RequestHeader::decode(&mut buf, SaslHandshakeRequest::header_version(version)).unwrap();
+                let r = SaslHandshakeRequest::decode(&mut buf, version).unwrap();
+                seen.lock().unwrap().mechanism = Some(r.mechanism.to_string());
+                let mut resp = SaslHandshakeResponse::default();
+                resp.mechanisms = vec![StrBytes::from_static_str("OAUTHBEARER")];
+                respond(h.correlation_id, version, &resp)
             }
-        }
-    });
-    addr
+            36 => {
+                let h = RequestHeader::decode(&mut buf, SaslAuthenticateRequest::header_version(version))
+                    .unwrap();
+                let r = SaslAuthenticateRequest::decode(&mut buf, version).unwrap();
+                seen.lock().unwrap().auth = Some(r.auth_bytes);
+                let mut resp = SaslAuthenticateResponse::default();
+                resp.error_code = auth_error;
+                if auth_error != 0 {
+                    resp.error_message = Some(StrBytes::from_static_str("{\"status\":\"invalid_token\"}"));
+                }
+                respond(h.correlation_id, version, &resp)
+            }
+            _ => return None,
+        };
+        Some(out)
+    })
+    .await
 }
 
 fn msk_config(addr: &str) -> ebb_scalers::kafka::KafkaConfig {

@@ -1,7 +1,8 @@
 //! The kafka scaler's TLS and SASL against a real broker. tansu's own TLS listener does not
 //! complete handshakes in the build used here, so each TLS test puts a small TLS terminator
-//! (rustls, certificates made with rcgen) in front of the broker's plain port and has the broker
-//! advertise the terminator's port, so leader and coordinator connections go through TLS too.
+//! (rustls, certificates from the sandbox's test CA) in front of the broker's plain port and has
+//! the broker advertise the terminator's port, so leader and coordinator connections go through
+//! TLS too.
 //! SASL: tansu with `--authentication` speaks SaslHandshake/SaslAuthenticate but offers no way to
 //! create users in memory storage, so a successful SCRAM login cannot be shown against it; the
 //! exchange is checked up to the broker's refusal here and against RFC test vectors in the unit
@@ -33,16 +34,15 @@ struct Pki {
 }
 
 fn pki() -> Pki {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaf = |sans: Vec<String>| {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(sans).unwrap().signed_by(&key, &ca).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    Pki { ca_pem: ca.pem(), server: leaf(vec!["127.0.0.1".into()]), client: leaf(vec!["ebb".into()]) }
+    let ca = ebb_sandbox::pki::CertAuthority::new("ebb-test-ca").unwrap();
+    let localhost = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let server = ca.issue_server(&[], &[localhost]).unwrap();
+    let client = ca.issue_client("ebb", &[]).unwrap();
+    Pki {
+        ca_pem: ca.cert_pem().to_owned(),
+        server: (server.cert_pem, server.key_pem),
+        client: (client.cert_pem, client.key_pem),
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -1,6 +1,7 @@
 //! Shared by the kafka integration tests: building a trigger from metadata pairs the way the
 //! operator does, and the standard fixture — topic `orders` with 3 partitions holding 10, 7 and
-//! 25 records, group `workers` committed at 4 (p0) and 5 (p2), never on p1.
+//! 25 records, group `workers` committed at 4 (p0) and 5 (p2), never on p1 — and a fake broker
+//! for one connection whose answers the test writes byte by byte.
 
 #![allow(dead_code)]
 
@@ -58,4 +59,28 @@ pub async fn broker_with_fixture() -> (Tansu, Admin) {
     let t = Tansu::start().unwrap();
     let a = fixture(&t.bootstrap()).await;
     (t, a)
+}
+
+/// A fake broker for one connection on 127.0.0.1: reads each request frame and writes what
+/// `answer(request body without its length prefix, the broker's own port)` returns (a whole
+/// frame, length prefix included); `None` closes the connection. Returns `host:port`.
+pub async fn fake_broker(answer: impl Fn(Vec<u8>, u16) -> Option<Vec<u8>> + Send + 'static) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        loop {
+            let Ok(len) = s.read_u32().await else { return };
+            let mut body = vec![0u8; len as usize];
+            if s.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            let Some(out) = answer(body, addr.port()) else { return };
+            if s.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    });
+    addr.to_string()
 }
