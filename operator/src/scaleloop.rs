@@ -51,6 +51,9 @@ pub struct Shared {
     /// The object the loop runs for (spec, fallback).
     pub so: Arc<ScaledObject>,
     pub triggers: Vec<(TriggerSpec, Arc<dyn Scaler>)>,
+    /// `advanced.scalingModifiers`, compiled once when the loop starts (read on every tick and
+    /// every composite-metric query).
+    pub composite: Option<ebb_scalers::validate::modifiers::Composite>,
     /// Last tick's values by metric name.
     pub values: RwLock<HashMap<String, Cached>>,
     /// Current replicas seen at the last tick (for fallback values).
@@ -111,6 +114,7 @@ pub fn spawn(
     let shared = Arc::new(Shared {
         so: so.clone(),
         triggers,
+        composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
         values: RwLock::new(HashMap::new()),
         current_replicas: Default::default(),
     });

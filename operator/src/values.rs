@@ -18,7 +18,7 @@ use chrono::Utc;
 use ebb_api::HealthStatus;
 use ebb_api::internal::{MetricValue, ValueError, ValueOrigin};
 use ebb_scalers::query_with_timeout;
-use ebb_scalers::validate::modifiers::{self, COMPOSITE_METRIC_NAME, Composite};
+use ebb_scalers::validate::modifiers::{COMPOSITE_METRIC_NAME, Composite};
 use tokio::sync::watch;
 
 use crate::composite::Input;
@@ -57,12 +57,12 @@ impl ValueSource for LoopValues {
             (shared, state.model.clone(), ctx.config.scaler_timeout)
         };
         if metric.eq_ignore_ascii_case(COMPOSITE_METRIC_NAME)
-            && let Ok(Some(comp)) = modifiers::composite(&shared.so)
+            && let Some(comp) = &shared.composite
         {
             let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
             let health = model.health().await;
-            let inputs = composite_inputs(&shared, &comp, &health, timeout).await;
-            let v = crate::composite::value(&comp, shared.so.spec.fallback.as_ref(), &inputs, current)
+            let inputs = composite_inputs(&shared, comp, &health, timeout).await;
+            let v = crate::composite::value(comp, shared.so.spec.fallback.as_ref(), &inputs, current)
                 .map_err(|e| ValueError::Scaler(format!("{COMPOSITE_METRIC_NAME}: {e}")))?;
             return Ok(MetricValue {
                 metric_name: metric.to_owned(),

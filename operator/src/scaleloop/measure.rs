@@ -63,7 +63,7 @@ pub async fn triggers(
 /// named triggers is above `activationTarget` (KEDA), for [`super::tick::TickInput`]; `None`
 /// without a formula.
 pub fn composite_active(shared: &Shared) -> Option<bool> {
-    let comp = ebb_scalers::validate::modifiers::composite(&shared.so).ok()??;
+    let comp = shared.composite.as_ref()?;
     let values = shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
     let named: std::collections::BTreeMap<String, Result<f64, String>> = shared
         .triggers
@@ -76,7 +76,7 @@ pub fn composite_active(shared: &Shared) -> Option<bool> {
         .collect();
     drop(values);
     let current = shared.current_replicas.load(std::sync::atomic::Ordering::Relaxed);
-    Some(crate::composite::poll_active(&comp, shared.so.spec.fallback.as_ref(), &named, current))
+    Some(crate::composite::poll_active(comp, shared.so.spec.fallback.as_ref(), &named, current))
 }
 
 /// The target's current replicas: from the watch cache, else read through `/scale` (bounded).

@@ -52,6 +52,7 @@ fn cron_loop(cx: &LoopContext, name: &str) -> (Arc<Shared>, Target) {
     cx.replicas.set(&target, "apps", 0);
     let triggers = parsed.triggers.iter().map(|t| (t.clone(), t.config.build().unwrap())).collect();
     let shared = Shared {
+        composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
         so: Arc::new(so),
         triggers,
         values: RwLock::new(HashMap::new()),
