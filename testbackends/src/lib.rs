@@ -7,6 +7,7 @@ pub mod apache_kafka;
 pub mod external_scaler;
 pub mod faults;
 pub mod http_stub;
+pub mod keda;
 pub mod kubernetes;
 pub mod moto;
 pub mod prometheus;
