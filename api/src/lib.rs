@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod metric_name;
 pub mod quantity;
 pub mod scaled_object;
+pub mod shard;
 pub mod trigger_auth;
 
 pub use metadata::MetadataValue;

@@ -7,6 +7,7 @@
 //!   for and what it gets (pure)
 //! - [`auth`]: front-proxy certificates, TokenReview, SubjectAccessReview
 //! - [`link`]: the mutual-TLS link to the operator, its health and readiness
+//! - [`shards`]: with a sharded operator, which replica holds the object's shard
 //! - [`metrics`]: the Prometheus series on the admin port
 
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod routes;
 pub mod selector;
 pub mod server;
+pub mod shards;
 pub mod status;
 pub mod values;
 
@@ -67,6 +69,20 @@ pub struct Args {
     /// names do not resolve).
     #[arg(long, env = "EBB_OPERATOR_CONNECT_TO")]
     pub operator_connect_to: Option<String>,
+
+    /// Number of shards of the operator (its `--shards`). Above 1, each value query goes to the
+    /// replica holding the object's shard Lease, at the address annotated there, instead of
+    /// --operator-url's address (whose host name certificates are still verified for).
+    #[arg(long, env = "EBB_OPERATOR_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub operator_shards: u32,
+
+    /// Namespace of the operator's shard Leases (with --operator-shards above 1).
+    #[arg(long, env = "EBB_OPERATOR_LEASE_NAMESPACE", default_value = "keda")]
+    pub operator_lease_namespace: String,
+
+    /// The operator's --lease-name (its shard Leases are `<name>-shard-<k>`).
+    #[arg(long, env = "EBB_OPERATOR_LEASE_NAME", default_value = "ebb-operator")]
+    pub operator_lease_name: String,
 
     /// CA bundle the operator's serving certificate must chain to.
     #[arg(long, env = "EBB_OPERATOR_CA_FILE", default_value = "/certs/ca.crt")]
@@ -147,7 +163,7 @@ pub struct Args {
 /// Sets up logging and signal handling, then runs until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = ebb_plumbing::server::start(&args.common)?;
-    let client = if args.insecure_skip_auth {
+    let client = if args.insecure_skip_auth && args.operator_shards <= 1 {
         None
     } else {
         Some(kube::Client::try_default().await.map_err(|e| {
@@ -186,6 +202,9 @@ mod tests {
         assert_eq!(args.secure_addr, "0.0.0.0:6443".parse::<SocketAddr>().unwrap());
         assert_eq!(args.operator_url, "https://ebb-operator.keda.svc:9666");
         assert_eq!(args.operator_connect_to, None);
+        let shards =
+            (args.operator_shards, args.operator_lease_namespace.as_str(), args.operator_lease_name.as_str());
+        assert_eq!(shards, (1, "keda", "ebb-operator"), "one shard: the Service path, as before");
         assert_eq!(args.operator_check_interval, Duration::from_millis(250));
         assert_eq!(args.auth_cache_ttl, Duration::from_secs(10));
         assert_eq!(args.value_cache_ttl, Duration::from_secs(1));

@@ -18,6 +18,8 @@
 //!   `useCachedMetrics`) is reused for `value_cache_ttl` (default 1 s, well under any polling
 //!   interval's effect on the HPA); live answers are never reused. This is the only state kept,
 //!   it expires on its own, and replicas stay interchangeable.
+//! - With a sharded operator ([`OperatorLink::with_router`]), queries and health checks go to
+//!   the holders of the shard Leases instead of the URL's address ([`crate::shards`]).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 
 use crate::cache::{Flights, TtlCache};
 use crate::metrics::Metrics;
+use crate::shards::ShardRouter;
 use crate::status::ApiStatus;
 use crate::values;
 
@@ -98,6 +101,7 @@ pub struct OperatorLink {
     metrics: Metrics,
     flights: Flights<Key, Result<MetricValue, ValueError>>,
     recent: TtlCache<Key, MetricValue>,
+    router: Option<Arc<ShardRouter>>,
 }
 
 impl OperatorLink {
@@ -131,7 +135,19 @@ impl OperatorLink {
             metrics,
             flights: Flights::default(),
             recent: TtlCache::new(cfg.value_cache_ttl, VALUE_CACHE_SIZE),
+            router: None,
         })
+    }
+
+    /// This link, asking the holder of each object's shard (a sharded operator).
+    pub fn with_router(mut self, router: Arc<ShardRouter>) -> Self {
+        self.router = Some(router);
+        self
+    }
+
+    /// The shard router, with a sharded operator.
+    pub fn router(&self) -> Option<Arc<ShardRouter>> {
+        self.router.clone()
     }
 
     /// The operator's URL.
@@ -156,12 +172,19 @@ impl OperatorLink {
             }
             let checked = tokio::select! {
                 () = &mut shutdown => return,
-                checked = self.health.check() => checked,
+                checked = self.check() => checked,
             };
             match checked {
                 Ok(_) => self.set_state(LinkState::Up),
                 Err(err) => self.set_state(LinkState::Down(Arc::from(reason(&err)))),
             }
+        }
+    }
+
+    async fn check(&self) -> Result<(), ValueError> {
+        match &self.router {
+            Some(router) => router.check().await,
+            None => self.health.check().await.map(|_| ()),
         }
     }
 
@@ -238,7 +261,10 @@ impl OperatorLink {
         let task_key = key.clone();
         let flight = self.flights.join(key, move || async move {
             let (namespace, scaled_object, metric) = &task_key;
-            let result = link.values.metric_value(namespace, scaled_object, metric).await;
+            let result = match &link.router {
+                Some(router) => router.metric_value(namespace, scaled_object, metric).await,
+                None => link.values.metric_value(namespace, scaled_object, metric).await,
+            };
             link.metrics.operator_query(result.is_ok());
             if let Ok(value) = &result
                 && value.source == ValueOrigin::Cache

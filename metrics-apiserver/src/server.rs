@@ -193,8 +193,23 @@ impl MetricsApiServer {
             value_cache_ttl: args.value_cache_ttl,
             connect_to: args.operator_connect_to.clone(),
         };
-        let link = OperatorLink::new(&link_cfg, readiness.clone(), metrics.clone())
+        let mut link = OperatorLink::new(&link_cfg, readiness.clone(), metrics.clone())
             .context("the client of the operator's internal metrics service")?;
+        if args.operator_shards > 1 {
+            let client = kube.clone().context("--operator-shards above 1 needs a Kubernetes client")?;
+            let cfg = crate::shards::RouterConfig {
+                shards: args.operator_shards,
+                lease_namespace: args.operator_lease_namespace.clone(),
+                lease_name: args.operator_lease_name.clone(),
+                url: args.operator_url.clone(),
+                ca_file: args.operator_ca_file.clone(),
+                cert_file: args.operator_cert_file.clone(),
+                key_file: args.operator_key_file.clone(),
+                timeout: args.operator_timeout,
+                backoff: crate::link::RETRY_BACKOFF,
+            };
+            link = link.with_router(Arc::new(crate::shards::ShardRouter::new(client, cfg)));
+        }
         let mut refresh = None;
         let mut state_dir = None;
         let (auth, client_auth) = if args.insecure_skip_auth {
@@ -289,6 +304,11 @@ impl MetricsApiServer {
         let Self { admin, https, app, refresh, state_dir } = self;
         let mut tasks =
             vec![AbortOnDropHandle::new(tokio::spawn(app.link.clone().watch_health(shutdown.wait())))];
+        if let Some(router) = app.link.router() {
+            tasks.push(AbortOnDropHandle::new(tokio::spawn(
+                router.run(Duration::from_secs(1), shutdown.wait()),
+            )));
+        }
         if let Some((cfg, current)) = refresh {
             tasks.push(AbortOnDropHandle::new(tokio::spawn(config::refresh(
                 app.auth.clone(),

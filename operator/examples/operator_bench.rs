@@ -5,13 +5,19 @@
 //!   after 5 s idle.
 //! - `hpas [N] [RUNS]`: N Deployments exist and the operator is ready; N ScaledObjects are
 //!   created at once; wall time until all N HPAs exist.
-//! - `loop [N] [SECS]`: N ScaledObjects with a cron trigger at `pollingInterval: 1`; after all
-//!   HPAs exist and every loop ticks every second (steady state), scale-loop lateness over SECS seconds (from the operator's
-//!   `ebb_scale_loop_lateness_seconds` histogram), RSS and CPU; then the same figures for a bare
-//!   tokio loop of N tasks ticking every second with the same phase spread (the baseline, in its
-//!   own process).
+//! - `loop [N] [SECS] [POLLING] [--no-baseline]`: N ScaledObjects with a cron trigger at
+//!   `pollingInterval: POLLING` (default 1); after all HPAs exist and every loop ticks every
+//!   POLLING seconds (steady state), scale-loop lateness over SECS seconds (from the operator's
+//!   `ebb_scale_loop_lateness_seconds` histogram), RSS (with its anonymous part and the bytes per
+//!   ScaledObject) and CPU; then (unless `--no-baseline`) the same figures for a bare tokio loop of
+//!   N tasks ticking every POLLING seconds with the same phase spread (the baseline, in its own
+//!   process).
+//!
+//! `EBB_BENCH_WRAP` (e.g. `heaptrack --record-only -o /tmp/op`) runs the operator under that
+//! command, for a heap profile.
 //!
 //! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/operator_bench loop 10000 60`
+//! `target/release/examples/operator_bench loop 50000 120 30 --no-baseline`
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -65,6 +71,17 @@ struct Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
+        // Under EBB_BENCH_WRAP the child is the wrapper: stop the operator it started with
+        // SIGTERM (a clean exit, so a profiler writes its data), then the wrapper ends by itself.
+        if std::env::var("EBB_BENCH_WRAP").is_ok_and(|w| !w.trim().is_empty()) {
+            let pid = self.child.id();
+            let children =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            for c in children.split_whitespace() {
+                let _ = Command::new("kill").args(["-TERM", c]).status();
+            }
+            let _ = self.child.wait();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.kubeconfig);
@@ -87,7 +104,17 @@ fn spawn_operator(sb: &Sandbox) -> (Operator, Instant) {
     let kubeconfig = std::env::temp_dir().join(format!("ebb-bench-{}-{port}.kubeconfig", std::process::id()));
     std::fs::write(&kubeconfig, sb.kubeconfig()).unwrap();
     let started = Instant::now();
-    let child = Command::new(operator_binary())
+    let wrap = std::env::var("EBB_BENCH_WRAP").unwrap_or_default();
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(operator_binary());
+            c
+        }
+        None => Command::new(operator_binary()),
+    };
+    let child = command
         .args(["--leader-elect=false", "--log-level", "warn", "--log-format", "json"])
         .args(["--admin-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", &kubeconfig)
@@ -101,14 +128,19 @@ fn spawn_operator(sb: &Sandbox) -> (Operator, Instant) {
 }
 
 async fn wait_ready(http: &reqwest::Client, op: &Operator) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    wait_ready_within(http, op, Duration::from_secs(30)).await;
+}
+
+/// Ready means the first ScaledObject list is in: allow for the list of many objects.
+async fn wait_ready_within(http: &reqwest::Client, op: &Operator, limit: Duration) {
+    let deadline = Instant::now() + limit;
     loop {
         if let Ok(r) = http.get(format!("{}/readyz", op.admin)).send().await
             && r.status().is_success()
         {
             return;
         }
-        assert!(Instant::now() < deadline, "operator not ready within 30 s");
+        assert!(Instant::now() < deadline, "operator not ready within {limit:?}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
@@ -254,30 +286,48 @@ fn diff(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<(f64, f64)> {
 }
 
 struct LoopFigures {
+    n: usize,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
     ticks: f64,
     rss_mib: f64,
+    anon_mib: f64,
     hwm_mib: f64,
     cpu_pct: f64,
 }
 
 fn print_figures(what: &str, f: &LoopFigures) {
     println!(
-        "{what}: lateness p50 {:.2} ms, p99 {:.2} ms, max ≤ {:.2} ms over {:.0} ticks; RSS {:.1} MiB (peak {:.1}); CPU {:.1} %",
-        f.p50_ms, f.p99_ms, f.max_ms, f.ticks, f.rss_mib, f.hwm_mib, f.cpu_pct
+        "{what}: lateness p50 {:.2} ms, p99 {:.2} ms, max ≤ {:.2} ms over {:.0} ticks; RSS {:.1} MiB = {:.1} MB (peak {:.1} MiB; anonymous {:.1} MiB), {:.0} bytes per object; CPU {:.1} % (load average {})",
+        f.p50_ms,
+        f.p99_ms,
+        f.max_ms,
+        f.ticks,
+        f.rss_mib,
+        f.rss_mib * 1.048576,
+        f.hwm_mib,
+        f.anon_mib,
+        f.rss_mib * 1048576.0 / f.n.max(1) as f64,
+        f.cpu_pct,
+        loadavg()
     );
 }
 
-async fn scale_loop(n: usize, secs: u64) -> LoopFigures {
+/// `/proc/loadavg`'s first three figures (the machine may be shared; lateness depends on it).
+fn loadavg() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+async fn scale_loop(n: usize, secs: u64, polling: u32) -> LoopFigures {
     let http = reqwest::Client::new();
     let sb = sandbox().await;
     create_deployments(&sb, n);
-    create_scaled_objects(&sb, n, 1);
+    create_scaled_objects(&sb, n, polling);
     let (op, started) = spawn_operator(&sb);
-    wait_ready(&http, &op).await;
-    let took = wait_hpas(&sb, n, Duration::from_secs(600)).await;
+    wait_ready_within(&http, &op, Duration::from_secs(30.max(n as u64 / 250))).await;
+    let took = wait_hpas(&sb, n, Duration::from_secs(600.max(n as u64 / 50))).await;
     println!(
         "loop: operator started, {n} HPAs after {:.1} s",
         started.elapsed().as_secs_f64().max(took.as_secs_f64())
@@ -285,14 +335,17 @@ async fn scale_loop(n: usize, secs: u64) -> LoopFigures {
     let scrape =
         || async { http.get(format!("{}/metrics", op.admin)).send().await.unwrap().text().await.unwrap() };
     // Steady state first: the initial reconciles and first status writes go through the client's
-    // rate limit; measure once every loop ticks every second (5 s windows, at most 5 minutes).
+    // rate limit; measure once every loop ticks every POLLING seconds (windows of POLLING
+    // seconds, at least 5; at most 5 minutes, or N/100 seconds).
     let settle = Instant::now();
+    let window = u64::from(polling).max(5);
+    let settle_limit = Duration::from_secs(300.max(n as u64 / 100));
     loop {
         let before = buckets(&scrape().await).last().map_or(0.0, |x| x.1);
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        tokio::time::sleep(Duration::from_secs(window)).await;
         let after = buckets(&scrape().await).last().map_or(0.0, |x| x.1);
-        let rate = (after - before) / 5.0;
-        if rate >= 0.99 * n as f64 || settle.elapsed() > Duration::from_secs(300) {
+        let rate = (after - before) / window as f64;
+        if rate >= 0.99 * n as f64 / f64::from(polling) || settle.elapsed() > settle_limit {
             println!("loop: steady after {:.0} s more ({rate:.0} ticks/s)", settle.elapsed().as_secs_f64());
             break;
         }
@@ -306,11 +359,13 @@ async fn scale_loop(n: usize, secs: u64) -> LoopFigures {
     let after = buckets(&scrape().await);
     let d = diff(&before, &after);
     let figures = LoopFigures {
+        n,
         p50_ms: quantile(&d, 0.5) * 1000.0,
         p99_ms: quantile(&d, 0.99) * 1000.0,
         max_ms: max_bound(&d) * 1000.0,
         ticks: d.last().map_or(0.0, |x| x.1),
         rss_mib: proc_kib(pid, "VmRSS:") as f64 / 1024.0,
+        anon_mib: proc_kib(pid, "RssAnon:") as f64 / 1024.0,
         hwm_mib: proc_kib(pid, "VmHWM:") as f64 / 1024.0,
         cpu_pct: cpu,
     };
@@ -321,7 +376,7 @@ async fn scale_loop(n: usize, secs: u64) -> LoopFigures {
 
 /// The baseline, in this (child) process: N tasks ticking every second with the operator's phase
 /// spread, each recording how late it woke into a histogram with the operator's buckets.
-async fn baseline_child(n: usize, secs: u64) {
+async fn baseline_child(n: usize, secs: u64, polling: u32) {
     let hist = Arc::new(prometheus_client::metrics::histogram::Histogram::new(
         prometheus_client::metrics::histogram::exponential_buckets(
             LATENESS_FIRST_BUCKET,
@@ -331,7 +386,7 @@ async fn baseline_child(n: usize, secs: u64) {
     ));
     let exact = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n * secs as usize + n)));
     let recording = Arc::new(AtomicBool::new(false));
-    let interval = Duration::from_secs(1);
+    let interval = Duration::from_secs(u64::from(polling));
     for i in 0..n {
         let (hist, exact, recording) = (hist.clone(), exact.clone(), recording.clone());
         let offset = ebb_operator::scaleloop::phase_offset(NS, &format!("so-{i}"), interval);
@@ -357,6 +412,7 @@ async fn baseline_child(n: usize, secs: u64) {
     recording.store(false, Ordering::Relaxed);
     let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
     let rss = proc_kib(pid, "VmRSS:");
+    let anon = proc_kib(pid, "RssAnon:");
     let hwm = proc_kib(pid, "VmHWM:");
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register("ebb_scale_loop_lateness_seconds", "baseline", Arc::unwrap_or_clone(hist));
@@ -372,13 +428,13 @@ async fn baseline_child(n: usize, secs: u64) {
         "{}",
         json!({"p50": quantile(&b, 0.5), "p99": quantile(&b, 0.99), "max_bound": max_bound(&b),
             "ticks": v.len(), "exact_p50": pick(0.5), "exact_p99": pick(0.99), "exact_max": v.last().copied().unwrap_or(0.0),
-            "rss_kib": rss, "hwm_kib": hwm, "cpu_pct": cpu})
+            "rss_kib": rss, "anon_kib": anon, "hwm_kib": hwm, "cpu_pct": cpu})
     );
 }
 
-fn baseline(n: usize, secs: u64) -> LoopFigures {
+fn baseline(n: usize, secs: u64, polling: u32) -> LoopFigures {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["baseline-child", &n.to_string(), &secs.to_string()])
+        .args(["baseline-child", &n.to_string(), &secs.to_string(), &polling.to_string()])
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -391,11 +447,13 @@ fn baseline(n: usize, secs: u64) -> LoopFigures {
         f("exact_max") * 1000.0
     );
     LoopFigures {
+        n,
         p50_ms: f("p50") * 1000.0,
         p99_ms: f("p99") * 1000.0,
         max_ms: f("max_bound") * 1000.0,
         ticks: f("ticks"),
         rss_mib: f("rss_kib") / 1024.0,
+        anon_mib: f("anon_kib") / 1024.0,
         hwm_mib: f("hwm_kib") / 1024.0,
         cpu_pct: f("cpu_pct"),
     }
@@ -410,19 +468,36 @@ async fn main() {
         Some("hpas") => hpas(arg(1, 1000) as usize, arg(2, 3) as usize).await,
         Some("loop") => {
             let (n, secs) = (arg(1, 10_000) as usize, arg(2, 60));
+            let polling = u32::try_from(arg(3, 1)).unwrap().max(1);
+            let with_baseline = !args.iter().any(|a| a == "--no-baseline");
             // The baseline first, while this process is idle (no control plane yet).
-            let base = tokio::task::spawn_blocking(move || baseline(n, secs)).await.unwrap();
-            print_figures(&format!("bare tokio loop, {n} tasks, {secs} s"), &base);
-            let ebb = scale_loop(n, secs).await;
-            print_figures(&format!("ebb-operator, {n} ScaledObjects, {secs} s"), &ebb);
-            println!(
-                "ratio ebb/baseline: p50 {:.2}×, p99 {:.2}×, RSS {:.2}×",
-                ebb.p50_ms / base.p50_ms,
-                ebb.p99_ms / base.p99_ms,
-                ebb.rss_mib / base.rss_mib
+            let base = if with_baseline {
+                let base = tokio::task::spawn_blocking(move || baseline(n, secs, polling)).await.unwrap();
+                print_figures(&format!("bare tokio loop, {n} tasks every {polling} s, {secs} s"), &base);
+                Some(base)
+            } else {
+                None
+            };
+            let ebb = scale_loop(n, secs, polling).await;
+            print_figures(
+                &format!("ebb-operator, {n} ScaledObjects, pollingInterval {polling}, {secs} s"),
+                &ebb,
             );
+            if let Some(base) = base {
+                println!(
+                    "ratio ebb/baseline: p50 {:.2}×, p99 {:.2}×, RSS {:.2}×",
+                    ebb.p50_ms / base.p50_ms,
+                    ebb.p99_ms / base.p99_ms,
+                    ebb.rss_mib / base.rss_mib
+                );
+            }
         }
-        Some("baseline-child") => baseline_child(arg(1, 10_000) as usize, arg(2, 60)).await,
-        _ => eprintln!("usage: bench idle [RUNS] | hpas [N] [RUNS] | loop [N] [SECS]"),
+        Some("baseline-child") => {
+            baseline_child(arg(1, 10_000) as usize, arg(2, 60), u32::try_from(arg(3, 1)).unwrap().max(1))
+                .await;
+        }
+        _ => eprintln!(
+            "usage: bench idle [RUNS] | hpas [N] [RUNS] | loop [N] [SECS] [POLLING] [--no-baseline]"
+        ),
     }
 }

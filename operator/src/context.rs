@@ -23,7 +23,7 @@ use std::time::Duration;
 use ebb_api::constants::FIELD_MANAGER_STATUS;
 use ebb_api::{HealthStatus, ScaledObject, ScaledObjectStatus};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Client, Resource};
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -54,7 +54,8 @@ pub struct LoopContext {
     pub client: Client,
     pub config: Config,
     pub metrics: Metrics,
-    pub recorder: Recorder,
+    /// Events on ScaledObjects, with a bounded memory of those published ([`crate::events`]).
+    pub recorder: crate::events::EventRecorder,
     /// Current replica counts of Deployments and StatefulSets, fed by watches.
     pub replicas: Arc<ReplicaCache>,
     /// Whether this replica leads; read right before each leader-only write.
@@ -111,6 +112,12 @@ impl StatusModel {
     /// The model, if anything was read or written yet.
     pub async fn get(&self) -> Option<ScaledObjectStatus> {
         self.status.lock().await.clone()
+    }
+
+    /// Whether the model was set (read or written); it never goes back to unset. `false` also
+    /// while someone holds the lock, which can only make a caller keep more than it needs.
+    pub fn is_set(&self) -> bool {
+        self.status.try_lock().is_ok_and(|s| s.is_some())
     }
 
     /// Replaces the model (after reconcile wrote `status`).

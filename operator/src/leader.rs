@@ -16,6 +16,10 @@
 //! renew deadline. [`gate`] holds what the rest of the operator reads: whether this replica leads
 //! now, a future completing on loss, and the guard refusing writes while not leading.
 //!
+//! With `--shards` above 1 the same [`Elector`] runs each shard Lease and each replica's
+//! membership Lease (`crate::shard`); [`LeaderConfig::annotations`] then carries the holder's
+//! internal address on the Lease.
+//!
 //! Times in the Lease come from this process's wall clock, so replicas are assumed to have
 //! clocks agreeing to well within the lease duration (as NTP-synced nodes do).
 
@@ -49,6 +53,8 @@ pub struct LeaderConfig {
     pub renew_deadline: Duration,
     /// Pause between acquire or renew attempts; below `renew_deadline`.
     pub retry_period: Duration,
+    /// Annotations written on the Lease with each acquire or renewal (empty: none).
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 impl LeaderConfig {
@@ -62,12 +68,13 @@ impl LeaderConfig {
             lease_duration: Duration::from_secs(15),
             renew_deadline: Duration::from_secs(10),
             retry_period: Duration::from_secs(2),
+            annotations: std::collections::BTreeMap::new(),
         }
     }
 
     /// The timings with their ordering enforced: `retry_period < renew_deadline <
     /// lease_duration` (the lease as written, in whole seconds).
-    fn normalized(mut self) -> Self {
+    pub(crate) fn normalized(mut self) -> Self {
         let lease = Duration::from_secs(u64::from(lease_seconds(self.lease_duration).unsigned_abs()));
         if self.renew_deadline.is_zero() || self.renew_deadline >= lease {
             let fixed = lease * 2 / 3;
@@ -90,7 +97,7 @@ impl LeaderConfig {
 }
 
 /// `leaseDurationSeconds` for a lease duration: whole seconds, rounded up, at least 1.
-fn lease_seconds(d: Duration) -> i32 {
+pub(crate) fn lease_seconds(d: Duration) -> i32 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
     i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
 }
@@ -176,7 +183,7 @@ fn publish(tx: &watch::Sender<bool>, leading: bool) {
 
 /// Result of one acquire-or-renew attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// This candidate holds the Lease (just acquired or renewed).
     Leading,
     /// Someone else holds a valid Lease (or won the race for it).
@@ -185,7 +192,7 @@ enum Outcome {
 
 /// What to do with the Lease as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
     /// It is ours: refresh `renewTime`.
     Renew,
     /// It is free or expired: take it over.
@@ -196,7 +203,7 @@ enum Decision {
 
 /// Decides from a Lease's spec what candidate `me` may do at `now` (`default_seconds` stands in
 /// for a missing `leaseDurationSeconds`).
-fn decide(spec: &LeaseSpec, me: &str, now: Timestamp, default_seconds: i32) -> Decision {
+pub(crate) fn decide(spec: &LeaseSpec, me: &str, now: Timestamp, default_seconds: i32) -> Decision {
     let holder = spec.holder_identity.as_deref().unwrap_or_default();
     if holder.is_empty() {
         return Decision::TakeOver;
@@ -212,15 +219,17 @@ fn decide(spec: &LeaseSpec, me: &str, now: Timestamp, default_seconds: i32) -> D
     if expires_ms < now.as_millisecond() { Decision::TakeOver } else { Decision::Follow(holder.to_string()) }
 }
 
-struct Elector {
+/// Acquires, renews and releases one Lease for one candidate.
+pub(crate) struct Elector {
     api: Api<Lease>,
-    cfg: LeaderConfig,
-    /// The Lease as last written by us while leading; lets a renewal skip the read.
-    cached: Option<Lease>,
+    pub(crate) cfg: LeaderConfig,
+    /// The Lease as last written by us while leading (or as just listed); lets an attempt skip
+    /// the read. A stale copy costs one conflict and a read.
+    pub(crate) cached: Option<Lease>,
 }
 
 impl Elector {
-    fn new(api: Api<Lease>, cfg: LeaderConfig) -> Self {
+    pub(crate) fn new(api: Api<Lease>, cfg: LeaderConfig) -> Self {
         Self { api, cfg, cached: None }
     }
 
@@ -228,7 +237,7 @@ impl Elector {
         lease_seconds(self.cfg.lease_duration)
     }
 
-    async fn try_acquire_or_renew(&mut self) -> Result<Outcome, kube::Error> {
+    pub(crate) async fn try_acquire_or_renew(&mut self) -> Result<Outcome, kube::Error> {
         // A conflict on the cached copy only means it was stale: read and try once more.
         for _ in 0..2 {
             let current = match self.cached.take() {
@@ -260,6 +269,7 @@ impl Elector {
                 }
             }
             next.spec = Some(new_spec);
+            self.annotate(&mut next.metadata);
             match self.api.replace(&self.cfg.name, &PostParams::default(), &next).await {
                 Ok(written) => {
                     self.cached = Some(written);
@@ -272,9 +282,20 @@ impl Elector {
         Ok(Outcome::Following(String::new()))
     }
 
+    /// Puts [`LeaderConfig::annotations`] on the Lease's metadata.
+    fn annotate(&self, meta: &mut ObjectMeta) {
+        if self.cfg.annotations.is_empty() {
+            return;
+        }
+        let current = meta.annotations.get_or_insert_with(Default::default);
+        for (k, v) in &self.cfg.annotations {
+            current.insert(k.clone(), v.clone());
+        }
+    }
+
     async fn create(&mut self) -> Result<Outcome, kube::Error> {
         let now = MicroTime(Timestamp::now());
-        let lease = Lease {
+        let mut lease = Lease {
             metadata: ObjectMeta {
                 name: Some(self.cfg.name.clone()),
                 namespace: Some(self.cfg.namespace.clone()),
@@ -289,6 +310,7 @@ impl Elector {
                 ..LeaseSpec::default()
             }),
         };
+        self.annotate(&mut lease.metadata);
         match self.api.create(&PostParams::default(), &lease).await {
             Ok(written) => {
                 self.cached = Some(written);
@@ -302,7 +324,7 @@ impl Elector {
     }
 
     /// Gives the Lease up if this candidate holds it: empty holder, one-second duration.
-    async fn release(&mut self) {
+    pub(crate) async fn release(&mut self) {
         for _ in 0..2 {
             let current = match self.cached.take() {
                 Some(lease) => lease,

@@ -8,6 +8,10 @@
 //! Label values are only names, indexes and types taken from the ScaledObject — never trigger
 //! metadata, so no secret can reach a label. [`Metrics::forget`] drops every series of a deleted
 //! ScaledObject so nothing stale is exported.
+//!
+//! The scale loop records a poll and its lateness on every tick of every object, so recording an
+//! unchanged series allocates nothing: each object's label sets are kept once (by namespace,
+//! then name, looked up by `&str`) and the families are searched with them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
@@ -82,13 +86,24 @@ pub const WRITE_FAILURE_REASONS: [&str; 8] =
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The label sets of one ScaledObject's series, kept so that recording needs no new ones.
+#[derive(Debug, Default)]
+struct ObjectSeries {
+    /// The label set last used for each trigger index.
+    triggers: BTreeMap<usize, ScalerLabels>,
+    /// Of `keda_internal_scale_loop_latency_seconds`, once recorded.
+    lateness: Option<LoopLabels>,
+    /// Of the per-object error counter, once a poll was recorded.
+    object: Option<ObjectLabels>,
+}
+
 /// Series bookkeeping that the metric families cannot answer themselves.
 #[derive(Debug, Default)]
 struct State {
-    /// Per ScaledObject `(namespace, name)`: the label set last used for each trigger index.
-    triggers: HashMap<(String, String), BTreeMap<usize, ScalerLabels>>,
+    /// Per namespace label, per ScaledObject name: its label sets.
+    objects: HashMap<String, HashMap<String, ObjectSeries>>,
     /// ScaledObjects registered per namespace.
-    objects: HashMap<String, i64>,
+    registered: HashMap<String, i64>,
     /// Triggers registered per trigger type.
     trigger_types: HashMap<String, i64>,
 }
@@ -236,46 +251,54 @@ impl Metrics {
         active: bool,
         latency: Duration,
     ) {
-        let labels = ScalerLabels {
-            namespace: namespace_label(ns),
-            metric: metric.to_string(),
-            scaledObject: so.to_string(),
-            scaler: trigger_type.to_string(),
-            triggerIndex: trigger_index.to_string(),
-            r#type: SCALED_OBJECT_TYPE.to_string(),
-        };
-        let object = object_labels(ns, so);
-        {
-            let mut state = self.state();
-            let known = state.triggers.entry((labels.namespace.clone(), so.to_string())).or_default();
-            if let Some(previous) = known.insert(trigger_index, labels.clone())
-                && previous != labels
-            {
+        let mut state = self.state();
+        let Some(series) = state.series(ns, so) else { return };
+        let current = series
+            .triggers
+            .get(&trigger_index)
+            .filter(|l| l.metric == metric && l.scaler == trigger_type && l.r#type == SCALED_OBJECT_TYPE);
+        if current.is_none() {
+            let labels = ScalerLabels {
+                namespace: namespace_label(ns).to_string(),
+                metric: metric.to_string(),
+                scaledObject: so.to_string(),
+                scaler: trigger_type.to_string(),
+                triggerIndex: trigger_index.to_string(),
+                r#type: SCALED_OBJECT_TYPE.to_string(),
+            };
+            if let Some(previous) = series.triggers.insert(trigger_index, labels) {
                 // The trigger at this index changed (type or metric name): drop the old series.
                 self.remove_scaler_series(&previous);
             }
         }
+        let object = series.object.get_or_insert_with(|| object_labels(ns, so));
+        let Some(labels) = series.triggers.get(&trigger_index) else { return };
         let i = &self.inner;
-        i.scaler_latency.get_or_create(&labels).set(latency.as_secs_f64());
-        i.scaler_active.get_or_create(&labels).set(i64::from(active));
+        i.scaler_latency.get_or_create(labels).set(latency.as_secs_f64());
+        i.scaler_active.get_or_create(labels).set(i64::from(active));
         match value {
             Some(v) => {
-                i.scaler_value.get_or_create(&labels).set(v);
-                i.scaler_errors.get_or_create(&labels).inc_by(0);
-                i.object_errors.get_or_create(&object).inc_by(0);
+                i.scaler_value.get_or_create(labels).set(v);
+                i.scaler_errors.get_or_create(labels).inc_by(0);
+                i.object_errors.get_or_create(object).inc_by(0);
             }
             None => {
-                i.scaler_value.remove(&labels);
-                i.scaler_errors.get_or_create(&labels).inc();
-                i.object_errors.get_or_create(&object).inc();
+                i.scaler_value.remove(labels);
+                i.scaler_errors.get_or_create(labels).inc();
+                i.object_errors.get_or_create(object).inc();
             }
         }
     }
 
     /// Records how late the scale loop of `ns/so` ran compared with its schedule.
     pub fn record_loop_lateness(&self, ns: &str, so: &str, late: Duration) {
-        let labels = loop_labels(ns, so);
-        self.inner.loop_latency.get_or_create(&labels).set(late.as_secs_f64());
+        {
+            let mut state = self.state();
+            if let Some(series) = state.series(ns, so) {
+                let labels = series.lateness.get_or_insert_with(|| loop_labels(ns, so));
+                self.inner.loop_latency.get_or_create(labels).set(late.as_secs_f64());
+            }
+        }
         self.inner.lateness.observe(late.as_secs_f64());
     }
 
@@ -303,8 +326,8 @@ impl Metrics {
     /// object now has `count` triggers).
     pub fn retain_triggers(&self, ns: &str, so: &str, count: usize) {
         let mut state = self.state();
-        if let Some(known) = state.triggers.get_mut(&(namespace_label(ns), so.to_string())) {
-            for (_, labels) in known.split_off(&count) {
+        if let Some(known) = state.objects.get_mut(namespace_label(ns)).and_then(|o| o.get_mut(so)) {
+            for (_, labels) in known.triggers.split_off(&count) {
                 self.remove_scaler_series(&labels);
             }
         }
@@ -313,8 +336,16 @@ impl Metrics {
     /// Drops every series of a deleted ScaledObject (registration gauges are left to
     /// [`Metrics::object_removed`]).
     pub fn forget(&self, ns: &str, so: &str) {
-        let known = self.state().triggers.remove(&(namespace_label(ns), so.to_string()));
-        for labels in known.into_iter().flat_map(BTreeMap::into_values) {
+        let known = {
+            let mut state = self.state();
+            let ns = namespace_label(ns);
+            let removed = state.objects.get_mut(ns).and_then(|o| o.remove(so));
+            if state.objects.get(ns).is_some_and(HashMap::is_empty) {
+                state.objects.remove(ns);
+            }
+            removed
+        };
+        for labels in known.into_iter().flat_map(|k| k.triggers.into_values()) {
             self.remove_scaler_series(&labels);
         }
         let object = object_labels(ns, so);
@@ -325,9 +356,9 @@ impl Metrics {
 
     fn update_registration(&self, ns: &str, trigger_types: &[&str], delta: i64) {
         let mut state = self.state();
-        let ns = namespace_label(ns);
+        let ns = namespace_label(ns).to_string();
         let resource = ResourceLabels { r#type: SCALED_OBJECT_RESOURCE.to_string(), namespace: ns.clone() };
-        set_count(&mut state.objects, ns, delta, &self.inner.resources, &resource);
+        set_count(&mut state.registered, ns, delta, &self.inner.resources, &resource);
         for ty in trigger_types.iter().filter(|t| !t.is_empty()) {
             let labels = TriggerLabels { r#type: (*ty).to_string() };
             set_count(&mut state.trigger_types, (*ty).to_string(), delta, &self.inner.trigger_types, &labels);
@@ -373,17 +404,33 @@ fn bounded(reason: &'static str) -> &'static str {
     if WRITE_FAILURE_REASONS.contains(&reason) { reason } else { "invalid" }
 }
 
-fn namespace_label(ns: &str) -> String {
-    if ns.is_empty() { DEFAULT_NAMESPACE.to_string() } else { ns.to_string() }
+fn namespace_label(ns: &str) -> &str {
+    if ns.is_empty() { DEFAULT_NAMESPACE } else { ns }
+}
+
+impl State {
+    /// The label sets of `ns/so`, created empty on first use (allocates only then; always
+    /// `Some`).
+    fn series(&mut self, ns: &str, so: &str) -> Option<&mut ObjectSeries> {
+        let ns = namespace_label(ns);
+        if !self.objects.contains_key(ns) {
+            self.objects.insert(ns.to_string(), HashMap::new());
+        }
+        let objects = self.objects.get_mut(ns)?;
+        if !objects.contains_key(so) {
+            objects.insert(so.to_string(), ObjectSeries::default());
+        }
+        objects.get_mut(so)
+    }
 }
 
 fn object_labels(ns: &str, so: &str) -> ObjectLabels {
-    ObjectLabels { namespace: namespace_label(ns), scaledObject: so.to_string() }
+    ObjectLabels { namespace: namespace_label(ns).to_string(), scaledObject: so.to_string() }
 }
 
 fn loop_labels(ns: &str, so: &str) -> LoopLabels {
     LoopLabels {
-        namespace: namespace_label(ns),
+        namespace: namespace_label(ns).to_string(),
         r#type: SCALED_OBJECT_TYPE.to_string(),
         resource: so.to_string(),
     }

@@ -41,6 +41,17 @@ pub async fn reconcile(so: Arc<ScaledObject>, ctx: Arc<Ctx>) -> Result<Action, E
     run(so, ctx, ns, name).instrument(span).await
 }
 
+/// [`reconcile`], boxed: the controller keeps each running reconcile's future in a table (one
+/// entry per object being reconciled, sized for the largest number at once and never shrunk),
+/// so a boxed future keeps that table to a pointer per entry instead of the whole reconcile's
+/// state.
+pub fn reconcile_boxed(
+    so: Arc<ScaledObject>,
+    ctx: Arc<Ctx>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Action, Error>> + Send>> {
+    Box::pin(reconcile(so, ctx))
+}
+
 /// The span of one object's reconcile (and of its error policy).
 fn span(ns: &str, name: &str) -> tracing::Span {
     tracing::info_span!("reconcile", namespace = ns, scaled_object = name)

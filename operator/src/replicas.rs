@@ -4,6 +4,8 @@
 //! count is kept per object, never the object. Targets of other kinds, and targets the cache has
 //! not seen (yet), are read through `/scale` as before. After ebb writes a count it stores it
 //! here at once, so the next tick never acts on the value from before its own write.
+//! Counts are kept by kind, then namespace, then name, so a tick's look-up (by `&str`)
+//! allocates nothing.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -23,10 +25,13 @@ const KINDS: [(&str, &str, &str, &str); 2] =
 
 type Key = (&'static str, String, String);
 
-/// Replica counts by (kind, namespace, name).
+/// Counts of one kind: by namespace, then name.
+type Counts = HashMap<String, HashMap<String, i32>>;
+
+/// Replica counts by kind, namespace and name.
 #[derive(Debug, Default)]
 pub struct ReplicaCache {
-    counts: RwLock<HashMap<Key, i32>>,
+    counts: RwLock<HashMap<&'static str, Counts>>,
 }
 
 fn kind_of(t: &Target) -> Option<&'static str> {
@@ -38,23 +43,39 @@ impl ReplicaCache {
     pub fn get(&self, t: &Target, ns: &str) -> Option<i32> {
         let kind = kind_of(t)?;
         let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
-        counts.get(&(kind, ns.to_owned(), t.name.clone())).copied()
+        counts.get(kind)?.get(ns)?.get(&t.name).copied()
     }
 
     /// Records a count ebb has just written.
     pub fn set(&self, t: &Target, ns: &str, replicas: i32) {
         if let Some(kind) = kind_of(t) {
-            self.write().insert((kind, ns.to_owned(), t.name.clone()), replicas);
+            self.insert((kind, ns.to_owned(), t.name.clone()), replicas);
         }
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<Key, i32>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<&'static str, Counts>> {
         self.counts.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn insert(&self, (kind, ns, name): Key, replicas: i32) {
+        self.write().entry(kind).or_default().entry(ns).or_default().insert(name, replicas);
+    }
+
+    fn remove(&self, (kind, ns, name): &Key) {
+        let mut counts = self.write();
+        let Some(namespaces) = counts.get_mut(kind) else { return };
+        if let Some(names) = namespaces.get_mut(ns) {
+            names.remove(name);
+            if names.is_empty() {
+                namespaces.remove(ns);
+            }
+        }
     }
 
     /// Number of cached objects.
     pub fn len(&self) -> usize {
-        self.counts.read().unwrap_or_else(PoisonError::into_inner).len()
+        let counts = self.counts.read().unwrap_or_else(PoisonError::into_inner);
+        counts.values().flat_map(HashMap::values).map(HashMap::len).sum()
     }
 
     /// Whether nothing is cached.
@@ -90,23 +111,26 @@ impl ReplicaCache {
             Event::Init => *relisted = Some(HashSet::new()),
             Event::InitApply(o) => {
                 let k = key(&o);
-                self.write().insert(k.clone(), count(&o));
                 if let Some(seen) = relisted {
-                    seen.insert(k);
+                    seen.insert(k.clone());
                 }
+                self.insert(k, count(&o));
             }
             Event::InitDone => {
                 if let Some(seen) = relisted.take() {
-                    let listed = |k: &Key| k.0 == kind && namespace.is_none_or(|ns| k.1 == ns);
-                    self.write().retain(|k, _| !listed(k) || seen.contains(k));
+                    let mut counts = self.write();
+                    if let Some(namespaces) = counts.get_mut(kind) {
+                        for (ns, names) in namespaces.iter_mut() {
+                            if namespace.is_none_or(|n| n == ns) {
+                                names.retain(|name, _| seen.contains(&(kind, ns.clone(), name.clone())));
+                            }
+                        }
+                        namespaces.retain(|_, names| !names.is_empty());
+                    }
                 }
             }
-            Event::Apply(o) => {
-                self.write().insert(key(&o), count(&o));
-            }
-            Event::Delete(o) => {
-                self.write().remove(&key(&o));
-            }
+            Event::Apply(o) => self.insert(key(&o), count(&o)),
+            Event::Delete(o) => self.remove(&key(&o)),
         }
     }
 

@@ -86,12 +86,23 @@ fn first_tick(now: std::time::SystemTime, interval: Duration, offset: Duration) 
     Duration::from_millis((period - into) % period)
 }
 
-/// What identifies a loop's configuration: a change restarts only that object's loop.
+/// What identifies a loop's configuration: a change restarts only that object's loop. A
+/// 128-bit digest of the spec, the scaling annotations and the uid (two hashes of their JSON),
+/// since it is kept per object (by the loop and by the reconcile's fast path).
 pub fn fingerprint(so: &ScaledObject) -> String {
-    let ann = so.metadata.annotations.clone().unwrap_or_default();
-    let relevant: BTreeMap<_, _> =
-        ann.into_iter().filter(|(k, _)| k.starts_with("autoscaling.keda.sh/")).collect();
-    serde_json::json!([so.spec, relevant, so.metadata.uid]).to_string()
+    let relevant: BTreeMap<&String, &String> = so
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("autoscaling.keda.sh/"))
+        .collect();
+    let text = serde_json::json!([so.spec, relevant, so.metadata.uid]).to_string();
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    ("ebb-loop-fingerprint", text.len(), &text).hash(&mut b);
+    format!("{:016x}{:016x}", a.finish(), b.finish())
 }
 
 /// Starts the loop for a parsed ScaledObject; fails when a trigger's scaler cannot be built.
@@ -112,7 +123,7 @@ pub fn spawn(
         triggers.push((t.clone(), s));
     }
     let shared = Arc::new(Shared {
-        so: so.clone(),
+        so: without_status_once_modelled(so.clone(), &model),
         triggers,
         composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
         values: RwLock::new(HashMap::new()),
@@ -129,6 +140,17 @@ pub fn spawn(
     }
     let task = tokio::spawn(run(cx, model, shared.clone(), target, wake));
     Ok(LoopHandle { fingerprint: fingerprint(&so), shared, _task: AbortOnDropHandle::new(task) })
+}
+
+/// The object as the loop keeps it: once the status model is set (reconcile writes it before it
+/// starts a loop) the object's own status is never read again — ticks decide from the model — so
+/// the loop's copy goes without it. The controller's store replaces its object on every status
+/// write, so the loop's copy is soon the only holder of this version.
+fn without_status_once_modelled(so: Arc<ScaledObject>, model: &StatusModel) -> Arc<ScaledObject> {
+    if so.status.is_none() || !model.is_set() {
+        return so;
+    }
+    Arc::new(ScaledObject { metadata: so.metadata.clone(), spec: so.spec.clone(), status: None })
 }
 
 async fn run(
@@ -213,12 +235,13 @@ async fn tick_in_span(cx: &LoopContext, model: &StatusModel, shared: &Shared, ta
     }
     let (effects, pending) = {
         let mut guard = model.lock().await;
-        let previous = guard.clone().or_else(|| so.status.clone()).unwrap_or_default();
+        let empty = ebb_api::ScaledObjectStatus::default();
+        let previous = guard.as_ref().or(so.status.as_ref()).unwrap_or(&empty);
         let input = tick::TickInput {
             so,
             measured: &measured,
             current,
-            previous: &previous,
+            previous,
             unwritten: model.unwritten(),
             now,
             composite_active: measure::composite_active(shared),

@@ -57,14 +57,22 @@ pub fn set_condition(
     now: Time,
 ) {
     let opt = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    // An unchanged field is left as it is (no new string: loops set conditions every tick).
+    let set = |field: &mut Option<String>, value: &str| {
+        if field.as_deref() != (!value.is_empty()).then_some(value) {
+            *field = opt(value);
+        }
+    };
     match conds.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status || c.last_transition_time.is_none() {
                 c.last_transition_time = Some(now);
             }
-            c.status = status.to_owned();
-            c.reason = opt(reason);
-            c.message = opt(message);
+            if c.status != status {
+                c.status = status.to_owned();
+            }
+            set(&mut c.reason, reason);
+            set(&mut c.message, message);
         }
         None => conds.push(Condition {
             type_: type_.to_owned(),

@@ -91,6 +91,7 @@ fn cfg(identity: &str) -> LeaderConfig {
         lease_duration: LEASE_DURATION,
         renew_deadline: RENEW_DEADLINE,
         retry_period: RETRY,
+        annotations: Default::default(),
     }
 }
 

@@ -40,20 +40,21 @@ pub async fn triggers(
             r.as_ref().is_ok_and(|m| m.active),
             latency,
         );
-        let result = match r {
-            Ok(m) => {
-                values.insert(t.metric_name.clone(), Cached { value: Some(m.value), error: None, at: now });
-                Ok(m.active)
-            }
+        let (cached, result) = match r {
+            Ok(m) => (Cached { value: Some(m.value), error: None, at: now }, Ok(m.active)),
             Err(e) => {
                 let message = e.to_string();
-                values.insert(
-                    t.metric_name.clone(),
-                    Cached { value: None, error: Some(message.clone()), at: now },
-                );
-                Err(TriggerFailure { message, reason: e.reason() })
+                let cached = Cached { value: None, error: Some(message.clone()), at: now };
+                (cached, Err(TriggerFailure { message, reason: e.reason() }))
             }
         };
+        // Replaced in place: the metric's name is allocated once, not on every tick.
+        match values.get_mut(&t.metric_name) {
+            Some(v) => *v = cached,
+            None => {
+                values.insert(t.metric_name.clone(), cached);
+            }
+        }
         measured.push(Measured { metric: t.metric_name.clone(), result });
     }
     measured

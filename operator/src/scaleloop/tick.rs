@@ -112,7 +112,7 @@ pub fn plan(input: &TickInput<'_>) -> TickEffects {
     for m in measured {
         crate::fallback::record(&mut status.health, &m.metric, m.result.is_ok());
     }
-    status.triggers_activity = triggers_activity(measured);
+    set_triggers_activity(&mut status.triggers_activity, measured);
     let outcome = PollOutcome {
         // An object with only cpu/memory triggers is always active, as in KEDA: the HPA scales
         // it between its bounds and nothing here measures it.
@@ -134,13 +134,20 @@ pub fn plan(input: &TickInput<'_>) -> TickEffects {
             status.last_active_time = d.last_active.map(time::to_k8s);
         }
         let t = time::to_k8s(now);
-        let triggers: Vec<(String, Result<(), String>)> = measured
-            .iter()
-            .map(|m| {
-                let r = m.result.as_ref().map(|_| ()).map_err(|f| format!("{} ({})", f.message, f.reason));
-                (m.metric.clone(), r)
-            })
-            .collect();
+        // Only a failed trigger's outcome says anything (all measured → `Ready`), so without a
+        // failure no list is built.
+        let triggers: Vec<(String, Result<(), String>)> = if outcome.any_error {
+            measured
+                .iter()
+                .map(|m| {
+                    let r =
+                        m.result.as_ref().map(|_| ()).map_err(|f| format!("{} ({})", f.message, f.reason));
+                    (m.metric.clone(), r)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         status::ready_from_triggers(&mut status.conditions, &triggers, so.spec.fallback.is_some(), t.clone());
         status::set_active(&mut status.conditions, outcome.active, t.clone());
         status::set_fallback(&mut status.conditions, outcome.fallback_active, t);
@@ -185,6 +192,25 @@ pub fn plan(input: &TickInput<'_>) -> TickEffects {
     effects
 }
 
+/// Sets `status.triggersActivity` to [`triggers_activity`], in place (no allocation) when it
+/// already has exactly the measured metric names.
+fn set_triggers_activity(
+    current: &mut std::collections::BTreeMap<String, ebb_api::TriggerActivityStatus>,
+    measured: &[Measured],
+) {
+    let same_names =
+        current.len() == measured.len() && measured.iter().all(|m| current.contains_key(&m.metric));
+    if !same_names {
+        *current = triggers_activity(measured);
+        return;
+    }
+    for m in measured {
+        if let Some(a) = current.get_mut(&m.metric) {
+            a.is_active = m.result == Ok(true);
+        }
+    }
+}
+
 /// `status.triggersActivity`: each measured trigger's metric name → whether it is active (one
 /// that could not be measured is not), rebuilt every tick so names no longer polled drop out.
 fn triggers_activity(
@@ -205,16 +231,45 @@ fn forced(so: &ScaledObject) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// Equal ignoring condition timestamps (a tick that changes nothing writes nothing).
+/// Equal ignoring condition timestamps (a tick that changes nothing writes nothing). Compares
+/// in place, without copies: it runs on every tick of every object.
 pub fn same_status(a: &ScaledObjectStatus, b: &ScaledObjectStatus) -> bool {
-    let strip = |s: &ScaledObjectStatus| {
-        let mut s = s.clone();
-        for c in &mut s.conditions {
-            c.last_transition_time = None;
-        }
-        s
+    // Destructured without `..`: a new status field must be added here to compile.
+    let ScaledObjectStatus {
+        scale_target_kind,
+        scale_target_gvkr,
+        original_replica_count,
+        last_active_time,
+        external_metric_names,
+        resource_metric_names,
+        composite_scaler_name,
+        conditions,
+        health,
+        paused_replica_count,
+        hpa_name,
+        triggers_types,
+        authentications_types,
+        triggers_activity,
+    } = a;
+    let same_condition = |x: &ebb_api::Condition, y: &ebb_api::Condition| {
+        let ebb_api::Condition { type_, status, reason, message, last_transition_time: _ } = x;
+        *type_ == y.type_ && *status == y.status && *reason == y.reason && *message == y.message
     };
-    strip(a) == strip(b)
+    *scale_target_kind == b.scale_target_kind
+        && *scale_target_gvkr == b.scale_target_gvkr
+        && *original_replica_count == b.original_replica_count
+        && *last_active_time == b.last_active_time
+        && *external_metric_names == b.external_metric_names
+        && *resource_metric_names == b.resource_metric_names
+        && *composite_scaler_name == b.composite_scaler_name
+        && conditions.len() == b.conditions.len()
+        && conditions.iter().zip(&b.conditions).all(|(x, y)| same_condition(x, y))
+        && *health == b.health
+        && *paused_replica_count == b.paused_replica_count
+        && *hpa_name == b.hpa_name
+        && *triggers_types == b.triggers_types
+        && *authentications_types == b.authentications_types
+        && *triggers_activity == b.triggers_activity
 }
 
 #[cfg(test)]
