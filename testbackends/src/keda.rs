@@ -1,6 +1,6 @@
 //! KEDA itself, run out of cluster next to ebb for the side-by-side benchmarks: its operator,
 //! metrics adapter and admission webhook, built from the Go module pinned in
-//! `bench/keda/v<VERSION>/go.mod` by `scripts/backends/keda.sh` (cached in
+//! `bench/keda/v<VERSION>/go.mod` by `bench/keda/build.sh` (cached in
 //! `/var/tmp/ebb-keda/<VERSION>`), started against a given kubeconfig with a temporary directory
 //! and certificates of their own, and stopped when their handle is dropped or the test process
 //! ends ([`crate::watched`]). Not used by the test command: only the benchmark driver and the
@@ -56,19 +56,19 @@ pub struct Build {
     pub crds: Vec<PathBuf>,
 }
 
-/// Where `scripts/backends/keda.sh` puts a release (`$EBB_KEDA_CACHE`, default `/var/tmp/ebb-keda`).
+/// Where `bench/keda/build.sh` puts a release (`$EBB_KEDA_CACHE`, default `/var/tmp/ebb-keda`).
 pub fn cache_dir(version: &str) -> PathBuf {
     let root =
         std::env::var_os("EBB_KEDA_CACHE").map_or_else(|| PathBuf::from("/var/tmp/ebb-keda"), PathBuf::from);
     root.join(version.trim_start_matches('v'))
 }
 
-/// Runs `scripts/backends/keda.sh VERSION` (idempotent; the first run builds for minutes) and
+/// Runs `bench/keda/build.sh VERSION` (idempotent; the first run builds for minutes) and
 /// returns the paths of the programs and CRDs.
 pub fn build(version: &str) -> Result<Build, String> {
     let version = version.trim_start_matches('v');
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let script = workspace.join("scripts/backends/keda.sh");
+    let script = workspace.join("bench/keda/build.sh");
     let out = Command::new("bash")
         .arg(&script)
         .arg(version)
@@ -438,7 +438,7 @@ fn spawn(
 ) -> Result<Running, String> {
     if !program.is_file() {
         return Err(format!(
-            "{} not found: run `bash scripts/backends/keda.sh VERSION` first",
+            "{} not found: run `bash bench/keda/build.sh VERSION` first",
             program.display()
         ));
     }

@@ -1,4 +1,4 @@
-// Pins KEDA v2.16.0 so scripts/backends/keda.sh can build its operator, metrics adapter and admission
+// Pins KEDA v2.16.0 so bench/keda/build.sh can build its operator, metrics adapter and admission
 // webhook for the side-by-side benchmarks. Not part of the test command. The replace blocks below
 // are copied from KEDA v2.16.0's own go.mod (a dependency's replaces do not apply to the main module).
 module ebb.bench/keda-v2.16.0

@@ -1,4 +1,4 @@
-// Pins KEDA v2.21.1 so scripts/backends/keda.sh can build its operator, metrics adapter and admission
+// Pins KEDA v2.21.1 so bench/keda/build.sh can build its operator, metrics adapter and admission
 // webhook for the side-by-side benchmarks. Not part of the test command. The replace and exclude
 // lines below are copied from KEDA v2.21.1's own go.mod (a dependency's replaces do not apply to the
 // main module). KEDA v2.21.1 asks for Go 1.27.4: the go command fetches that toolchain itself

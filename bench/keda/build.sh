@@ -3,7 +3,7 @@
 # from the Go module pinned in bench/keda/<VERSION>/go.mod, and copies KEDA's CRDs
 # (config/crd/bases/*.yaml of the module) next to the binaries. Not part of the test command.
 #
-#   scripts/backends/keda.sh VERSION        # e.g. 2.16.0 or v2.21.1
+#   bench/keda/build.sh VERSION        # e.g. 2.16.0 or v2.21.1
 #
 # Output: ${EBB_KEDA_CACHE:-/var/tmp/ebb-keda}/<VERSION>/{bin/{keda,keda-adapter,keda-admission-webhooks},crds/}
 # A second run does nothing when the binaries are present and were built from the same go.mod/go.sum
@@ -21,7 +21,7 @@ fi
 version="${1#v}"
 mod="bench/keda/v$version"
 if [ ! -f "$mod/go.mod" ] || [ ! -f "$mod/go.sum" ]; then
-  echo "keda.sh: no pinned module for KEDA $version ($mod/go.mod and go.sum); pinned: $(cd bench/keda && ls -d v*/ | tr -d / | tr '\n' ' ')" >&2
+  echo "build.sh: no pinned module for KEDA $version ($mod/go.mod and go.sum); pinned: $(cd bench/keda && ls -d v*/ | tr -d / | tr '\n' ' ')" >&2
   exit 1
 fi
 
@@ -29,7 +29,7 @@ if ! command -v go >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq --no-install-recommends golang-go
 fi
 if ! go version | awk '{ split(substr($3, 3), v, "."); exit !(v[1] > 1 || v[2] >= 21) }'; then
-  echo "keda.sh: $(go version) is too old; Go 1.21 or later is needed" >&2
+  echo "build.sh: $(go version) is too old; Go 1.21 or later is needed" >&2
   exit 1
 fi
 
