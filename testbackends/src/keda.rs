@@ -437,10 +437,7 @@ fn spawn(
     ca: Option<Arc<CertAuthority>>,
 ) -> Result<Running, String> {
     if !program.is_file() {
-        return Err(format!(
-            "{} not found: run `bash bench/keda/build.sh VERSION` first",
-            program.display()
-        ));
+        return Err(format!("{} not found: run `bash bench/keda/build.sh VERSION` first", program.display()));
     }
     let kubeconfig = opts.kubeconfig.display().to_string();
     let ns = opts.namespace();
