@@ -259,32 +259,10 @@ pub async fn serve_with_lease_client(
         let task = tokio::spawn(leader::run(lease_client.clone(), cfg, leader_tx, stop));
         election = Some(AbortOnDropHandle::new(task));
     }
-    if args.certificates.manage_certificates {
-        let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
-            .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
-        let manager = certs::CertManager::new(client.clone(), cfg)
-            .with_recorder(Recorder::new(client.clone(), reporter.clone()))
-            .with_metrics(certs::CertMetrics::register(&mut server.registry));
-        tasks.push(AbortOnDropHandle::new(tokio::spawn(manager.run(shutdown.wait()))));
-    }
-    if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
-        args.internal_cert_file.clone(),
-        args.internal_key_file.clone(),
-        args.internal_client_ca_file.clone(),
-    ) {
-        let cfg = internal::InternalServerConfig {
-            addr: args.internal_addr,
-            cert_file,
-            key_file,
-            client_ca_file,
-            client_names: certs::internal_client_names(&args.certificates).map_err(anyhow::Error::msg)?,
-        };
+    tasks.extend(start_certificates(&args, &client, &reporter, &mut server, &shutdown)?);
+    if let Some(cfg) = internal_config(&args)? {
         let source = Arc::new(values::LoopValues::new(&ctx, leader_rx.clone()));
         tasks.push(AbortOnDropHandle::new(internal::start(cfg, source, shutdown.wait()).await?));
-    } else {
-        tracing::warn!(
-            "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
-        );
     }
     let scaling =
         run_while_leader(args.clone(), leader_only, ctx.clone(), leader_rx, readiness, shutdown.clone());
@@ -333,6 +311,48 @@ pub fn context(
         recorder: events::EventRecorder::new(leader_only, reporter),
         replicas: Default::default(),
         leader: leadership,
+    }))
+}
+
+/// With `--manage-certificates`, starts the certificate management (on every replica, sharded
+/// or not) and returns its task.
+pub(crate) fn start_certificates(
+    args: &Args,
+    client: &Client,
+    reporter: &Reporter,
+    server: &mut Server,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<AbortOnDropHandle<()>>> {
+    if !args.certificates.manage_certificates {
+        return Ok(None);
+    }
+    let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
+        .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
+    let manager = certs::CertManager::new(client.clone(), cfg)
+        .with_recorder(Recorder::new(client.clone(), reporter.clone()))
+        .with_metrics(certs::CertMetrics::register(&mut server.registry));
+    Ok(Some(AbortOnDropHandle::new(tokio::spawn(manager.run(shutdown.wait())))))
+}
+
+/// The internal metrics service's settings, when its three certificate files are given;
+/// otherwise `None`, with a warning that it is disabled.
+pub(crate) fn internal_config(args: &Args) -> anyhow::Result<Option<internal::InternalServerConfig>> {
+    let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
+        args.internal_cert_file.clone(),
+        args.internal_key_file.clone(),
+        args.internal_client_ca_file.clone(),
+    ) else {
+        tracing::warn!(
+            "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
+        );
+        return Ok(None);
+    };
+    Ok(Some(internal::InternalServerConfig {
+        addr: args.internal_addr,
+        cert_file,
+        key_file,
+        client_ca_file,
+        client_names: certs::internal_client_names(&args.certificates).map_err(anyhow::Error::msg)?,
     }))
 }
 

@@ -12,12 +12,12 @@ use std::time::Duration;
 use ebb_plumbing::server::Server;
 use ebb_plumbing::shutdown::Shutdown;
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::ShardFilter;
 use super::manager::{self, ShardConfig};
-use crate::{Args, NAME, VERSION, certs, egress, internal, leader, metrics, throttle, values};
+use crate::{Args, NAME, VERSION, egress, internal, leader, metrics, throttle, values};
 
 /// The address written on the shard Leases: `--internal-advertise-address`, else `POD_IP` with
 /// the internal port, else `--internal-addr` unless it is unspecified.
@@ -126,26 +126,8 @@ pub async fn serve(
         Some(AbortOnDropHandle::new(tokio::spawn(manager::run(lease_client, cfg, senders, shutdown.wait()))));
 
     let mut tasks = Vec::new();
-    if args.certificates.manage_certificates {
-        let cfg = certs::CertConfig::from_args(&args.certificates, &args.operator_namespace)
-            .map_err(|e| anyhow::anyhow!("certificate management: {e}"))?;
-        let manager = certs::CertManager::new(api.clone(), cfg)
-            .with_recorder(Recorder::new(api.clone(), reporter.clone()))
-            .with_metrics(certs::CertMetrics::register(&mut server.registry));
-        tasks.push(AbortOnDropHandle::new(tokio::spawn(manager.run(shutdown.wait()))));
-    }
-    if let (Some(cert_file), Some(key_file), Some(client_ca_file)) = (
-        args.internal_cert_file.clone(),
-        args.internal_key_file.clone(),
-        args.internal_client_ca_file.clone(),
-    ) {
-        let cfg = internal::InternalServerConfig {
-            addr: args.internal_addr,
-            cert_file,
-            key_file,
-            client_ca_file,
-            client_names: certs::internal_client_names(&args.certificates).map_err(anyhow::Error::msg)?,
-        };
+    tasks.extend(crate::start_certificates(&args, &api, &reporter, &mut server, &shutdown)?);
+    if let Some(cfg) = crate::internal_config(&args)? {
         let sources = per_shard
             .iter()
             .map(|(_, rx, _, ctx)| (values::LoopValues::new(ctx, rx.clone()), rx.clone()))
@@ -153,10 +135,6 @@ pub async fn serve(
         tasks.push(AbortOnDropHandle::new(
             internal::start(cfg, super::sharded_values(sources), shutdown.wait()).await?,
         ));
-    } else {
-        tracing::warn!(
-            "internal metrics service disabled: set --internal-cert-file, --internal-key-file and --internal-client-ca-file"
-        );
     }
 
     let runs = per_shard.into_iter().map(|(k, rx, leader_only, ctx)| {
