@@ -23,8 +23,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use ebb_sandbox::pki::{CertAuthority, Leaf};
 
+use crate::kubernetes::http_status;
 use crate::watched::Watched;
 
 /// The release the project started from.
@@ -290,7 +292,7 @@ pub fn register_apiservice(kubeconfig: &Path, adapter: &Running) -> Result<(), S
      "service": {{"namespace": "{ns}", "name": "{ADAPTER_SERVICE}", "port": {port}}},
      "caBundle": "{bundle}", "groupPriorityMinimum": 100, "versionPriority": 100}}}}]}}"#,
         port = addr.port(),
-        bundle = base64(ca.as_bytes()),
+        bundle = base64::engine::general_purpose::STANDARD.encode(ca.as_bytes()),
     );
     kubectl(kubeconfig, &["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&objects))?;
     let deadline = Instant::now() + READY_TIMEOUT;
@@ -524,52 +526,4 @@ fn free_addr() -> Result<SocketAddr, String> {
     let l =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port on 127.0.0.1: {e}"))?;
     l.local_addr().map_err(|e| format!("no free port on 127.0.0.1: {e}"))
-}
-
-/// Status code of a plain-HTTP GET.
-fn http_status(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head)?;
-    String::from_utf8_lossy(&head)
-        .get(9..12)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not HTTP"))
-}
-
-/// Standard base64 with padding (for a `caBundle`).
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(super::base64(plain.as_bytes()), encoded);
-        }
-    }
 }

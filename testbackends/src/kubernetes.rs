@@ -126,7 +126,9 @@ impl Upstream {
         let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
 
         let mut etcd = start_etcd(&dir, etcd_port, peer_port)?;
-        wait(&mut etcd, "etcd /health", || http_status(etcd_port, "/health").is_ok_and(|s| s == 200))?;
+        wait(&mut etcd, "etcd /health", || {
+            http_status(([127, 0, 0, 1], etcd_port), "/health").is_ok_and(|s| s == 200)
+        })?;
 
         let apiserver_args = apiserver_args(&dir, &files, etcd_port, port, &opts.apiserver_args);
         let mut apiserver = start_apiserver(&dir, &apiserver_args)?;
@@ -400,10 +402,10 @@ fn free_port() -> Result<u16, String> {
     l.local_addr().map(|a| a.port()).map_err(|e| format!("no free port on 127.0.0.1: {e}"))
 }
 
-/// Status code of a plain-HTTP GET on 127.0.0.1.
-fn http_status(port: u16, path: &str) -> std::io::Result<u16> {
+/// Status code of a plain-HTTP GET on 127.0.0.1 (`port`, or a whole address).
+pub(crate) fn http_status(addr: impl Into<std::net::SocketAddr>, path: &str) -> std::io::Result<u16> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
     let mut head = [0u8; 12];

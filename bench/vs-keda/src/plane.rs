@@ -233,7 +233,8 @@ impl Plane {
         port: u16,
         ca_pem: &str,
     ) -> Result<(), String> {
-        use base64_free::encode;
+        use base64::Engine as _;
+        let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         let obj = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
             "metadata": {"name": "v1beta1.external.metrics.k8s.io"},
             "spec": {"group": "external.metrics.k8s.io", "version": "v1beta1",
@@ -274,38 +275,5 @@ pub async fn wait_apiservice_available(client: &kube::Client) -> Result<(), Stri
             return Err(format!("APIService not Available within 30 s: {conditions}"));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Standard base64 (RFC 4648, with padding) for a caBundle, without another dependency.
-mod base64_free {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-
-    #[cfg(test)]
-    mod tests {
-        #[test]
-        fn rfc_4648_vectors() {
-            for (input, want) in
-                [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")]
-            {
-                assert_eq!(super::encode(input.as_bytes()), want);
-            }
-        }
     }
 }
