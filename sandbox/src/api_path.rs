@@ -9,7 +9,14 @@ pub enum Target {
     CoreVersions,
     Groups,
     Group(String),
-    Resources { group: String, version: String },
+    Resources {
+        group: String,
+        version: String,
+    },
+    /// `/openapi/v3`.
+    OpenApiIndex,
+    /// `/openapi/v3/{api/v1 | apis/group/version}`.
+    OpenApi(String),
     Object(ObjectPath),
     NotFound,
 }
@@ -37,6 +44,8 @@ pub fn parse(path: &str) -> Target {
         ["apis", g] => Target::Group((*g).to_owned()),
         ["apis", g, v] => Target::Resources { group: (*g).to_owned(), version: (*v).to_owned() },
         ["apis", g, v, rest @ ..] => object(g, v, rest),
+        ["openapi", "v3"] => Target::OpenApiIndex,
+        ["openapi", "v3", rest @ ..] => Target::OpenApi(rest.join("/")),
         _ => Target::NotFound,
     }
 }

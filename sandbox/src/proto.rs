@@ -2,8 +2,9 @@
 //! the JSON form of the object.
 //!
 //! kubectl's generators for built-in kinds (`kubectl create deployment|namespace|secret|
-//! configmap|serviceaccount|service|job|cronjob`, `kubectl autoscale`) send their object as
-//! protobuf and do not fall back to JSON, so the control plane decodes these bodies. A body is
+//! configmap|serviceaccount|service|job|cronjob`, `kubectl autoscale`) and client-go's event
+//! recorders (events.k8s.io/v1 and core/v1 Events) send their object as protobuf and do not fall
+//! back to JSON, so the control plane decodes these bodies. A body is
 //! the magic prefix `k8s\0` followed by a `runtime.Unknown` envelope whose `typeMeta` names the
 //! apiVersion/kind and whose `raw` holds the typed message.
 //!
@@ -11,8 +12,8 @@
 //! by field into the matching `k8s-openapi` struct, whose serde serialization is the JSON
 //! Kubernetes uses (camelCase keys, apiVersion/kind, int-or-string, quantities, RFC 3339
 //! timestamps, base64 bytes). This takes less code than building JSON by hand and cannot
-//! misspell a key. The conversions are tables of field names (`proto/{core_kinds,pod,volume,
-//! workloads}.rs`, machinery in `proto/conv.rs`); they build the target structs without
+//! misspell a key. The conversions are tables of field names (`proto/{core_kinds,events,pod,
+//! volume,workloads}.rs`, machinery in `proto/conv.rs`); they build the target structs without
 //! struct-update syntax, so the compiler checks that no field of the target is forgotten.
 //!
 //! Protobuf cannot tell "unset" from "zero" for Go's non-pointer fields (Go's encoder always
@@ -26,6 +27,7 @@
 
 mod conv;
 mod core_kinds;
+mod events;
 mod pod;
 mod volume;
 mod workloads;
@@ -83,6 +85,8 @@ const KINDS: &[(&str, &str, Decoder)] = &[
     kind!(core::v1::ServiceAccount),
     kind!(core::v1::Service),
     kind!(core::v1::Pod),
+    kind!(core::v1::Event),
+    kind!(events::v1::Event),
     kind!(apps::v1::Deployment),
     kind!(apps::v1::StatefulSet),
     kind!(batch::v1::Job),

@@ -165,6 +165,8 @@ async fn dispatch(
         Target::Groups => get_only(Some(discovery::groups(cp))),
         Target::Group(g) => get_only(discovery::group(cp, &g)),
         Target::Resources { group, version } => get_only(discovery::resources(cp, &group, &version)),
+        Target::OpenApiIndex => get_only(Some(crate::openapi::index(cp))),
+        Target::OpenApi(path) => get_only(crate::openapi::document(cp, &path)),
         Target::Health => Ok(Response::new(Body::from("ok"))),
         Target::NotFound => {
             Err(ApiError::new(404, "NotFound", "the server could not find the requested resource"))
@@ -263,11 +265,14 @@ async fn object(
         continue_: q.get("continue").cloned(),
     };
     let ns_opt = o.namespace.as_deref();
+    let is_watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let out = match (method.clone(), o.name.as_deref()) {
-        (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+        (Method::GET, None) if is_watch => {
+            crate::list_options::validate(&q, true)?;
             Ok(watch::serve(cp.clone(), res, ns_opt.map(str::to_owned), list_opts, &q, drop_watch))
         }
         (Method::GET, None) => {
+            crate::list_options::validate(&q, false)?;
             let list = cp.list(&res, ns_opt, &list_opts)?;
             if wants_table(headers) {
                 return Ok(json_response(

@@ -1,9 +1,11 @@
 //! Watches: a chunked stream of `{"type", "object"}` JSON lines. Without a resourceVersion
 //! (or "0") the current objects come first as ADDED; with one, the stream resumes after it
 //! from the store's history, or sends one ERROR event with a 410 `Expired` Status when that
-//! version has been compacted, as kube-apiserver does. Selectors filter events, and an object
-//! moving out of (into) a label selection is sent as DELETED (ADDED). Bookmarks are sent
-//! when asked for; `timeoutSeconds` ends the stream.
+//! version has been compacted, as kube-apiserver does. Streaming lists (`sendInitialEvents`,
+//! see `list_options`) send the current objects whatever the resourceVersion and close them
+//! with the annotated bookmark. Selectors filter events, and an object moving out of (into) a
+//! label selection is sent as DELETED (ADDED). Bookmarks are sent when asked for;
+//! `timeoutSeconds` ends the stream.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::control::{ControlPlane, ListOptions, as_served};
 use crate::field_selector::FieldSelector;
+use crate::list_options::{self, Start};
 use crate::meta;
 use crate::resources::Resource;
 use crate::status::ApiError;
@@ -85,12 +88,11 @@ pub fn serve(
     };
     let namespace = if res.namespaced { namespace } else { None };
     let filter = Filter { res, namespace, labels, fields };
-    let since: Option<u64> =
-        q.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0").and_then(|v| v.parse().ok());
-    let bookmarks = q.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let start = list_options::watch_start(q);
+    let bookmarks = list_options::query_bool(q, "allowWatchBookmarks").unwrap_or(false);
     let timeout = q.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800).min(1800);
     if !drop_now {
-        tokio::spawn(run(cp, filter, since, bookmarks, Duration::from_secs(timeout), tx));
+        tokio::spawn(run(cp, filter, start, bookmarks, Duration::from_secs(timeout), tx));
     }
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
@@ -105,18 +107,37 @@ pub fn serve(
 async fn run(
     cp: Arc<ControlPlane>,
     f: Filter,
-    since: Option<u64>,
+    start: Start,
     bookmarks: bool,
     timeout: Duration,
     tx: mpsc::Sender<Bytes>,
 ) {
     let mut last_rv;
+    let since = match start {
+        Start::Initial { .. } => None,
+        Start::Now => Some(cp.store.current_rv()),
+        Start::Since(rv) => Some(rv),
+    };
     let mut rx: broadcast::Receiver<Arc<Event>> = match since {
         None => {
             let (items, rv, rx) =
                 cp.store.list_and_watch(&f.res.group, &f.res.plural, f.namespace.as_deref());
+            if let Start::Initial { not_older_than: Some(wanted), .. } = start
+                && wanted > rv
+            {
+                // kube-apiserver waits a few seconds for its cache to catch up, then gives up
+                // like this; the store is never behind, so the answer comes at once.
+                let _ = tx.send(line("ERROR", &too_large(wanted, rv))).await;
+                return;
+            }
             for (_, obj) in items {
                 if f.selected(&obj) && tx.send(line("ADDED", &as_served(&f.res, &obj))).await.is_err() {
+                    return;
+                }
+            }
+            if let Start::Initial { end_bookmark: true, .. } = start {
+                let end = list_options::initial_events_end(&f.res.api_version(), &f.res.kind, rv);
+                if tx.send(line("BOOKMARK", &end)).await.is_err() {
                     return;
                 }
             }
@@ -169,4 +190,15 @@ async fn run(
             () = tx.closed() => return,
         }
     }
+}
+
+/// The Status of the ERROR event for a streaming list asking for a version not reached yet.
+fn too_large(wanted: u64, current: u64) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("Timeout: Too large resource version: {wanted}, current: {current}"),
+        "reason": "Timeout",
+        "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1},
+        "code": 504,
+    })
 }

@@ -10,13 +10,14 @@
 //! - scalars of Go *pointer* fields keep their value, zero included (`replicas: 0` is real);
 //! - scalars of Go *non-pointer* `omitempty` fields are listed after `omit` in the tables: Go's
 //!   protobuf encoder always writes them, so a zero value means "unset" and is dropped;
-//! - a zero `Time` (the empty message Go writes for an unset timestamp) becomes `None`.
+//! - a zero `Time` or `MicroTime` (the empty message Go writes for an unset timestamp) becomes
+//!   `None`.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, MicroTime, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 use k8s_pb::apimachinery::pkg::api::resource as pb_resource;
@@ -136,8 +137,12 @@ option_impls!(pb_meta::FieldsV1 => FieldsV1);
 const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 
 fn timestamp(t: pb_meta::Time) -> Result<Option<Timestamp>, String> {
-    let seconds = t.seconds.unwrap_or_default();
-    let nanos = t.nanos.unwrap_or_default();
+    seconds_nanos(t.seconds, t.nanos)
+}
+
+fn seconds_nanos(seconds: Option<i64>, nanos: Option<i32>) -> Result<Option<Timestamp>, String> {
+    let seconds = seconds.unwrap_or_default();
+    let nanos = nanos.unwrap_or_default();
     if nanos == 0 && (seconds == 0 || seconds == GO_ZERO_TIME_SECONDS) {
         return Ok(None);
     }
@@ -156,6 +161,25 @@ impl Conv<Option<Time>> for Option<pb_meta::Time> {
 impl Conv<Time> for Option<pb_meta::Time> {
     fn conv(self) -> Result<Time, String> {
         Ok(Time(self.map(timestamp).transpose()?.flatten().unwrap_or(Timestamp::UNIX_EPOCH)))
+    }
+}
+
+impl Conv<Option<MicroTime>> for Option<pb_meta::MicroTime> {
+    fn conv(self) -> Result<Option<MicroTime>, String> {
+        Ok(match self {
+            Some(t) => seconds_nanos(t.seconds, t.nanos)?.map(MicroTime),
+            None => None,
+        })
+    }
+}
+
+impl Conv<MicroTime> for Option<pb_meta::MicroTime> {
+    fn conv(self) -> Result<MicroTime, String> {
+        let t = match self {
+            Some(t) => seconds_nanos(t.seconds, t.nanos)?,
+            None => None,
+        };
+        Ok(MicroTime(t.unwrap_or(Timestamp::UNIX_EPOCH)))
     }
 }
 

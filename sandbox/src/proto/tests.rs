@@ -264,7 +264,7 @@ fn recorded_kubectl_bodies_decode_to_kubectls_own_json() {
 #[test]
 fn every_supported_kind_decodes_an_empty_object_with_its_own_type() {
     let kinds: Vec<_> = supported_kinds().collect();
-    assert_eq!(kinds.len(), 12);
+    assert_eq!(kinds.len(), 14);
     for (api_version, kind) in kinds {
         let value = decode(&body(api_version, kind, &())).unwrap();
         assert_eq!(value["apiVersion"], api_version);
