@@ -1,3 +1,6 @@
+//! Tests of the shard elections' plan (fair share, hand-over, expiry, stale membership Leases), the
+//! watch filter and the sharding flags.
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
