@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use ebb_operator::metrics::{LATENESS_BUCKETS, LATENESS_FACTOR, LATENESS_FIRST_BUCKET};
 use ebb_sandbox::sandbox::{Config, Sandbox};
+use ebb_testbackends::procfs;
 use serde_json::json;
 
 const NS: &str = "default";
@@ -36,27 +37,6 @@ const NS: &str = "default";
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
-}
-
-/// `VmRSS`/`VmHWM` etc. of a process, in KiB.
-fn proc_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
 }
 
 fn free_port() -> u16 {
@@ -205,8 +185,8 @@ async fn idle(runs: usize) {
         wait_ready(&http, &op).await;
         ready.push(started.elapsed().as_secs_f64() * 1000.0);
         tokio::time::sleep(Duration::from_secs(5)).await;
-        rss.push(proc_kib(op.child.id(), "VmRSS:") as f64 / 1024.0);
-        anon.push(proc_kib(op.child.id(), "RssAnon:") as f64 / 1024.0);
+        rss.push(procfs::status_kib(op.child.id(), "VmRSS:") as f64 / 1024.0);
+        anon.push(procfs::status_kib(op.child.id(), "RssAnon:") as f64 / 1024.0);
         drop(op);
         sb.stop().await;
     }
@@ -352,10 +332,10 @@ async fn scale_loop(n: usize, secs: u64, polling: u32) -> LoopFigures {
     }
     let pid = op.child.id();
     let before = buckets(&scrape().await);
-    let cpu0 = cpu_secs(pid);
+    let cpu0 = procfs::cpu_secs(pid).unwrap_or(0.0);
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(secs)).await;
-    let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let cpu = (procfs::cpu_secs(pid).unwrap_or(0.0) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
     let after = buckets(&scrape().await);
     let d = diff(&before, &after);
     let figures = LoopFigures {
@@ -364,9 +344,9 @@ async fn scale_loop(n: usize, secs: u64, polling: u32) -> LoopFigures {
         p99_ms: quantile(&d, 0.99) * 1000.0,
         max_ms: max_bound(&d) * 1000.0,
         ticks: d.last().map_or(0.0, |x| x.1),
-        rss_mib: proc_kib(pid, "VmRSS:") as f64 / 1024.0,
-        anon_mib: proc_kib(pid, "RssAnon:") as f64 / 1024.0,
-        hwm_mib: proc_kib(pid, "VmHWM:") as f64 / 1024.0,
+        rss_mib: procfs::status_kib(pid, "VmRSS:") as f64 / 1024.0,
+        anon_mib: procfs::status_kib(pid, "RssAnon:") as f64 / 1024.0,
+        hwm_mib: procfs::status_kib(pid, "VmHWM:") as f64 / 1024.0,
         cpu_pct: cpu,
     };
     drop(op);
@@ -405,15 +385,15 @@ async fn baseline_child(n: usize, secs: u64, polling: u32) {
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
     let pid = std::process::id();
-    let cpu0 = cpu_secs(pid);
+    let cpu0 = procfs::cpu_secs(pid).unwrap_or(0.0);
     let t0 = Instant::now();
     recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(secs)).await;
     recording.store(false, Ordering::Relaxed);
-    let cpu = (cpu_secs(pid) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
-    let rss = proc_kib(pid, "VmRSS:");
-    let anon = proc_kib(pid, "RssAnon:");
-    let hwm = proc_kib(pid, "VmHWM:");
+    let cpu = (procfs::cpu_secs(pid).unwrap_or(0.0) - cpu0) / t0.elapsed().as_secs_f64() * 100.0;
+    let rss = procfs::status_kib(pid, "VmRSS:");
+    let anon = procfs::status_kib(pid, "RssAnon:");
+    let hwm = procfs::status_kib(pid, "VmHWM:");
     let mut registry = prometheus_client::registry::Registry::default();
     registry.register("ebb_scale_loop_lateness_seconds", "baseline", Arc::unwrap_or_clone(hist));
     let mut text = String::new();

@@ -10,6 +10,7 @@ pub mod http_stub;
 pub mod keda;
 pub mod kubernetes;
 pub mod moto;
+pub mod procfs;
 pub mod prometheus;
 pub mod tansu;
 pub mod watched;

@@ -7,7 +7,6 @@
 mod kubeapi;
 mod objects;
 mod plane;
-mod procfs;
 mod programs;
 mod report;
 mod scenarios;
@@ -268,7 +267,7 @@ async fn main() {
                         Some(Err(e)) => Err(e.clone()),
                         _ => unit.run(&ctx, plane, system).await,
                     };
-                    let load = procfs::loadavg();
+                    let load = ebb_testbackends::procfs::loadavg();
                     let took = started.elapsed().as_secs_f64();
                     durations.push_str(&format!(
                         "- run {run}, {label}, {}, {}: {took:.0} s\n",

@@ -14,10 +14,10 @@ use super::{CREATE_CONCURRENCY, Ctx, Figure, Trigger, deployments, scrape, settl
 use crate::kubeapi::{self, HpaSet, ScaledUp};
 use crate::objects::{self, NS};
 use crate::plane::PlaneKind;
-use crate::procfs::{self, CpuWindow};
 use crate::programs;
 use crate::stats;
 use crate::system::{Limits, System};
+use ebb_testbackends::procfs::{self, CpuWindow};
 
 const GAUGE: &str = "keda_internal_scale_loop_latency_seconds";
 const HISTOGRAM: &str = "ebb_scale_loop_lateness_seconds";

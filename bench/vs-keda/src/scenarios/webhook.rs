@@ -14,10 +14,10 @@ use super::{CREATE_CONCURRENCY, Ctx, Figure};
 use crate::kubeapi;
 use crate::objects;
 use crate::plane::{Plane, PlaneKind};
-use crate::procfs;
 use crate::programs;
 use crate::stats;
 use crate::system::System;
+use ebb_testbackends::procfs;
 
 const NAMESPACES: usize = 10;
 const IN_FLIGHT: usize = 8;

@@ -1,4 +1,4 @@
-//! What this machine says about a process: resident memory from `/proc/PID/status` and CPU time
+//! What this machine says about a process, for the benchmarks: resident memory from `/proc/PID/status` and CPU time
 //! from `/proc/PID/stat`, plus the load average written next to every figure (the machine is
 //! shared; lateness and CPU depend on it, RSS does not).
 
