@@ -251,10 +251,7 @@ pub async fn ebb_metrics_apiserver(
     operator: SocketAddr,
 ) -> Result<Proc, String> {
     let (admin, secure) = (free_port()?, free_port()?);
-    let leaf = plane.service_cert("keda", "ebb-metrics-apiserver")?;
-    let (cert, key) = (plane.dir().join("mas-tls.crt"), plane.dir().join("mas-tls.key"));
-    std::fs::write(&cert, &leaf.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
-    std::fs::write(&key, &leaf.key_pem).map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    let (cert, key) = serving_cert(plane, "ebb-metrics-apiserver", "mas")?;
     let args = vec![
         "--log-level=warn".into(),
         format!("--admin-addr=127.0.0.1:{admin}"),
@@ -276,13 +273,21 @@ pub async fn ebb_metrics_apiserver(
     Ok(Proc::new(pid, format!("http://127.0.0.1:{admin}/metrics"), serving, log, Box::new(Killed(child))))
 }
 
+/// Writes a serving certificate for Service `keda/<service>` into the plane's directory as
+/// `<prefix>-tls.crt` and `<prefix>-tls.key`; returns both paths.
+fn serving_cert(plane: &Plane, service: &str, prefix: &str) -> Result<(PathBuf, PathBuf), String> {
+    let leaf = plane.service_cert("keda", service)?;
+    let (cert, key) =
+        (plane.dir().join(format!("{prefix}-tls.crt")), plane.dir().join(format!("{prefix}-tls.key")));
+    std::fs::write(&cert, &leaf.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
+    std::fs::write(&key, &leaf.key_pem).map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    Ok((cert, key))
+}
+
 /// Starts ebb-webhook against `plane` (ready once both of its lists are indexed).
 pub async fn ebb_webhook(bins: &EbbBinaries, plane: &Plane) -> Result<Proc, String> {
     let (admin, secure) = (free_port()?, free_port()?);
-    let leaf = plane.service_cert("keda", "ebb-webhook")?;
-    let (cert, key) = (plane.dir().join("webhook-tls.crt"), plane.dir().join("webhook-tls.key"));
-    std::fs::write(&cert, &leaf.cert_pem).map_err(|e| format!("cannot write {}: {e}", cert.display()))?;
-    std::fs::write(&key, &leaf.key_pem).map_err(|e| format!("cannot write {}: {e}", key.display()))?;
+    let (cert, key) = serving_cert(plane, "ebb-webhook", "webhook")?;
     let args = vec![
         "--log-level=warn".into(),
         format!("--admin-addr=127.0.0.1:{admin}"),
