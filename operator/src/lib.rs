@@ -206,14 +206,8 @@ pub async fn serve_with_lease_client(
     if args.sharding.shards > 1 {
         return shard::serve(args, client, lease_client, shutdown).await;
     }
-    tracing::info!("{}", egress::install(&args.egress).await);
-    let mut server = Server::new(NAME, VERSION);
-    let metrics = metrics::Metrics::register(&mut server.registry);
+    let (mut server, metrics, reporter) = start_up(&args).await;
     let readiness = server.readiness.clone();
-    readiness.set_not_ready("waiting for the first ScaledObject list");
-
-    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{NAME}-{}", std::process::id()));
-    let reporter = Reporter { controller: NAME.into(), instance: Some(instance) };
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!args.leader_elect);
     let leadership = leader::Leadership::new(leader_rx.clone());
     let (client, leader_only) = derived_clients(&args, &client, &leadership);
@@ -312,6 +306,17 @@ pub fn context(
         replicas: Default::default(),
         leader: leadership,
     }))
+}
+
+/// What every way of serving sets up first: the egress policy, the admin server (not ready until
+/// the first ScaledObject list), the operator's metrics and the reporter its events carry.
+pub(crate) async fn start_up(args: &Args) -> (Server, metrics::Metrics, Reporter) {
+    tracing::info!("{}", egress::install(&args.egress).await);
+    let mut server = Server::new(NAME, VERSION);
+    let metrics = metrics::Metrics::register(&mut server.registry);
+    server.readiness.set_not_ready("waiting for the first ScaledObject list");
+    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{NAME}-{}", std::process::id()));
+    (server, metrics, Reporter { controller: NAME.into(), instance: Some(instance) })
 }
 
 /// With `--manage-certificates`, starts the certificate management (on every replica, sharded

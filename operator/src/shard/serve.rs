@@ -9,15 +9,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ebb_plumbing::server::Server;
 use ebb_plumbing::shutdown::Shutdown;
 use kube::Client;
-use kube::runtime::events::Reporter;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::ShardFilter;
 use super::manager::{self, ShardConfig};
-use crate::{Args, NAME, VERSION, egress, internal, leader, metrics, throttle, values};
+use crate::{Args, NAME, internal, leader, throttle, values};
 
 /// The address written on the shard Leases: `--internal-advertise-address`, else `POD_IP` with
 /// the internal port, else `--internal-addr` unless it is unspecified.
@@ -70,13 +68,8 @@ pub async fn serve(
         anyhow::bail!("--shards {shards} needs leader election (--leader-elect=true)");
     }
     let address = advertise_address(&args)?;
-    tracing::info!("{}", egress::install(&args.egress).await);
-    let mut server = Server::new(NAME, VERSION);
-    let metrics = metrics::Metrics::register(&mut server.registry);
+    let (mut server, metrics, reporter) = crate::start_up(&args).await;
     let readiness = server.readiness.clone();
-    readiness.set_not_ready("waiting for the first ScaledObject list");
-    let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| format!("{NAME}-{}", std::process::id()));
-    let reporter = Reporter { controller: NAME.into(), instance: Some(instance) };
 
     let throttle = throttle::Throttle::new(args.kube_api_qps, args.kube_api_burst);
     let in_flight = tower::limit::GlobalConcurrencyLimitLayer::new(args.kube_api_max_in_flight as usize);
