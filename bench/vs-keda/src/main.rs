@@ -26,8 +26,8 @@ use clap::Parser;
 
 use crate::plane::PlaneKind;
 use crate::report::Results;
-use crate::scenarios::{Ctx, Trigger, Unit};
-use crate::system::{EbbBinaries, System};
+use crate::scenarios::{Ctx, DEADLINE_MISSED, Trigger, Unit};
+use crate::system::{EbbBinaries, Limits, System};
 
 /// Scenarios: operator (RSS and CPU idle, at N cron ScaledObjects with pollingInterval 1 and 30,
 /// at N Kafka ScaledObjects), hpas (N ScaledObjects → N HPAs, default and equal client limits),
@@ -75,6 +75,13 @@ struct Args {
     /// before the measurement is recorded as not measured.
     #[arg(long, default_value_t = 20)]
     settle_minutes: u64,
+    /// Client limits of both operators in the steady-state measurements (operator, lateness):
+    /// `equal` starts both with ebb's defaults (qps 500, burst 1000) so each reaches steady state
+    /// within minutes; `default` leaves each at its own (KEDA: qps 20, burst 30, which at
+    /// pollingInterval 1 and 1,000 objects spends the whole budget on the loops and never creates
+    /// every HPA). The `hpas` scenario measures both settings regardless.
+    #[arg(long, default_value = "equal", value_parser = ["equal", "default"])]
+    steady_client_limits: String,
     /// Where RESULTS.md goes.
     #[arg(long, default_value = "bench/vs-keda/RESULTS.md")]
     results: PathBuf,
@@ -82,6 +89,10 @@ struct Args {
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 }
+
+/// ebb's default client limits, given to both operators with `--steady-client-limits equal`.
+const STEADY_QPS: f32 = 500.0;
+const STEADY_BURST: u32 = 1000;
 
 const SCENARIOS: &[&str] = &["operator", "hpas", "lateness", "metrics-api", "webhook", "activation"];
 
@@ -193,10 +204,16 @@ fn header(args: &Args, started: &str) -> String {
          upstream control plane: Kubernetes {} (`scripts/backends/kubernetes.sh`); local: ebb's sandbox in the driver's process. \
          {} run(s) per figure, medians; every program out of cluster as a child process; a fresh control plane per system \
          and measurement. The load average (1/5/15 min) at the end of each measurement is in the per-run table: the machine \
-         is shared, CPU and lateness depend on it, RSS does not.\n\n",
+         is shared, CPU and lateness depend on it, RSS does not. Client limits in the steady-state rows (operator, \
+         lateness): {}. A measurement that misses its steady-state deadline is not repeated in later runs.\n\n",
         argv.join(" "),
         ebb_testbackends::kubernetes::versions().0,
         args.runs,
+        if args.steady_client_limits == "equal" {
+            format!("both operators at qps {STEADY_QPS} / burst {STEADY_BURST} (ebb's defaults)")
+        } else {
+            "each operator at its own defaults (ebb qps 500 / burst 1000, KEDA qps 20 / burst 30)".to_owned()
+        },
     )
 }
 
@@ -239,6 +256,11 @@ async fn main() {
         wrk_seconds: args.wrk_seconds,
         requests: args.requests,
         settle: Duration::from_secs(args.settle_minutes * 60),
+        steady_limits: if args.steady_client_limits == "equal" {
+            Limits { qps: Some(STEADY_QPS), burst: Some(STEADY_BURST) }
+        } else {
+            Limits::default()
+        },
     };
     let units = units(&args, &selected);
     let head = header(&args, &chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string());
@@ -256,6 +278,8 @@ async fn main() {
         prepared.insert(system.name(), ok);
     }
     let mut durations = String::new();
+    // Measurements that missed their steady-state deadline: the next runs would miss it again.
+    let mut missed: BTreeMap<(String, &'static str, String), usize> = BTreeMap::new();
     for run in 1..=args.runs {
         for &plane in &planes {
             for unit in &units {
@@ -263,10 +287,23 @@ async fn main() {
                     let label = unit.label();
                     eprintln!("== run {run}/{}: {label} — {} — {}", args.runs, plane.name(), system.name());
                     let started = Instant::now();
+                    let key = (label.clone(), plane.name(), system.name());
+                    if let Some(first) = missed.get(&key) {
+                        eprintln!("   skipped: missed its deadline in run {first}");
+                        durations.push_str(&format!(
+                            "- run {run}, {label}, {}, {}: skipped (missed its deadline in run {first})\n",
+                            plane.name(),
+                            system.name()
+                        ));
+                        continue;
+                    }
                     let outcome = match prepared.get(&system.name()) {
                         Some(Err(e)) => Err(e.clone()),
                         _ => unit.run(&ctx, plane, system).await,
                     };
+                    if matches!(&outcome, Err(e) if e.starts_with(DEADLINE_MISSED)) {
+                        missed.insert(key, run);
+                    }
                     let load = ebb_testbackends::procfs::loadavg();
                     let took = started.elapsed().as_secs_f64();
                     durations.push_str(&format!(

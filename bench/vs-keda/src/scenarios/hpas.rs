@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{CREATE_CONCURRENCY, Ctx, Figure, deployments, settle_limit};
+use super::{CREATE_CONCURRENCY, Ctx, DEADLINE_MISSED, Figure, deployments, settle_limit};
 use crate::kubeapi::{self, HpaSet};
 use crate::objects::{self, NS};
 use crate::plane::PlaneKind;
@@ -45,7 +45,7 @@ pub async fn run(
         let created = start.elapsed().as_secs_f64();
         hpas.wait_for(n, settle_limit(ctx, n))
             .await
-            .map_err(|e| format!("{e}\noperator log:\n{}", op.proc.log_tail(20)))?;
+            .map_err(|e| format!("{DEADLINE_MISSED}{e}\noperator log:\n{}", op.proc.log_tail(20)))?;
         let took = start.elapsed().as_secs_f64();
         watch.abort();
         drop(op);

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::plane::PlaneKind;
-use crate::system::{EbbBinaries, System};
+use crate::system::{EbbBinaries, Limits, System};
 
 /// Settings shared by every measurement.
 #[derive(Debug, Clone)]
@@ -29,7 +29,13 @@ pub struct Ctx {
     pub requests: usize,
     /// How long an operator may take to reach steady state (all HPAs, every Deployment scaled).
     pub settle: Duration,
+    /// Client limits of both operators in the steady-state units (`--steady-client-limits`).
+    pub steady_limits: Limits,
 }
+
+/// Marks an error as a missed steady-state deadline: the same measurement would miss it again,
+/// so later runs skip it (see main).
+pub const DEADLINE_MISSED: &str = "deadline missed: ";
 
 /// One named figure of one run.
 #[derive(Debug, Clone)]

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use ebb_testbackends::tansu::{Admin, Tansu};
 
-use super::{CREATE_CONCURRENCY, Ctx, Figure, Trigger, deployments, scrape, settle_limit};
+use super::{CREATE_CONCURRENCY, Ctx, DEADLINE_MISSED, Figure, Trigger, deployments, scrape, settle_limit};
 use crate::kubeapi::{self, HpaSet, ScaledUp};
 use crate::objects::{self, NS};
 use crate::plane::PlaneKind;
 use crate::programs;
 use crate::stats;
-use crate::system::{Limits, System};
+use crate::system::System;
 use ebb_testbackends::procfs::{self, CpuWindow};
 
 const GAUGE: &str = "keda_internal_scale_loop_latency_seconds";
@@ -91,11 +91,11 @@ async fn measure(
     let (scaled, scale_watch) = ScaledUp::watch(client);
 
     let started = Instant::now();
-    let op = programs::operator(&ctx.bins, plane, system, Limits::default(), false).await?;
+    let op = programs::operator(&ctx.bins, plane, system, ctx.steady_limits, false).await?;
     let pid = op.proc.pid;
     let mut figures = Vec::new();
     let settle = async {
-        hpas.wait_for(n, settle_limit(ctx, n)).await?;
+        hpas.wait_for(n, settle_limit(ctx, n)).await.map_err(|e| format!("{DEADLINE_MISSED}{e}"))?;
         let all_hpas = started.elapsed().as_secs_f64();
         if spec.trigger == Trigger::Cron {
             // Every window is open: steady once every Deployment was scaled to 1.
@@ -103,7 +103,7 @@ async fn measure(
             while scaled.count() < n {
                 if Instant::now() > limit {
                     return Err(format!(
-                        "only {} of {n} Deployments scaled up after {:?}",
+                        "{DEADLINE_MISSED}only {} of {n} Deployments scaled up after {:?}",
                         scaled.count(),
                         settle_limit(ctx, n)
                     ));
