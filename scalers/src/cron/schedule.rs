@@ -12,27 +12,26 @@
 //! fields. When both day fields are restricted (neither contains a bare `*`/`?`), a day matches if
 //! EITHER matches; otherwise both must match. `*/2` counts as restricted.
 //!
-//! # Why the `cron` crate is fed a translation
-//! The `cron` crate (0.17) iterates efficiently but has a different dialect: a leading seconds
-//! field, days of week numbered 1 = Sunday … 7 = Saturday (0 rejected), and AND semantics for
-//! the two day fields. Passing Linux text straight through silently shifts weekdays by one.
-//! So every field is parsed and validated here into an explicit set of values, and the crate
-//! only receives a generated expression: seconds `0`, explicit value lists, and days of week as
-//! names (`SUN,MON,…`), which mean the same thing in both dialects. The EITHER rule becomes two
-//! crate schedules (day-of-month only, day-of-week only) whose earliest time wins.
+//! # The search
+//! Each field is parsed and validated here into an explicit set of values (one bit per value),
+//! and the search for fire times walks those sets directly (`walk.rs`): a schedule is five
+//! machine words and its expression, and the search allocates nothing. (An earlier version
+//! translated the sets into the `cron` crate's dialect and kept one or two of its schedules
+//! per expression, each field a `BTreeSet`: about 2 KB per schedule, held by every object.)
 //!
 //! # Time zones and daylight saving
-//! The crate iterates wall-clock times (run in UTC, which has no transitions); each wall-clock
-//! candidate is then placed in the caller's zone: a time that does not exist (spring-forward
-//! gap) fires at the first instant after the gap, i.e. at the transition itself (02:30 on a
+//! The search yields wall-clock times; each wall-clock candidate is then placed in the
+//! caller's zone: a time that does not exist (spring-forward gap) fires at the first instant after the gap, i.e. at the transition itself (02:30 on a
 //! 02:00→03:00 day fires at 03:00 new time; several gap times collapse into that one firing); a
 //! time that exists twice (fall-back) fires once, at its first occurrence. This placement never
 //! moves a later wall-clock time before an earlier one, so the first placed candidate after the
-//! reference instant is the answer. Fire times are searched in wall-clock years 1970-2100 (the
-//! crate's range); outside it, or for expressions that never fire (`0 0 30 2 *`), the search
-//! returns `None`. Every loop is bounded.
+//! reference instant is the answer. Fire times are searched in wall-clock years 1970-2100;
+//! outside it, or for expressions that never fire (`0 0 30 2 *`), the search returns `None`.
+//! Every loop is bounded.
 
 use std::fmt;
+
+use walk::LAST_YEAR;
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 
@@ -80,8 +79,6 @@ pub enum ScheduleError {
 pub struct Schedule {
     expression: String,
     fields: Fields,
-    /// One crate schedule, or two for the EITHER day rule (earliest wins).
-    iterators: Vec<cron::Schedule>,
 }
 
 /// How the day-of-month and day-of-week sets combine.
@@ -108,8 +105,6 @@ const ALL_DAYS_OF_WEEK: u64 = mask(0, 6);
 const MONTH_NAMES: [&str; 12] =
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
-/// Wall-clock years the `cron` crate searches.
-const LAST_YEAR: i32 = 2100;
 /// Upper bound on wall-clock candidates examined per search (DST folds/gaps skip a few).
 const MAX_CANDIDATES: usize = 10_000;
 /// Upper bound on simultaneous start/end firings walked by [`next_transition`].
@@ -153,17 +148,7 @@ impl Schedule {
             days_of_week: (days_of_week | (days_of_week >> 7)) & ALL_DAYS_OF_WEEK,
             day_rule: if any_dom || any_dow { DayRule::Both } else { DayRule::Either },
         };
-        let iterators = fields
-            .crate_expressions()
-            .iter()
-            .map(|text| {
-                text.parse::<cron::Schedule>().map_err(|e| ScheduleError::Internal {
-                    expression: expr.to_string(),
-                    reason: format!("generated {text:?} was rejected: {e}"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Schedule { expression: expr.to_string(), fields, iterators })
+        Ok(Schedule { expression: expr.to_string(), fields })
     }
 
     /// The expression exactly as given to [`Schedule::parse`].
@@ -233,14 +218,12 @@ impl Schedule {
 
     /// Earliest wall-clock fire time strictly after `cursor` (a whole second).
     fn next_wall_after(&self, cursor: NaiveDateTime) -> Option<NaiveDateTime> {
-        let start = cursor.and_utc();
-        self.iterators.iter().filter_map(|s| s.after(&start).next()).min().map(|t| t.naive_utc())
+        self.fields.next_after(cursor)
     }
 
     /// Latest wall-clock fire time strictly before `cursor` (a whole second, years 1970-2101).
     fn prev_wall_before(&self, cursor: NaiveDateTime) -> Option<NaiveDateTime> {
-        let start = cursor.and_utc();
-        self.iterators.iter().filter_map(|s| s.after(&start).next_back()).max().map(|t| t.naive_utc())
+        self.fields.prev_before(cursor)
     }
 }
 
@@ -269,30 +252,6 @@ impl Fields {
                 && self.hours & !other.hours == 0
                 && own.all(|(m, d, w)| other.day_matches(m, d, w)))
     }
-
-    /// Expressions in the `cron` crate's dialect (seconds first, weekdays by name).
-    fn crate_expressions(&self) -> Vec<String> {
-        let number = |v: u32| v.to_string();
-        let minutes = list(self.minutes, 0, 59, number);
-        let hours = list(self.hours, 0, 23, number);
-        let months = list(self.months, 1, 12, number);
-        let doms = list(self.days_of_month, 1, 31, number);
-        let dows = list(self.days_of_week, 0, 6, |v| DAY_NAMES[v as usize].to_string());
-        let line = |dom: &str, dow: &str| format!("0 {minutes} {hours} {dom} {months} {dow}");
-        match self.day_rule {
-            DayRule::Both => vec![line(&doms, &dows)],
-            DayRule::Either => vec![line(&doms, "*"), line("*", &dows)],
-        }
-    }
-}
-
-/// `*` for a full set, else the values in `lo..=hi` that are set, comma-separated.
-fn list(bits: u64, lo: u32, hi: u32, show: impl Fn(u32) -> String) -> String {
-    if bits == mask(lo, hi) {
-        return "*".to_string();
-    }
-    let values: Vec<String> = (lo..=hi).filter(|v| bits & (1 << v) != 0).map(show).collect();
-    values.join(",")
 }
 
 /// The 5-field form of a descriptor, if `text` is one.
@@ -524,6 +483,9 @@ pub fn next_transition(
     }
     None
 }
+
+#[path = "walk.rs"]
+mod walk;
 
 #[cfg(test)]
 #[path = "schedule_tests.rs"]
