@@ -230,6 +230,12 @@ impl Ctx {
             .cloned()
     }
 
+    /// Whether the operator holds the object's status model (then the controller's store need
+    /// not keep the object's own status, see [`crate::trim::status_once_modelled`]).
+    pub fn modelled(&self, ns: &str, name: &str) -> bool {
+        self.existing(ns, name).is_some_and(|state| state.model.is_set())
+    }
+
     /// Drops the state of a deleted object (its loop is stopped by the caller).
     pub fn forget(&self, ns: &str, name: &str) -> Option<Arc<ObjectState>> {
         self.objects.lock().unwrap_or_else(PoisonError::into_inner).remove(&(ns.to_owned(), name.to_owned()))

@@ -398,7 +398,19 @@ pub(crate) async fn run_while_leader(
             args.sharding.filter,
         );
         let controller = Controller::for_stream(
-            reflector(writer, sos.modify(trim::scaled_object)).applied_objects(),
+            reflector(
+                writer,
+                sos.modify({
+                    let ctx = ctx.clone();
+                    move |so| {
+                        trim::scaled_object(so);
+                        let (ns, name) = (so.metadata.namespace.as_deref(), so.metadata.name.as_deref());
+                        let modelled = ctx.modelled(ns.unwrap_or_default(), name.unwrap_or_default());
+                        trim::status_once_modelled(so, modelled);
+                    }
+                }),
+            )
+            .applied_objects(),
             reader.clone(),
         )
         .with_config(kube::runtime::controller::Config::default().concurrency(MAX_CONCURRENT_RECONCILES));

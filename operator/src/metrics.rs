@@ -33,32 +33,34 @@ const SCALED_OBJECT_RESOURCE: &str = "scaled_object";
 const DEFAULT_NAMESPACE: &str = "default";
 
 /// Labels of the per-trigger series: `namespace, metric, scaledObject, scaler, triggerIndex,
-/// type`. `scaler` carries the trigger type, `type` the kind of scaled resource.
+/// type`. `scaler` carries the trigger type, `type` the kind of scaled resource. Label values
+/// are `Arc<str>` here and below: each label set is held by up to four families and the
+/// object's [`ObjectSeries`], and clones share one copy of each string.
 #[allow(non_snake_case)]
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScalerLabels {
-    namespace: String,
-    metric: String,
-    scaledObject: String,
-    scaler: String,
-    triggerIndex: String,
-    r#type: String,
+    namespace: Arc<str>,
+    metric: Arc<str>,
+    scaledObject: Arc<str>,
+    scaler: Arc<str>,
+    triggerIndex: Arc<str>,
+    r#type: Arc<str>,
 }
 
 /// Labels of the per-ScaledObject series.
 #[allow(non_snake_case)]
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ObjectLabels {
-    namespace: String,
-    scaledObject: String,
+    namespace: Arc<str>,
+    scaledObject: Arc<str>,
 }
 
 /// Labels of `keda_internal_scale_loop_latency_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoopLabels {
-    namespace: String,
-    r#type: String,
-    resource: String,
+    namespace: Arc<str>,
+    r#type: Arc<str>,
+    resource: Arc<str>,
 }
 
 /// Labels of `keda_resource_registered_total`.
@@ -253,18 +255,17 @@ impl Metrics {
     ) {
         let mut state = self.state();
         let Some(series) = state.series(ns, so) else { return };
-        let current = series
-            .triggers
-            .get(&trigger_index)
-            .filter(|l| l.metric == metric && l.scaler == trigger_type && l.r#type == SCALED_OBJECT_TYPE);
+        let current = series.triggers.get(&trigger_index).filter(|l| {
+            &*l.metric == metric && &*l.scaler == trigger_type && &*l.r#type == SCALED_OBJECT_TYPE
+        });
         if current.is_none() {
             let labels = ScalerLabels {
-                namespace: namespace_label(ns).to_string(),
-                metric: metric.to_string(),
-                scaledObject: so.to_string(),
-                scaler: trigger_type.to_string(),
-                triggerIndex: trigger_index.to_string(),
-                r#type: SCALED_OBJECT_TYPE.to_string(),
+                namespace: namespace_label(ns).into(),
+                metric: metric.into(),
+                scaledObject: so.into(),
+                scaler: trigger_type.into(),
+                triggerIndex: trigger_index.to_string().into(),
+                r#type: SCALED_OBJECT_TYPE.into(),
             };
             if let Some(previous) = series.triggers.insert(trigger_index, labels) {
                 // The trigger at this index changed (type or metric name): drop the old series.
@@ -425,14 +426,14 @@ impl State {
 }
 
 fn object_labels(ns: &str, so: &str) -> ObjectLabels {
-    ObjectLabels { namespace: namespace_label(ns).to_string(), scaledObject: so.to_string() }
+    ObjectLabels { namespace: namespace_label(ns).into(), scaledObject: so.into() }
 }
 
 fn loop_labels(ns: &str, so: &str) -> LoopLabels {
     LoopLabels {
-        namespace: namespace_label(ns).to_string(),
-        r#type: SCALED_OBJECT_TYPE.to_string(),
-        resource: so.to_string(),
+        namespace: namespace_label(ns).into(),
+        r#type: SCALED_OBJECT_TYPE.into(),
+        resource: so.into(),
     }
 }
 

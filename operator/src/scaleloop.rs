@@ -123,7 +123,7 @@ pub fn spawn(
         triggers.push((t.clone(), s));
     }
     let shared = Arc::new(Shared {
-        so: without_status_once_modelled(so.clone(), &model),
+        so: loop_view(&so, &model),
         triggers,
         composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
         values: RwLock::new(HashMap::new()),
@@ -142,15 +142,63 @@ pub fn spawn(
     Ok(LoopHandle { fingerprint: fingerprint(&so), shared, _task: AbortOnDropHandle::new(task) })
 }
 
-/// The object as the loop keeps it: once the status model is set (reconcile writes it before it
-/// starts a loop) the object's own status is never read again — ticks decide from the model — so
-/// the loop's copy goes without it. The controller's store replaces its object on every status
-/// write, so the loop's copy is soon the only holder of this version.
-fn without_status_once_modelled(so: Arc<ScaledObject>, model: &StatusModel) -> Arc<ScaledObject> {
-    if so.status.is_none() || !model.is_set() {
-        return so;
-    }
-    Arc::new(ScaledObject { metadata: so.metadata.clone(), spec: so.spec.clone(), status: None })
+/// The object as the loop keeps it: only what the loop reads, so that the loop's copy costs a
+/// few hundred bytes next to the controller's store (which keeps the whole object, and replaces
+/// it on every watch event, so the two could not share one allocation for long):
+/// - metadata: name, namespace, uid and resource version (events name the object), creation
+///   time (`initialCooldownPeriod`), the `autoscaling.keda.sh/*` annotations (pause, paused
+///   directions, force-activation); no labels, finalizers, other annotations or owners;
+/// - spec: everything but the triggers' contents: each trigger keeps its type (an object with
+///   only cpu/memory triggers is always active), nothing else — the loop measures through its
+///   built scalers and their [`TriggerSpec`]s, and `scalingModifiers` is compiled before this;
+/// - status: none once the status model is set (reconcile writes it before it starts a loop;
+///   ticks decide from the model), else the object's own.
+fn loop_view(so: &ScaledObject, model: &StatusModel) -> Arc<ScaledObject> {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    let m = &so.metadata;
+    let annotations = m.annotations.as_ref().map(|a| {
+        a.iter()
+            .filter(|(k, _)| k.starts_with("autoscaling.keda.sh/"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>()
+    });
+    let metadata = ObjectMeta {
+        name: m.name.clone(),
+        namespace: m.namespace.clone(),
+        uid: m.uid.clone(),
+        resource_version: m.resource_version.clone(),
+        creation_timestamp: m.creation_timestamp.clone(),
+        annotations: annotations.filter(|a| !a.is_empty()),
+        ..ObjectMeta::default()
+    };
+    let triggers = so
+        .spec
+        .triggers
+        .iter()
+        .map(|t| ebb_api::ScaleTrigger {
+            type_: t.type_.clone(),
+            name: None,
+            use_cached_metrics: t.use_cached_metrics,
+            metadata: BTreeMap::new(),
+            authentication_ref: None,
+            metric_type: t.metric_type,
+        })
+        .collect();
+    let s = &so.spec;
+    let spec = ebb_api::ScaledObjectSpec {
+        scale_target_ref: s.scale_target_ref.clone(),
+        polling_interval: s.polling_interval,
+        initial_cooldown_period: s.initial_cooldown_period,
+        cooldown_period: s.cooldown_period,
+        idle_replica_count: s.idle_replica_count,
+        min_replica_count: s.min_replica_count,
+        max_replica_count: s.max_replica_count,
+        advanced: s.advanced.clone(),
+        triggers,
+        fallback: s.fallback.clone(),
+    };
+    let status = if model.is_set() { None } else { so.status.clone() };
+    Arc::new(ScaledObject { metadata, spec, status })
 }
 
 async fn run(

@@ -5,7 +5,12 @@
 //! - ScaledObjects (the controller's store, and through it every reconcile and scale loop):
 //!   everything but `metadata.managedFields`, which nothing reads and which is often the largest
 //!   part of an object (one entry per field manager, each listing the fields it owns). The
-//!   annotations stay whole: the HPA carries all of them, as KEDA copies them.
+//!   annotations stay whole: the HPA carries all of them, as KEDA copies them. Once the
+//!   operator holds the object's status model ([`crate::context::StatusModel`], set by its first
+//!   reconcile), its status goes too ([`status_once_modelled`]): reconciles and loops decide
+//!   from the model, and the status is the operator's own, so the store's copy would be a second
+//!   copy of it. Until then (at start, after a restart or a change of leader) it stays: the first
+//!   reconcile reads it (`lastActiveTime`, `originalReplicaCount`, the conditions).
 //! - HPAs (the controller's watch of the HPAs it owns, read by [`crate::hpa_active`]): the
 //!   identity (`name`, `namespace`, `uid`, `resourceVersion`), the owner references (which map an
 //!   HPA event to its ScaledObject) and `status.conditions`; the HPA's spec, labels, annotations
@@ -19,6 +24,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 /// Trims a ScaledObject to what the controller's store keeps.
 pub fn scaled_object(so: &mut ScaledObject) {
     so.metadata.managed_fields = None;
+}
+
+/// Drops a ScaledObject's status from what the store keeps when `modelled` (the operator holds
+/// the object's status model).
+pub fn status_once_modelled(so: &mut ScaledObject, modelled: bool) {
+    if modelled {
+        so.status = None;
+    }
 }
 
 /// Trims an owned HPA to what [`crate::hpa_active::HpaCache`] and the controller's owner mapping
@@ -68,6 +81,23 @@ mod tests {
             serde_json::to_value(&expected).unwrap(),
             "labels, annotations (all of them: the HPA carries them), spec and status stay"
         );
+    }
+
+    #[test]
+    fn status_goes_only_once_modelled() {
+        let so: ScaledObject =
+            serde_json::from_value(json!({"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"name": "web"}, "triggers": [{"type": "cron", "metadata": {}}]},
+            "status": {"originalReplicaCount": 3}}))
+            .unwrap();
+        let mut kept = so.clone();
+        status_once_modelled(&mut kept, false);
+        assert_eq!(kept, so, "the first reconcile reads the object's own status");
+        let mut trimmed = so.clone();
+        status_once_modelled(&mut trimmed, true);
+        assert_eq!(trimmed.status, None);
+        assert_eq!((trimmed.metadata, trimmed.spec), (so.metadata, so.spec));
     }
 
     #[test]

@@ -126,6 +126,19 @@ impl Store {
         (items, inner.rv)
     }
 
+    /// How many objects of one resource (optionally one namespace) exist, without copying them:
+    /// the lock is held for one ordered scan.
+    pub fn count(&self, group: &str, plural: &str, namespace: Option<&str>) -> usize {
+        let inner = self.lock();
+        let lo =
+            (group.to_owned(), plural.to_owned(), namespace.unwrap_or_default().to_owned(), String::new());
+        inner
+            .objects
+            .range(lo..)
+            .take_while(|(k, _)| k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns))
+            .count()
+    }
+
     /// Every object (for garbage collection and namespace cleanup).
     pub fn all(&self) -> Vec<(Key, Arc<Value>)> {
         self.lock().objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()

@@ -152,7 +152,7 @@ pub struct Plan {
 pub fn plan(input: &Input<'_>) -> Plan {
     let so = input.so;
     if so.metadata.deletion_timestamp.is_some() {
-        return finalize(so);
+        return finalize(so, input.model.as_ref());
     }
     let metadata = metadata_patch(so);
     let now = || input.now.clone();
@@ -309,15 +309,16 @@ fn metadata_patch(so: &ScaledObject) -> Option<Step> {
 }
 
 /// Deletion: forget the object; with the finalizer, restore the original replicas (when asked
-/// for and known), then release the finalizer.
-fn finalize(so: &ScaledObject) -> Plan {
+/// for and known: from the status model, else the object's own status — the controller's store
+/// drops status once the model is set, see [`crate::trim`]), then release the finalizer.
+fn finalize(so: &ScaledObject, model: Option<&ScaledObjectStatus>) -> Plan {
     let mut steps = vec![Step::Forget];
     let finalizers = so.metadata.finalizers.clone().unwrap_or_default();
     if !finalizers.iter().any(|f| f == FINALIZER) {
         return Plan { steps, end: End::AwaitChange };
     }
     if so.spec.restore_to_original_replica_count()
-        && let Some(replicas) = so.status.as_ref().and_then(|s| s.original_replica_count)
+        && let Some(replicas) = model.or(so.status.as_ref()).and_then(|s| s.original_replica_count)
     {
         steps.push(Step::RestoreReplicas { replicas });
     }

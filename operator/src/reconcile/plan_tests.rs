@@ -285,5 +285,5 @@ fn plan_table() {
             assert_eq!(got, want, "{}: step {i}", case.name);
         }
     }
-    assert_eq!(cases.len(), 23);
+    assert_eq!(cases.len(), 24);
 }

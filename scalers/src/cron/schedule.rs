@@ -31,8 +31,16 @@
 //! reference instant is the answer. Fire times are searched in wall-clock years 1970-2100 (the
 //! crate's range); outside it, or for expressions that never fire (`0 0 30 2 *`), the search
 //! returns `None`. Every loop is bounded.
+//!
+//! # Shared schedules
+//! A crate schedule keeps each field as an ordered set (about 4 KB for a window's two
+//! expressions), and clusters repeat the same few schedules across thousands of ScaledObjects.
+//! Parsed schedules are therefore interned: equal value sets share one immutable crate schedule
+//! ([`shared_iterators`]), held by weak reference so a schedule no object uses is freed.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
 
 use chrono::{DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 
@@ -80,12 +88,13 @@ pub enum ScheduleError {
 pub struct Schedule {
     expression: String,
     fields: Fields,
-    /// One crate schedule, or two for the EITHER day rule (earliest wins).
-    iterators: Vec<cron::Schedule>,
+    /// One crate schedule, or two for the EITHER day rule (earliest wins); shared by every
+    /// schedule with the same value sets.
+    iterators: Arc<[cron::Schedule]>,
 }
 
 /// How the day-of-month and day-of-week sets combine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum DayRule {
     /// Both must match (at least one of the fields was `*`).
     Both,
@@ -94,7 +103,7 @@ enum DayRule {
 }
 
 /// Parsed value sets: bit `v` set means value `v` matches. Days of week use 0 = Sunday … 6.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Fields {
     minutes: u64,
     hours: u64,
@@ -114,6 +123,39 @@ const LAST_YEAR: i32 = 2100;
 const MAX_CANDIDATES: usize = 10_000;
 /// Upper bound on simultaneous start/end firings walked by [`next_transition`].
 const MAX_TRANSITION_STEPS: usize = 20_000;
+
+/// The interned crate schedules: value sets → the schedules built for them while any
+/// [`Schedule`] holds them.
+type Interned = HashMap<Fields, Weak<[cron::Schedule]>>;
+
+static INTERNED: Mutex<Option<Interned>> = Mutex::new(None);
+
+/// The crate schedules for `fields`, built once and shared while in use. Entries whose
+/// schedules were dropped are swept whenever the table doubles, so it stays within twice the
+/// number of distinct schedules in use.
+fn shared_iterators(expr: &str, fields: Fields) -> Result<Arc<[cron::Schedule]>, ScheduleError> {
+    // A poisoned lock only means another parse panicked mid-insert; the table is still valid.
+    let mut guard = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let table = guard.get_or_insert_with(HashMap::new);
+    if let Some(live) = table.get(&fields).and_then(Weak::upgrade) {
+        return Ok(live);
+    }
+    let built = fields
+        .crate_expressions()
+        .iter()
+        .map(|text| {
+            text.parse::<cron::Schedule>().map_err(|e| ScheduleError::Internal {
+                expression: expr.to_string(),
+                reason: format!("generated {text:?} was rejected: {e}"),
+            })
+        })
+        .collect::<Result<Arc<[_]>, _>>()?;
+    if table.len() >= 64 && table.len() == table.capacity() {
+        table.retain(|_, weak| weak.strong_count() > 0);
+    }
+    table.insert(fields, Arc::downgrade(&built));
+    Ok(built)
+}
 
 /// Bits `lo..=hi` set (`hi` < 63).
 const fn mask(lo: u32, hi: u32) -> u64 {
@@ -153,16 +195,7 @@ impl Schedule {
             days_of_week: (days_of_week | (days_of_week >> 7)) & ALL_DAYS_OF_WEEK,
             day_rule: if any_dom || any_dow { DayRule::Both } else { DayRule::Either },
         };
-        let iterators = fields
-            .crate_expressions()
-            .iter()
-            .map(|text| {
-                text.parse::<cron::Schedule>().map_err(|e| ScheduleError::Internal {
-                    expression: expr.to_string(),
-                    reason: format!("generated {text:?} was rejected: {e}"),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let iterators = shared_iterators(expr, fields)?;
         Ok(Schedule { expression: expr.to_string(), fields, iterators })
     }
 

@@ -432,5 +432,23 @@ fn daylight_saving_london() {
     assert_eq!(after.with_timezone(&Utc), utc(2026, 10, 26, 1, 30, 0));
 }
 
+#[test]
+fn equal_schedules_share_one_crate_schedule_while_in_use() {
+    // Two spellings of the same value sets share; a different schedule does not.
+    let a = sched("0 8 * * 1-5");
+    let b = sched("0 8 * * MON-FRI");
+    let c = sched("0 9 * * 1-5");
+    assert!(std::sync::Arc::ptr_eq(&a.iterators, &b.iterators));
+    assert!(!std::sync::Arc::ptr_eq(&a.iterators, &c.iterators));
+    // Both still compute their own fire times.
+    let monday = at(London, 2026, 12, 7, 0, 0, 0);
+    assert_eq!(b.next_after(&monday).unwrap().format("%H:%M").to_string(), "08:00");
+    assert_eq!(c.next_after(&monday).unwrap().format("%H:%M").to_string(), "09:00");
+    // The table holds no strong reference: once every user is gone the schedules are freed.
+    let weak = std::sync::Arc::downgrade(&c.iterators);
+    drop(c);
+    assert!(weak.upgrade().is_none());
+}
+
 #[path = "schedule_window_tests.rs"]
 mod window;

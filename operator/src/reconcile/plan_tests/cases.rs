@@ -338,6 +338,19 @@ pub(super) fn cases() -> Vec<Case> {
             End::AwaitChange,
         ),
         Case::new(
+            "deletion with restore, the count in the status model (the store keeps no status once modelled)",
+            deleting(json!({"metadata": {"finalizers": ["finalizer.keda.sh"]}, "spec": restore.clone()})),
+            Check::NotRead,
+            vec![
+                Step::Forget,
+                Step::RestoreReplicas { replicas: 3 },
+                Step::ReleaseFinalizer { finalizers: vec![], resource_version: Some("7".into()) },
+                event("ScaledObjectDeleted", "ScaledObject was deleted"),
+            ],
+            End::AwaitChange,
+        )
+        .known(json!({"originalReplicaCount": 3})),
+        Case::new(
             "deletion with restore but no original count recorded: finalizer released",
             deleting(json!({"metadata": {"finalizers": ["finalizer.keda.sh"]}, "spec": restore.clone()})),
             Check::NotRead,
