@@ -19,8 +19,8 @@
 //!
 //! The metrics API server finds the holder of an object's shard from the annotation
 //! `ebb.keda.sh/internal-address` the holder writes on the shard Lease (`--internal-advertise-
-//! address`, else `POD_IP` with the internal port); the internal endpoint answers `NotLeader`
-//! for objects of shards this replica does not hold ([`ShardedValues`]).
+//! address`, else `--pod-ip`, i.e. `POD_IP`, with the internal port); the internal endpoint
+//! answers `NotLeader` for objects of shards this replica does not hold ([`ShardedValues`]).
 //!
 //! [`Elector`]: crate::leader::Elector
 
@@ -54,6 +54,11 @@ pub struct ShardArgs {
     /// the port of `--internal-addr`, else `--internal-addr` itself unless it is unspecified.
     #[arg(long, env = "EBB_INTERNAL_ADVERTISE_ADDRESS")]
     pub internal_advertise_address: Option<String>,
+    /// This replica's Pod IP (set from the downward API's `status.podIP`); with `--shards`
+    /// above 1 and no `--internal-advertise-address`, the shard Leases carry it with the port
+    /// of `--internal-addr`.
+    #[arg(long, env = "POD_IP")]
+    pub pod_ip: Option<std::net::IpAddr>,
     /// The one shard a controller runs (set per shard by [`serve`], never a flag).
     #[arg(skip)]
     pub filter: Option<ShardFilter>,

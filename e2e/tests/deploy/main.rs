@@ -19,6 +19,7 @@ mod cluster;
 mod dashboard;
 mod flags;
 mod manifests;
+mod sharded;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -37,12 +38,13 @@ pub fn deploy() -> PathBuf {
 }
 
 /// The overlays shipped under deploy/overlays.
-pub const OVERLAYS: [&str; 3] = ["default", "cert-manager", "high-availability"];
+pub const OVERLAYS: [&str; 4] = ["default", "cert-manager", "high-availability", "sharded"];
 
 /// The components shipped under deploy/components.
-pub const COMPONENTS: [&str; 5] = [
+pub const COMPONENTS: [&str; 6] = [
     "cert-manager",
     "high-availability",
+    "sharded",
     "service-monitor",
     "secrets-in-operator-namespace",
     "self-managed-certificates",

@@ -17,24 +17,21 @@ use super::ShardFilter;
 use super::manager::{self, ShardConfig};
 use crate::{Args, NAME, internal, leader, throttle, values};
 
-/// The address written on the shard Leases: `--internal-advertise-address`, else `POD_IP` with
-/// the internal port, else `--internal-addr` unless it is unspecified.
+/// The address written on the shard Leases: `--internal-advertise-address`, else `--pod-ip`
+/// (`POD_IP`) with the internal port, else `--internal-addr` unless it is unspecified.
 pub fn advertise_address(args: &Args) -> anyhow::Result<String> {
     if let Some(a) = &args.sharding.internal_advertise_address {
         return Ok(a.clone());
     }
     let port = args.internal_addr.port();
-    if let Ok(ip) = std::env::var("POD_IP")
-        && !ip.trim().is_empty()
-    {
-        let ip = ip.trim();
-        return Ok(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") });
+    if let Some(ip) = args.sharding.pod_ip {
+        return Ok(std::net::SocketAddr::new(ip, port).to_string());
     }
     if !args.internal_addr.ip().is_unspecified() {
         return Ok(args.internal_addr.to_string());
     }
     anyhow::bail!(
-        "--shards {}: set --internal-advertise-address (or POD_IP) so the metrics API server can reach this \
+        "--shards {}: set --internal-advertise-address or --pod-ip (POD_IP) so the metrics API server can reach this \
          replica; --internal-addr {} is unspecified",
         args.sharding.shards,
         args.internal_addr

@@ -129,6 +129,25 @@ fn flags_default_to_one_shard() {
     .unwrap();
     assert_eq!(args.sharding.shards, 12);
     assert_eq!(super::serve::advertise_address(&args).unwrap(), "10.1.2.3:9666");
+    // The Pod IP (downward API) with the internal port; IPv6 in brackets.
+    for (ip, expected) in [("10.4.0.7", "10.4.0.7:9666"), ("fd00::7", "[fd00::7]:9666")] {
+        let args =
+            crate::Args::try_parse_from(["ebb-operator", "--shards=3", "--internal-addr=0.0.0.0:9666"])
+                .map(|mut a| {
+                    a.sharding.pod_ip = ip.parse().ok();
+                    a
+                })
+                .unwrap();
+        assert_eq!(super::serve::advertise_address(&args).unwrap(), expected);
+    }
+    // Neither an address nor a Pod IP, and an unspecified --internal-addr: one clear error.
+    let args =
+        crate::Args::try_parse_from(["ebb-operator", "--shards=3", "--internal-addr=0.0.0.0:9666"]).unwrap();
+    if args.sharding.pod_ip.is_none() {
+        let e = super::serve::advertise_address(&args).unwrap_err().to_string();
+        assert!(e.contains("--pod-ip (POD_IP)"), "{e}");
+    }
+    assert!(crate::Args::try_parse_from(["ebb-operator", "--pod-ip=not-an-ip"]).is_err());
     assert!(crate::Args::try_parse_from(["ebb-operator", "--shards=0"]).is_err());
 }
 
