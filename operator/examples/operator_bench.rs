@@ -14,7 +14,8 @@
 //!   process).
 //!
 //! `EBB_BENCH_WRAP` (e.g. `heaptrack --record-only -o /tmp/op`) runs the operator under that
-//! command, for a heap profile.
+//! command, for a heap profile; `EBB_BENCH_OPERATOR_LOG=FILE` keeps the operator's log, at
+//! `EBB_BENCH_LOG_LEVEL` (default warn).
 //!
 //! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/operator_bench loop 10000 60`
 //! `target/release/examples/operator_bench loop 50000 120 30 --no-baseline`
@@ -95,13 +96,18 @@ fn spawn_operator(sb: &Sandbox) -> (Operator, Instant) {
         None => Command::new(operator_binary()),
     };
     let child = command
-        .args(["--leader-elect=false", "--log-level", "warn", "--log-format", "json"])
+        .args(["--leader-elect=false", "--log-format", "json"])
+        .args(["--log-level", &std::env::var("EBB_BENCH_LOG_LEVEL").unwrap_or_else(|_| "warn".into())])
         .args(["--admin-addr", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", &kubeconfig)
         .env("POD_NAMESPACE", NS)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // EBB_BENCH_OPERATOR_LOG=FILE keeps the operator's log (default: discarded).
+        .stderr(match std::env::var_os("EBB_BENCH_OPERATOR_LOG") {
+            Some(path) => std::fs::File::create(path).map_or_else(|_| Stdio::null(), Stdio::from),
+            None => Stdio::null(),
+        })
         .spawn()
         .unwrap();
     (Operator { child, admin: format!("http://127.0.0.1:{port}"), kubeconfig }, started)
