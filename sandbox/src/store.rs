@@ -2,8 +2,11 @@
 //! `resourceVersion`, objects keyed by (group, plural, namespace, name), a bounded history of
 //! change events for resuming watches (older versions are compacted: resuming from them is
 //! `410 Gone`, as with etcd compaction), and a broadcast of every change to live watchers.
+//! Compaction and the watchers' feeds are per resource, as kube-apiserver's watch cache is: a
+//! watch of ScaledObjects neither falls behind on, nor is made `Gone` by, a flood of writes to
+//! Deployments or Events.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -62,8 +65,32 @@ struct Inner {
     rv: u64,
     objects: BTreeMap<Key, Arc<Value>>,
     history: VecDeque<Arc<Event>>,
-    /// Resource version of the newest event dropped from the history.
-    compacted: u64,
+    /// Per resource (group, then plural): the resource version of its newest event dropped
+    /// from the history. A watch of one resource can resume from any version at or after it,
+    /// whatever other resources wrote since, as with kube-apiserver's per-resource watch cache.
+    compacted: HashMap<String, HashMap<String, u64>>,
+    /// Per resource (group, then plural): the feed its watches receive, so a watcher is cut off
+    /// for falling behind on its own resource only.
+    feeds: HashMap<String, HashMap<String, broadcast::Sender<Arc<Event>>>>,
+}
+
+/// Capacity of each broadcast feed; a receiver further behind is cut off (its watch ends and
+/// the client resumes from its last version).
+const FEED_CAPACITY: usize = 16_384;
+
+impl Inner {
+    fn compacted(&self, group: &str, plural: &str) -> u64 {
+        self.compacted.get(group).and_then(|m| m.get(plural)).copied().unwrap_or(0)
+    }
+
+    fn subscribe(&mut self, group: &str, plural: &str) -> Subscription {
+        self.feeds
+            .entry(group.to_owned())
+            .or_default()
+            .entry(plural.to_owned())
+            .or_insert_with(|| broadcast::channel(FEED_CAPACITY).0)
+            .subscribe()
+    }
 }
 
 /// Resuming a watch from a version older than the retained history.
@@ -84,13 +111,14 @@ pub struct Store {
 impl Store {
     /// A store keeping `history_cap` events for watch resumption.
     pub fn new(history_cap: usize) -> Self {
-        let (tx, _) = broadcast::channel(16_384);
+        let (tx, _) = broadcast::channel(FEED_CAPACITY);
         Self {
             inner: Mutex::new(Inner {
                 rv: 1,
                 objects: BTreeMap::new(),
                 history: VecDeque::new(),
-                compacted: 0,
+                compacted: HashMap::new(),
+                feeds: HashMap::new(),
             }),
             tx,
             history_cap: history_cap.max(1),
@@ -181,24 +209,45 @@ impl Store {
         inner.history.push_back(event.clone());
         while inner.history.len() > self.history_cap {
             if let Some(old) = inner.history.pop_front() {
-                inner.compacted = old.rv;
+                let (group, plural) = (&old.key.0, &old.key.1);
+                match inner.compacted.get_mut(group.as_str()).and_then(|m| m.get_mut(plural.as_str())) {
+                    Some(rv) => *rv = old.rv,
+                    None => {
+                        inner.compacted.entry(group.clone()).or_default().insert(plural.clone(), old.rv);
+                    }
+                }
             }
         }
         // Nobody listening is fine.
+        if let Some(feed) = inner.feeds.get(key.0.as_str()).and_then(|m| m.get(key.1.as_str())) {
+            let _ = feed.send(event.clone());
+        }
         let _ = self.tx.send(event);
         let stored = if type_ == EventType::Deleted { None } else { Some(object) };
         Ok((out, stored))
     }
 
-    /// Events after `since` still in the history plus a receiver for later ones, taken
-    /// atomically so nothing is missed or seen twice. `Err(Gone)` when `since` was compacted.
-    pub fn watch_since(&self, since: u64) -> Result<(Vec<Arc<Event>>, Subscription), Gone> {
-        let inner = self.lock();
-        if since < inner.compacted {
-            return Err(Gone { requested: since, oldest: inner.compacted + 1 });
+    /// Events of one resource after `since` still in the history plus a receiver for its later
+    /// ones, taken atomically so nothing is missed or seen twice. `Err(Gone)` when an event of
+    /// that resource after `since` was compacted.
+    pub fn watch_since(
+        &self,
+        group: &str,
+        plural: &str,
+        since: u64,
+    ) -> Result<(Vec<Arc<Event>>, Subscription), Gone> {
+        let mut inner = self.lock();
+        let compacted = inner.compacted(group, plural);
+        if since < compacted {
+            return Err(Gone { requested: since, oldest: compacted + 1 });
         }
-        let rx = self.tx.subscribe();
-        let backlog = inner.history.iter().filter(|e| e.rv > since).cloned().collect();
+        let rx = inner.subscribe(group, plural);
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.rv > since && e.key.0 == group && e.key.1 == plural)
+            .cloned()
+            .collect();
         Ok((backlog, rx))
     }
 
@@ -209,8 +258,8 @@ impl Store {
         plural: &str,
         namespace: Option<&str>,
     ) -> (Snapshot, u64, Subscription) {
-        let inner = self.lock();
-        let rx = self.tx.subscribe();
+        let mut inner = self.lock();
+        let rx = inner.subscribe(group, plural);
         let items = inner
             .objects
             .iter()
@@ -220,7 +269,7 @@ impl Store {
         (items, inner.rv, rx)
     }
 
-    /// A receiver of every future change (for in-process controllers).
+    /// A receiver of every future change of every resource (for in-process controllers).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
     }
@@ -241,6 +290,39 @@ mod tests {
             .mutate::<(), ()>(&key(name), |_, _| Ok((Write::Put(json!({"metadata": {"name": name}})), ())))
             .unwrap();
         obj.unwrap()["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn put_event(s: &Store, name: &str) -> u64 {
+        let k: Key = ("events.k8s.io".into(), "events".into(), "default".into(), name.into());
+        let (_, obj) =
+            s.mutate::<(), ()>(&k, |_, _| Ok((Write::Put(json!({"metadata": {"name": name}})), ()))).unwrap();
+        obj.unwrap()["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn other_resources_neither_compact_nor_crowd_a_watch() {
+        // History of 3 events; a watcher of Deployments at `a`, then 5 Events written.
+        let s = Store::new(3);
+        let a = put(&s, "a");
+        let (_, mut feed) = s.watch_since("apps", "deployments", a).unwrap();
+        for i in 0..5 {
+            put_event(&s, &format!("e{i}"));
+        }
+        // kube-apiserver keeps history per resource: no Deployment changed since `a`, so the
+        // watch resumes from it (410 Gone only once a Deployment event after it is dropped).
+        let (backlog, _) = s.watch_since("apps", "deployments", a).unwrap();
+        assert!(backlog.is_empty());
+        // The Deployment feed carries Deployments only.
+        assert!(feed.try_recv().is_err(), "an Event reached the Deployments' feed");
+        let b = put(&s, "b");
+        assert_eq!(feed.recv().await.unwrap().rv, b);
+        // Once Deployment events after `a` are compacted, resuming from `a` is Gone.
+        for n in ["c", "d", "f"] {
+            put(&s, n);
+        }
+        assert!(matches!(s.watch_since("apps", "deployments", a), Err(Gone { .. })));
+        let (backlog, _) = s.watch_since("events.k8s.io", "events", b).unwrap();
+        assert!(backlog.is_empty(), "no Event after {b}");
     }
 
     #[test]
@@ -265,9 +347,12 @@ mod tests {
         for n in ["b", "c", "d", "e"] {
             put(&s, n);
         }
-        assert!(matches!(s.watch_since(first), Err(Gone { .. })), "version {first} was compacted");
+        assert!(
+            matches!(s.watch_since("apps", "deployments", first), Err(Gone { .. })),
+            "{first} was compacted"
+        );
         let latest = s.current_rv();
-        let (backlog, _) = s.watch_since(latest - 2).unwrap();
+        let (backlog, _) = s.watch_since("apps", "deployments", latest - 2).unwrap();
         assert_eq!(backlog.iter().map(|e| e.rv).collect::<Vec<_>>(), [latest - 1, latest]);
     }
 
@@ -275,7 +360,7 @@ mod tests {
     async fn deletes_are_broadcast_with_a_new_version() {
         let s = Store::new(10);
         put(&s, "a");
-        let (_, mut rx) = s.watch_since(s.current_rv()).unwrap();
+        let (_, mut rx) = s.watch_since("apps", "deployments", s.current_rv()).unwrap();
         s.mutate::<(), ()>(&key("a"), |cur, _| {
             assert!(cur.is_some());
             Ok((Write::Delete, ()))

@@ -144,7 +144,7 @@ async fn run(
             last_rv = rv;
             rx
         }
-        Some(rv) => match cp.store.watch_since(rv) {
+        Some(rv) => match cp.store.watch_since(&f.res.group, &f.res.plural, rv) {
             Ok((backlog, rx)) => {
                 last_rv = rv;
                 for ev in backlog {
