@@ -19,7 +19,8 @@ for profile in debug release; do
   for sub in deps examples; do
     [ -d "$dir/$profile/$sub" ] || continue
     # Executables carry a 16-hex-digit suffix and no extension; libraries (.rlib, .so, .d) stay.
-    (cd "$dir/$profile/$sub" && ls -t | grep -E -- '-[0-9a-f]{16}$' |
+    # (A directory without executables is fine: grep finding nothing is not an error here.)
+    (cd "$dir/$profile/$sub" && { ls -t | grep -E -- '-[0-9a-f]{16}$' || true; } |
       awk '{ n = $0; sub(/-[0-9a-f]+$/, "", n); if (seen[n]++) print }' | xargs -r rm -f)
   done
 done
