@@ -61,17 +61,10 @@ fn reviews() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// `VmRSS` and `VmHWM` of `pid`, in KiB.
 fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    use ebb_testbackends::procfs::status_kib;
+    (status_kib(pid, "VmRSS:"), status_kib(pid, "VmHWM:"))
 }
 
 fn percentiles(mut d: Vec<Duration>) -> String {
