@@ -79,6 +79,20 @@ struct Inner {
 const FEED_CAPACITY: usize = 16_384;
 
 impl Inner {
+    /// The stored objects of one resource (optionally one namespace), in key order.
+    fn of<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Arc<Value>)> {
+        let lo =
+            (group.to_owned(), plural.to_owned(), namespace.unwrap_or_default().to_owned(), String::new());
+        self.objects
+            .range(lo..)
+            .take_while(move |(k, _)| k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns))
+    }
+
     fn compacted(&self, group: &str, plural: &str) -> u64 {
         self.compacted.get(group).and_then(|m| m.get(plural)).copied().unwrap_or(0)
     }
@@ -143,28 +157,14 @@ impl Store {
     /// with the resource version the list is consistent with.
     pub fn list(&self, group: &str, plural: &str, namespace: Option<&str>) -> (Vec<(Key, Arc<Value>)>, u64) {
         let inner = self.lock();
-        let lo =
-            (group.to_owned(), plural.to_owned(), namespace.unwrap_or_default().to_owned(), String::new());
-        let items = inner
-            .objects
-            .range(lo..)
-            .take_while(|(k, _)| k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let items = inner.of(group, plural, namespace).map(|(k, v)| (k.clone(), v.clone())).collect();
         (items, inner.rv)
     }
 
     /// How many objects of one resource (optionally one namespace) exist, without copying them:
     /// the lock is held for one ordered scan.
     pub fn count(&self, group: &str, plural: &str, namespace: Option<&str>) -> usize {
-        let inner = self.lock();
-        let lo =
-            (group.to_owned(), plural.to_owned(), namespace.unwrap_or_default().to_owned(), String::new());
-        inner
-            .objects
-            .range(lo..)
-            .take_while(|(k, _)| k.0 == group && k.1 == plural && namespace.is_none_or(|ns| k.2 == ns))
-            .count()
+        self.lock().of(group, plural, namespace).count()
     }
 
     /// Every object (for garbage collection and namespace cleanup).
@@ -286,17 +286,19 @@ mod tests {
     }
 
     fn put(s: &Store, name: &str) -> u64 {
-        let (_, obj) = s
-            .mutate::<(), ()>(&key(name), |_, _| Ok((Write::Put(json!({"metadata": {"name": name}})), ())))
-            .unwrap();
+        put_at(s, &key(name))
+    }
+
+    /// Stores an object under `k`; returns its resource version.
+    fn put_at(s: &Store, k: &Key) -> u64 {
+        let name = k.3.clone();
+        let (_, obj) =
+            s.mutate::<(), ()>(k, |_, _| Ok((Write::Put(json!({"metadata": {"name": name}})), ()))).unwrap();
         obj.unwrap()["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
     }
 
     fn put_event(s: &Store, name: &str) -> u64 {
-        let k: Key = ("events.k8s.io".into(), "events".into(), "default".into(), name.into());
-        let (_, obj) =
-            s.mutate::<(), ()>(&k, |_, _| Ok((Write::Put(json!({"metadata": {"name": name}})), ()))).unwrap();
-        obj.unwrap()["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()
+        put_at(s, &("events.k8s.io".into(), "events".into(), "default".into(), name.into()))
     }
 
     #[tokio::test]
