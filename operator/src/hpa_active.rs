@@ -19,11 +19,11 @@ use std::sync::{PoisonError, RwLock};
 
 use ebb_api::Condition;
 use futures::FutureExt as _;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::status::{self, FALSE, TRUE, UNKNOWN};
+use crate::trim::OwnedHpa;
 
 /// The ScaledObject condition type.
 pub const HPA_ACTIVE: &str = "HPAActive";
@@ -42,7 +42,7 @@ pub struct ScalingActive {
 }
 
 /// The HPA's `ScalingActive` condition, if it reports one.
-pub fn scaling_active(hpa: &HorizontalPodAutoscaler) -> Option<ScalingActive> {
+pub fn scaling_active(hpa: &OwnedHpa) -> Option<ScalingActive> {
     let c = hpa.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == SCALING_ACTIVE)?;
     let status = match c.status.as_str() {
         s @ (TRUE | FALSE) => s,
@@ -78,11 +78,11 @@ pub fn mirror(conds: &mut Vec<Condition>, observed: Option<&ScalingActive>, now:
 
 /// The HPAs the controller watches, as its watch last saw them (empty when not leading).
 #[derive(Default)]
-pub struct HpaCache(RwLock<Option<Store<HorizontalPodAutoscaler>>>);
+pub struct HpaCache(RwLock<Option<Store<OwnedHpa>>>);
 
 impl HpaCache {
     /// Uses `store`, filled by the controller's watch of its HPAs, from now on.
-    pub fn set(&self, store: Store<HorizontalPodAutoscaler>) {
+    pub fn set(&self, store: Store<OwnedHpa>) {
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = Some(store);
     }
 

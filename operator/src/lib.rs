@@ -42,7 +42,6 @@ use ebb_plumbing::args::CommonArgs;
 use ebb_plumbing::server::{self, Server};
 use ebb_plumbing::shutdown::Shutdown;
 use futures::StreamExt;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
@@ -423,7 +422,7 @@ pub(crate) async fn run_while_leader(
         // stored HPA (and ScaledObject) is trimmed to what is read of it (`trim`).
         let (hpa_store, hpa_writer) = reflector::store();
         let hpas = shard::filter_events(
-            args.watch_namespace.watch::<HorizontalPodAutoscaler>(&client, &hpa_wc, hpa_store.clone()),
+            args.watch_namespace.watch::<trim::OwnedHpa>(&client, &hpa_wc, hpa_store.clone()),
             args.sharding.filter,
         );
         ctx.hpas.set(hpa_store);

@@ -9,12 +9,11 @@
 //! metadata, so no secret can reach a label. [`Metrics::forget`] drops every series of a deleted
 //! ScaledObject so nothing stale is exported.
 //!
-//! The scale loop records a poll and its lateness on every tick of every object, so recording an
-//! unchanged series allocates nothing: each object's label sets are kept once (by namespace,
-//! then name, looked up by `&str`) and the families are searched with them.
+//! The scale loop records a poll and its lateness on every tick of every object; the
+//! per-object series are one compact record per object, encoded at scrape time
+//! ([`objects`]), so recording allocates nothing once the object's record exists.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -34,8 +33,8 @@ const DEFAULT_NAMESPACE: &str = "default";
 
 /// Labels of the per-trigger series: `namespace, metric, scaledObject, scaler, triggerIndex,
 /// type`. `scaler` carries the trigger type, `type` the kind of scaled resource. Label values
-/// are `Arc<str>` here and below: each label set is held by up to four families and the
-/// object's [`ObjectSeries`], and clones share one copy of each string.
+/// are `Arc<str>` here and below: they are built at scrape time from the strings the object's
+/// record already holds.
 #[allow(non_snake_case)]
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ScalerLabels {
@@ -86,24 +85,9 @@ struct ReasonLabels {
 pub const WRITE_FAILURE_REASONS: [&str; 8] =
     ["timeout", "not_leader", "conflict", "throttled", "server_error", "rejected", "transport", "invalid"];
 
-type FloatGauge = Gauge<f64, AtomicU64>;
-
-/// The label sets of one ScaledObject's series, kept so that recording needs no new ones.
-#[derive(Debug, Default)]
-struct ObjectSeries {
-    /// The label set last used for each trigger index.
-    triggers: BTreeMap<usize, ScalerLabels>,
-    /// Of `keda_internal_scale_loop_latency_seconds`, once recorded.
-    lateness: Option<LoopLabels>,
-    /// Of the per-object error counter, once a poll was recorded.
-    object: Option<ObjectLabels>,
-}
-
-/// Series bookkeeping that the metric families cannot answer themselves.
+/// Registration counts that the metric families cannot answer themselves.
 #[derive(Debug, Default)]
 struct State {
-    /// Per namespace label, per ScaledObject name: its label sets.
-    objects: HashMap<String, HashMap<String, ObjectSeries>>,
     /// ScaledObjects registered per namespace.
     registered: HashMap<String, i64>,
     /// Triggers registered per trigger type.
@@ -112,13 +96,8 @@ struct State {
 
 #[derive(Debug)]
 struct Inner {
-    scaler_value: Family<ScalerLabels, FloatGauge>,
-    scaler_latency: Family<ScalerLabels, FloatGauge>,
-    scaler_active: Family<ScalerLabels, Gauge>,
-    scaler_errors: Family<ScalerLabels, Counter>,
-    object_errors: Family<ObjectLabels, Counter>,
-    object_paused: Family<ObjectLabels, Gauge>,
-    loop_latency: Family<LoopLabels, FloatGauge>,
+    /// The per-ScaledObject series.
+    objects: Arc<objects::Objects>,
     lateness: Histogram,
     resources: Family<ResourceLabels, Gauge>,
     trigger_types: Family<TriggerLabels, Gauge>,
@@ -144,13 +123,7 @@ impl Metrics {
     /// Creates the metric families and registers them in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let inner = Inner {
-            scaler_value: Family::default(),
-            scaler_latency: Family::default(),
-            scaler_active: Family::default(),
-            scaler_errors: Family::default(),
-            object_errors: Family::default(),
-            object_paused: Family::default(),
-            loop_latency: Family::default(),
+            objects: Arc::default(),
             // 100 µs to about 9 s in steps of 25 %, so percentiles read from it are close.
             lateness: Histogram::new(exponential_buckets(
                 LATENESS_FIRST_BUCKET,
@@ -163,42 +136,8 @@ impl Metrics {
             scale_write_failures: Family::default(),
             state: Mutex::new(State::default()),
         };
-        registry.register(
-            "keda_scaler_metrics_value",
-            "The current value of each trigger's metric, as the HPA uses it to compute the target average",
-            inner.scaler_value.clone(),
-        );
-        registry.register(
-            "keda_scaler_metrics_latency_seconds",
-            "The latency of the last poll of each trigger's metric, in seconds",
-            inner.scaler_latency.clone(),
-        );
-        registry.register(
-            "keda_scaler_active",
-            "Whether a trigger is active (1) or not (0)",
-            inner.scaler_active.clone(),
-        );
-        // Counters: the encoder appends `_total` to the sample name.
-        registry.register(
-            "keda_scaler_detail_errors",
-            "The number of errors polling each trigger",
-            inner.scaler_errors.clone(),
-        );
-        registry.register(
-            "keda_scaled_object_errors",
-            "The number of errors for each ScaledObject",
-            inner.object_errors.clone(),
-        );
-        registry.register(
-            "keda_scaled_object_paused",
-            "Whether a ScaledObject is paused (1) or not (0)",
-            inner.object_paused.clone(),
-        );
-        registry.register(
-            "keda_internal_scale_loop_latency_seconds",
-            "How late the scale loop ran compared with its schedule, in seconds",
-            inner.loop_latency.clone(),
-        );
+        // KEDA's per-ScaledObject families, encoded from one record per object at scrape time.
+        registry.register_collector(Box::new(inner.objects.clone()));
         registry.register(
             "ebb_scale_loop_lateness_seconds",
             "How late each scale-loop tick started compared with its schedule, over all ScaledObjects",
@@ -253,64 +192,32 @@ impl Metrics {
         active: bool,
         latency: Duration,
     ) {
-        let mut state = self.state();
-        let Some(series) = state.series(ns, so) else { return };
-        let current = series.triggers.get(&trigger_index).filter(|l| {
-            &*l.metric == metric && &*l.scaler == trigger_type && &*l.r#type == SCALED_OBJECT_TYPE
-        });
-        if current.is_none() {
-            let labels = ScalerLabels {
-                namespace: namespace_label(ns).into(),
-                metric: metric.into(),
-                scaledObject: so.into(),
-                scaler: trigger_type.into(),
-                triggerIndex: trigger_index.to_string().into(),
-                r#type: SCALED_OBJECT_TYPE.into(),
-            };
-            if let Some(previous) = series.triggers.insert(trigger_index, labels) {
-                // The trigger at this index changed (type or metric name): drop the old series.
-                self.remove_scaler_series(&previous);
-            }
-        }
-        let object = series.object.get_or_insert_with(|| object_labels(ns, so));
-        let Some(labels) = series.triggers.get(&trigger_index) else { return };
-        let i = &self.inner;
-        i.scaler_latency.get_or_create(labels).set(latency.as_secs_f64());
-        i.scaler_active.get_or_create(labels).set(i64::from(active));
-        match value {
-            Some(v) => {
-                i.scaler_value.get_or_create(labels).set(v);
-                i.scaler_errors.get_or_create(labels).inc_by(0);
-                i.object_errors.get_or_create(object).inc_by(0);
-            }
-            None => {
-                i.scaler_value.remove(labels);
-                i.scaler_errors.get_or_create(labels).inc();
-                i.object_errors.get_or_create(object).inc();
-            }
-        }
+        self.inner.objects.poll(
+            ns,
+            so,
+            trigger_index,
+            trigger_type,
+            metric,
+            value,
+            active,
+            latency.as_secs_f64(),
+        );
     }
 
     /// Records how late the scale loop of `ns/so` ran compared with its schedule.
     pub fn record_loop_lateness(&self, ns: &str, so: &str, late: Duration) {
-        {
-            let mut state = self.state();
-            if let Some(series) = state.series(ns, so) {
-                let labels = series.lateness.get_or_insert_with(|| loop_labels(ns, so));
-                self.inner.loop_latency.get_or_create(labels).set(late.as_secs_f64());
-            }
-        }
+        self.inner.objects.lateness(ns, so, late.as_secs_f64());
         self.inner.lateness.observe(late.as_secs_f64());
     }
 
     /// Sets whether `ns/so` is paused.
     pub fn set_paused(&self, ns: &str, so: &str, paused: bool) {
-        self.inner.object_paused.get_or_create(&object_labels(ns, so)).set(i64::from(paused));
+        self.inner.objects.paused(ns, so, paused);
     }
 
     /// Counts an error handling `ns/so` outside a trigger poll (reconcile, scale update, …).
     pub fn object_error(&self, ns: &str, so: &str) {
-        self.inner.object_errors.get_or_create(&object_labels(ns, so)).inc();
+        self.inner.objects.error(ns, so);
     }
 
     /// Registration gauges: a ScaledObject with these trigger types was added in `ns`.
@@ -326,33 +233,13 @@ impl Metrics {
     /// Drops the per-trigger series of `ns/so` whose trigger index is `count` or more (the
     /// object now has `count` triggers).
     pub fn retain_triggers(&self, ns: &str, so: &str, count: usize) {
-        let mut state = self.state();
-        if let Some(known) = state.objects.get_mut(namespace_label(ns)).and_then(|o| o.get_mut(so)) {
-            for (_, labels) in known.triggers.split_off(&count) {
-                self.remove_scaler_series(&labels);
-            }
-        }
+        self.inner.objects.retain_triggers(ns, so, count);
     }
 
     /// Drops every series of a deleted ScaledObject (registration gauges are left to
     /// [`Metrics::object_removed`]).
     pub fn forget(&self, ns: &str, so: &str) {
-        let known = {
-            let mut state = self.state();
-            let ns = namespace_label(ns);
-            let removed = state.objects.get_mut(ns).and_then(|o| o.remove(so));
-            if state.objects.get(ns).is_some_and(HashMap::is_empty) {
-                state.objects.remove(ns);
-            }
-            removed
-        };
-        for labels in known.into_iter().flat_map(|k| k.triggers.into_values()) {
-            self.remove_scaler_series(&labels);
-        }
-        let object = object_labels(ns, so);
-        self.inner.object_errors.remove(&object);
-        self.inner.object_paused.remove(&object);
-        self.inner.loop_latency.remove(&loop_labels(ns, so));
+        self.inner.objects.forget(ns, so);
     }
 
     fn update_registration(&self, ns: &str, trigger_types: &[&str], delta: i64) {
@@ -364,14 +251,6 @@ impl Metrics {
             let labels = TriggerLabels { r#type: (*ty).to_string() };
             set_count(&mut state.trigger_types, (*ty).to_string(), delta, &self.inner.trigger_types, &labels);
         }
-    }
-
-    fn remove_scaler_series(&self, labels: &ScalerLabels) {
-        let i = &self.inner;
-        i.scaler_value.remove(labels);
-        i.scaler_latency.remove(labels);
-        i.scaler_active.remove(labels);
-        i.scaler_errors.remove(labels);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -409,33 +288,6 @@ fn namespace_label(ns: &str) -> &str {
     if ns.is_empty() { DEFAULT_NAMESPACE } else { ns }
 }
 
-impl State {
-    /// The label sets of `ns/so`, created empty on first use (allocates only then; always
-    /// `Some`).
-    fn series(&mut self, ns: &str, so: &str) -> Option<&mut ObjectSeries> {
-        let ns = namespace_label(ns);
-        if !self.objects.contains_key(ns) {
-            self.objects.insert(ns.to_string(), HashMap::new());
-        }
-        let objects = self.objects.get_mut(ns)?;
-        if !objects.contains_key(so) {
-            objects.insert(so.to_string(), ObjectSeries::default());
-        }
-        objects.get_mut(so)
-    }
-}
-
-fn object_labels(ns: &str, so: &str) -> ObjectLabels {
-    ObjectLabels { namespace: namespace_label(ns).into(), scaledObject: so.into() }
-}
-
-fn loop_labels(ns: &str, so: &str) -> LoopLabels {
-    LoopLabels {
-        namespace: namespace_label(ns).into(),
-        r#type: SCALED_OBJECT_TYPE.into(),
-        resource: so.into(),
-    }
-}
-
+mod objects;
 #[cfg(test)]
 mod tests;

@@ -15,7 +15,7 @@
 //! (which only the object's state holds) aborts the task and releases its scalers; losing
 //! leadership ends it at once, mid-tick if need be.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -54,10 +54,19 @@ pub struct Shared {
     /// `advanced.scalingModifiers`, compiled once when the loop starts (read on every tick and
     /// every composite-metric query).
     pub composite: Option<ebb_scalers::validate::modifiers::Composite>,
-    /// Last tick's values by metric name.
-    pub values: RwLock<HashMap<String, Cached>>,
+    /// Last tick's values, one slot per trigger in `triggers` order (`None` until measured):
+    /// a few bytes per trigger, where a map by metric name cost a hash table per object.
+    pub values: RwLock<Vec<Option<Cached>>>,
     /// Current replicas seen at the last tick (for fallback values).
     pub current_replicas: std::sync::atomic::AtomicI32,
+}
+
+impl Shared {
+    /// The last measurement of the trigger whose metric is `metric`, if it was measured.
+    pub fn cached(&self, metric: &str) -> Option<Cached> {
+        let i = self.triggers.iter().position(|(t, _)| t.metric_name == metric)?;
+        self.values.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(i).cloned().flatten()
+    }
 }
 
 /// A running loop; the task is aborted when the handle is dropped.
@@ -113,7 +122,7 @@ pub fn spawn(
     parsed: &ParsedScaledObject,
     target: Target,
 ) -> Result<LoopHandle, Error> {
-    let mut triggers = Vec::new();
+    let mut triggers = Vec::with_capacity(parsed.triggers.len());
     for t in &parsed.triggers {
         let s = t.config.build().map_err(|source| Error::ScalerBuild {
             index: t.index,
@@ -126,7 +135,7 @@ pub fn spawn(
         so: loop_view(&so, &model),
         triggers,
         composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
-        values: RwLock::new(HashMap::new()),
+        values: RwLock::new(vec![None; parsed.triggers.len()]),
         current_replicas: Default::default(),
     });
     // Push scalers learn the object and wake the loop when their source pushes a change.

@@ -90,7 +90,7 @@ impl ShardKey for ebb_api::ScaledObject {
     }
 }
 
-impl ShardKey for k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler {
+impl ShardKey for crate::trim::OwnedHpa {
     fn shard_key(&self) -> Option<(&str, &str)> {
         let so = self.metadata.labels.as_ref()?.get(ebb_api::constants::SCALED_OBJECT_NAME_LABEL)?;
         Some((self.metadata.namespace.as_deref()?, so.as_str()))

@@ -11,15 +11,68 @@
 //!   from the model, and the status is the operator's own, so the store's copy would be a second
 //!   copy of it. Until then (at start, after a restart or a change of leader) it stays: the first
 //!   reconcile reads it (`lastActiveTime`, `originalReplicaCount`, the conditions).
-//! - HPAs (the controller's watch of the HPAs it owns, read by [`crate::hpa_active`]): the
-//!   identity (`name`, `namespace`, `uid`, `resourceVersion`), the owner references (which map an
-//!   HPA event to its ScaledObject) and `status.conditions`; the HPA's spec, labels, annotations
-//!   (every annotation of its ScaledObject) and the rest of its status are read from the API
-//!   when needed, never from this cache.
+//! - HPAs (the controller's watch of the HPAs it owns, read by [`crate::hpa_active`]): the watch
+//!   decodes them as [`OwnedHpa`], which has no spec and no status but the conditions, so those
+//!   are skipped while decoding instead of being decoded, copied and dropped; [`hpa`] then keeps
+//!   the identity (`name`, `namespace`, `uid`, `resourceVersion`), the owner references (which
+//!   map an HPA event to its ScaledObject) and the `ScalingActive` condition. The HPA's spec,
+//!   labels, annotations (every annotation of its ScaledObject) and the rest of its status are
+//!   read from the API when needed, never from this cache. (A whole `HorizontalPodAutoscaler`
+//!   is 736 bytes before any of its strings; an `OwnedHpa` is half that.)
+
+use std::borrow::Cow;
 
 use ebb_api::ScaledObject;
-use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus};
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+
+/// An `autoscaling/v2` HorizontalPodAutoscaler as the operator's watch of its own HPAs decodes
+/// it: metadata and status conditions; every other field of the JSON is skipped.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct OwnedHpa {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub status: Option<OwnedHpaStatus>,
+}
+
+/// The part of an HPA's status [`OwnedHpa`] decodes.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct OwnedHpaStatus {
+    #[serde(default)]
+    pub conditions: Option<Vec<HorizontalPodAutoscalerCondition>>,
+}
+
+impl kube::Resource for OwnedHpa {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "HorizontalPodAutoscaler".into()
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        "autoscaling".into()
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        "v2".into()
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        "horizontalpodautoscalers".into()
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
 
 /// Trims a ScaledObject to what the controller's store keeps.
 pub fn scaled_object(so: &mut ScaledObject) {
@@ -36,7 +89,7 @@ pub fn status_once_modelled(so: &mut ScaledObject, modelled: bool) {
 
 /// Trims an owned HPA to what [`crate::hpa_active::HpaCache`] and the controller's owner mapping
 /// read.
-pub fn hpa(hpa: &mut HorizontalPodAutoscaler) {
+pub fn hpa(hpa: &mut OwnedHpa) {
     let meta = std::mem::take(&mut hpa.metadata);
     hpa.metadata = ObjectMeta {
         name: meta.name,
@@ -47,12 +100,9 @@ pub fn hpa(hpa: &mut HorizontalPodAutoscaler) {
         deletion_timestamp: meta.deletion_timestamp,
         ..ObjectMeta::default()
     };
-    hpa.spec = None;
-    hpa.status = hpa.status.take().map(|s| HorizontalPodAutoscalerStatus {
-        conditions: s.conditions,
-        desired_replicas: s.desired_replicas,
-        ..HorizontalPodAutoscalerStatus::default()
-    });
+    if let Some(conditions) = hpa.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+        conditions.retain(|c| c.type_ == crate::hpa_active::SCALING_ACTIVE);
+    }
 }
 
 #[cfg(test)]
@@ -102,7 +152,7 @@ mod tests {
 
     #[test]
     fn an_hpa_keeps_its_identity_owners_and_conditions() {
-        let mut h: HorizontalPodAutoscaler = serde_json::from_value(json!({
+        let mut h: OwnedHpa = serde_json::from_value(json!({
             "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": {"name": "keda-hpa-web", "namespace": "shop", "uid": "h", "resourceVersion": "9",
                 "labels": {"app.kubernetes.io/managed-by": "ebb-operator"},
@@ -115,7 +165,9 @@ mod tests {
             "status": {"currentReplicas": 1, "desiredReplicas": 2,
                 "currentMetrics": [{"type": "External", "external": {"metric": {"name": "s0-cron"},
                     "current": {"averageValue": "1"}}}],
-                "conditions": [{"type": "ScalingActive", "status": "False", "reason": "FailedGetExternalMetric",
+                "conditions": [{"type": "AbleToScale", "status": "True", "reason": "SucceededGetScale",
+                    "message": "the HPA controller was able to get the target's current scale"},
+                    {"type": "ScalingActive", "status": "False", "reason": "FailedGetExternalMetric",
                     "message": "no answer"}]}}))
         .unwrap();
         let before = crate::hpa_active::scaling_active(&h);
@@ -128,7 +180,7 @@ mod tests {
         let owners = m.owner_references.as_ref().unwrap();
         assert_eq!((owners[0].kind.as_str(), owners[0].name.as_str()), ("ScaledObject", "web"));
         assert_eq!((&m.labels, &m.annotations, &m.managed_fields), (&None, &None, &None));
-        assert!(h.spec.is_none());
-        assert!(h.status.as_ref().unwrap().current_metrics.is_none());
+        let conditions = h.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap();
+        assert_eq!(conditions.len(), 1, "only ScalingActive is kept: {conditions:?}");
     }
 }

@@ -98,8 +98,7 @@ impl ValueSource for LoopValues {
             });
         }
         if trigger.use_cached_metrics {
-            let cached =
-                shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner).get(metric).cloned();
+            let cached = shared.cached(metric);
             return match cached {
                 Some(c) => match (c.value, c.error) {
                     (Some(v), _) => Ok(MetricValue {
@@ -153,11 +152,10 @@ async fn composite_inputs(
         let input = if crate::fallback::active(&shared.so.spec, health, &t.metric_name) {
             Input::PastThreshold
         } else if t.use_cached_metrics {
-            let values = shared.values.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match values.get(&t.metric_name) {
-                Some(c) => match (c.value, &c.error) {
+            match shared.cached(&t.metric_name) {
+                Some(c) => match (c.value, c.error) {
                     (Some(v), _) => Input::Value(v),
-                    (None, e) => Input::Failing(e.clone().unwrap_or_else(|| "no value".into())),
+                    (None, e) => Input::Failing(e.unwrap_or_else(|| "no value".into())),
                 },
                 None => Input::Failing(format!("{} has not been polled yet", t.metric_name)),
             }

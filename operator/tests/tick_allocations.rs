@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -98,7 +97,7 @@ async fn a_steady_state_tick_allocates_next_to_nothing() {
         composite: None,
         so: Arc::new(so),
         triggers,
-        values: RwLock::new(HashMap::new()),
+        values: RwLock::new(Vec::new()),
         current_replicas: Default::default(),
     };
     let model = StatusModel::default();

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::*;
 
-fn hpa(conditions: Value) -> HorizontalPodAutoscaler {
+fn hpa(conditions: Value) -> OwnedHpa {
     serde_json::from_value(json!({
         "metadata": {"name": "keda-hpa-web", "namespace": "shop"},
         "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 5},

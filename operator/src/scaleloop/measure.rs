@@ -29,7 +29,8 @@ pub async fn triggers(
     .await;
     let mut values = shared.values.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut measured = Vec::with_capacity(results.len());
-    for (t, r, latency) in results {
+    values.resize(shared.triggers.len(), None);
+    for (slot, (t, r, latency)) in values.iter_mut().zip(results) {
         cx.metrics.record_poll(
             ns,
             name,
@@ -48,13 +49,7 @@ pub async fn triggers(
                 (cached, Err(TriggerFailure { message, reason: e.reason() }))
             }
         };
-        // Replaced in place: the metric's name is allocated once, not on every tick.
-        match values.get_mut(&t.metric_name) {
-            Some(v) => *v = cached,
-            None => {
-                values.insert(t.metric_name.clone(), cached);
-            }
-        }
+        *slot = Some(cached);
         measured.push(Measured { metric: t.metric_name.clone(), result });
     }
     measured
@@ -69,9 +64,10 @@ pub fn composite_active(shared: &Shared) -> Option<bool> {
     let named: std::collections::BTreeMap<String, Result<f64, String>> = shared
         .triggers
         .iter()
-        .filter_map(|(t, _)| {
+        .zip(values.iter())
+        .filter_map(|((t, _), c)| {
             let name = t.name.clone()?;
-            let c = values.get(&t.metric_name)?;
+            let c = c.as_ref()?;
             Some((name, c.value.ok_or_else(|| c.error.clone().unwrap_or_default())))
         })
         .collect();

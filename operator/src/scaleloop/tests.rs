@@ -55,7 +55,7 @@ fn cron_loop(cx: &LoopContext, name: &str) -> (Arc<Shared>, Target) {
         composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
         so: Arc::new(so),
         triggers,
-        values: RwLock::new(HashMap::new()),
+        values: RwLock::new(Vec::new()),
         current_replicas: Default::default(),
     };
     (Arc::new(shared), target)
