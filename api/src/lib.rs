@@ -14,9 +14,11 @@ pub mod metric_name;
 pub mod quantity;
 pub mod scaled_object;
 pub mod shard;
+pub mod sorted_map;
 pub mod trigger_auth;
 
 pub use metadata::MetadataValue;
+pub use sorted_map::SortedMap;
 pub use scaled_object::{
     AdvancedConfig, AuthenticationRef, Condition, Fallback, FallbackBehavior, GroupVersionKindResource,
     HealthStatus, HealthStatusType, HorizontalPodAutoscalerConfig, MetricTargetType, ScaleTarget,

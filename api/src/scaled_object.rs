@@ -18,6 +18,7 @@ use crate::constants::{
     DEFAULT_POLLING_INTERVAL, HPA_NAME_PREFIX,
 };
 use crate::metadata::MetadataValue;
+use crate::sorted_map::SortedMap;
 
 /// Desired autoscaling of one workload by external events.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -279,8 +280,8 @@ pub struct ScaledObjectStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Per metric name: consecutive failures and Happy/Failing.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub health: BTreeMap<String, HealthStatus>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub health: SortedMap<String, HealthStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_replica_count: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -293,8 +294,8 @@ pub struct ScaledObjectStatus {
     pub authentications_types: Option<String>,
     /// Per external metric name (as in `externalMetricNames`): whether its trigger was active
     /// at the last poll that measured it.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub triggers_activity: BTreeMap<String, TriggerActivityStatus>,
+    #[serde(default, skip_serializing_if = "SortedMap::is_empty")]
+    pub triggers_activity: SortedMap<String, TriggerActivityStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

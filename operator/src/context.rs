@@ -15,7 +15,7 @@
 //! it, never across an API call: live value queries read fallback health from it and must not
 //! wait for a stalled write.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
@@ -126,7 +126,7 @@ impl StatusModel {
     }
 
     /// The per-metric health of the model (empty before the first write).
-    pub async fn health(&self) -> BTreeMap<String, HealthStatus> {
+    pub async fn health(&self) -> ebb_api::SortedMap<String, HealthStatus> {
         self.status.lock().await.as_ref().map(|s| s.health.clone()).unwrap_or_default()
     }
 

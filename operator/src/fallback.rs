@@ -5,17 +5,16 @@
 //! ebb counts one failure per poll per metric and never also per HPA query, so fallback starts at
 //! exactly the `failureThreshold`-th consecutive failed poll.
 
-use std::collections::BTreeMap;
 
 use ebb_api::quantity::to_milli;
 use ebb_api::{
-    Fallback, FallbackBehavior, HealthStatus, HealthStatusType, MetricTargetType, ScaledObjectSpec,
+    Fallback, FallbackBehavior, HealthStatus, HealthStatusType, MetricTargetType, ScaledObjectSpec, SortedMap,
 };
 
 /// Updates the health of one metric after a poll: success resets it to 0 failures and `Happy`;
 /// failure adds one failure and sets `Failing`.
-pub fn record(health: &mut BTreeMap<String, HealthStatus>, metric: &str, ok: bool) {
-    let entry = health.entry(metric.to_owned()).or_default();
+pub fn record(health: &mut SortedMap<String, HealthStatus>, metric: &str, ok: bool) {
+    let entry = health.get_or_default(metric);
     if ok {
         entry.number_of_failures = Some(0);
         entry.status = Some(HealthStatusType::Happy);
@@ -26,14 +25,14 @@ pub fn record(health: &mut BTreeMap<String, HealthStatus>, metric: &str, ok: boo
 }
 
 /// Consecutive failed polls recorded for a metric.
-pub fn failures(health: &BTreeMap<String, HealthStatus>, metric: &str) -> i32 {
+pub fn failures(health: &SortedMap<String, HealthStatus>, metric: &str) -> i32 {
     health.get(metric).and_then(|h| h.number_of_failures).unwrap_or(0)
 }
 
 /// Whether fallback is in force for a metric: fallback is configured with non-negative values and
 /// the metric failed at least `failureThreshold` polls in a row (and at least once, so a threshold
 /// of 0 means "from the first failure").
-pub fn active(spec: &ScaledObjectSpec, health: &BTreeMap<String, HealthStatus>, metric: &str) -> bool {
+pub fn active(spec: &ScaledObjectSpec, health: &SortedMap<String, HealthStatus>, metric: &str) -> bool {
     let Some(f) = &spec.fallback else { return false };
     if f.failure_threshold < 0 || f.replicas < 0 {
         return false;

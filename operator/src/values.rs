@@ -136,7 +136,7 @@ impl ValueSource for LoopValues {
 async fn composite_inputs(
     shared: &Shared,
     comp: &Composite,
-    health: &BTreeMap<String, HealthStatus>,
+    health: &ebb_api::SortedMap<String, HealthStatus>,
     timeout: Duration,
 ) -> BTreeMap<String, Input> {
     let named: Vec<_> = shared

@@ -10,9 +10,9 @@ fn spec_with(fallback: Option<Fallback>) -> ScaledObjectSpec {
     ScaledObjectSpec { fallback, ..Default::default() }
 }
 
-fn health(failures: i32) -> BTreeMap<String, HealthStatus> {
+fn health(failures: i32) -> ebb_api::SortedMap<String, HealthStatus> {
     let status = if failures == 0 { HealthStatusType::Happy } else { HealthStatusType::Failing };
-    BTreeMap::from([(
+    ebb_api::SortedMap::from([(
         M.to_owned(),
         HealthStatus { number_of_failures: Some(failures), status: Some(status) },
     )])
@@ -29,7 +29,7 @@ fn record_counts_consecutive_failures_and_resets_on_success() {
         (true, 0, HealthStatusType::Happy),
         (false, 1, HealthStatusType::Failing),
     ];
-    let mut h = BTreeMap::new();
+    let mut h = ebb_api::SortedMap::new();
     for (i, (ok, n, status)) in seq.into_iter().enumerate() {
         record(&mut h, M, ok);
         assert_eq!(h[M], HealthStatus { number_of_failures: Some(n), status: Some(status) }, "step {i}");
@@ -43,11 +43,11 @@ fn record_counts_consecutive_failures_and_resets_on_success() {
 
 #[test]
 fn record_repairs_odd_counts() {
-    let mut h = BTreeMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(-4), status: None })]);
+    let mut h = ebb_api::SortedMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(-4), status: None })]);
     record(&mut h, M, false);
     assert_eq!(h[M].number_of_failures, Some(1));
     let mut h =
-        BTreeMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(i32::MAX), status: None })]);
+        ebb_api::SortedMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(i32::MAX), status: None })]);
     record(&mut h, M, false);
     assert_eq!(h[M].number_of_failures, Some(i32::MAX));
 }
@@ -75,13 +75,13 @@ fn active_from_the_threshold_th_failure() {
         assert_eq!(active(&spec, &health(failures), M), want, "{f:?} after {failures} failures");
     }
     // A metric never polled has no failures.
-    assert!(!active(&spec_with(Some(fb(1, 5, FallbackBehavior::Static))), &BTreeMap::new(), M));
+    assert!(!active(&spec_with(Some(fb(1, 5, FallbackBehavior::Static))), &ebb_api::SortedMap::new(), M));
 }
 
 #[test]
 fn active_after_recorded_polls() {
     let spec = spec_with(Some(fb(3, 5, FallbackBehavior::Static)));
-    let mut h = BTreeMap::new();
+    let mut h = ebb_api::SortedMap::new();
     let mut seen = Vec::new();
     for ok in [false, false, false, false, true, false] {
         record(&mut h, M, ok);

@@ -195,7 +195,7 @@ pub fn plan(input: &TickInput<'_>) -> TickEffects {
 /// Sets `status.triggersActivity` to [`triggers_activity`], in place (no allocation) when it
 /// already has exactly the measured metric names.
 fn set_triggers_activity(
-    current: &mut std::collections::BTreeMap<String, ebb_api::TriggerActivityStatus>,
+    current: &mut ebb_api::SortedMap<String, ebb_api::TriggerActivityStatus>,
     measured: &[Measured],
 ) {
     let same_names =
@@ -215,7 +215,7 @@ fn set_triggers_activity(
 /// that could not be measured is not), rebuilt every tick so names no longer polled drop out.
 fn triggers_activity(
     measured: &[Measured],
-) -> std::collections::BTreeMap<String, ebb_api::TriggerActivityStatus> {
+) -> ebb_api::SortedMap<String, ebb_api::TriggerActivityStatus> {
     measured
         .iter()
         .map(|m| (m.metric.clone(), ebb_api::TriggerActivityStatus { is_active: m.result == Ok(true) }))
