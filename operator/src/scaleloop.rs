@@ -239,10 +239,10 @@ async fn ticks(
     wake: &tokio::sync::Notify,
 ) {
     let so = &shared.so;
-    let ns = so.metadata.namespace.clone().unwrap_or_default();
-    let name = so.metadata.name.clone().unwrap_or_default();
+    let ns = so.metadata.namespace.as_deref().unwrap_or_default();
+    let name = so.metadata.name.as_deref().unwrap_or_default();
     let interval = Duration::from_secs(u64::try_from(so.spec.polling_interval().max(1)).unwrap_or(30));
-    let offset = phase_offset(&ns, &name, interval);
+    let offset = phase_offset(ns, name, interval);
     let start = tokio::time::Instant::now() + first_tick(std::time::SystemTime::now(), interval, offset);
     let mut next = start;
     loop {
@@ -253,7 +253,7 @@ async fn ticks(
         };
         if !pushed {
             let late = tokio::time::Instant::now().saturating_duration_since(next);
-            cx.metrics.record_loop_lateness(&ns, &name, late);
+            cx.metrics.record_loop_lateness(ns, name, late);
         }
         // Boxed: the tick's (large) state lives only while it runs, not in every sleeping loop task.
         Box::pin(run_tick(cx, model, shared, target)).await;
