@@ -14,7 +14,8 @@
 //!   process).
 //!
 //! `EBB_BENCH_WRAP` (e.g. `heaptrack --record-only -o /tmp/op`) runs the operator under that
-//! command, for a heap profile; `EBB_BENCH_OPERATOR_LOG=FILE` keeps the operator's log, at
+//! command, for a heap profile (heaptrack sees only malloc: build the operator with
+//! `--no-default-features`, i.e. without jemalloc, for that); `EBB_BENCH_OPERATOR_LOG=FILE` keeps the operator's log, at
 //! `EBB_BENCH_LOG_LEVEL` (default warn).
 //!
 //! `cargo build --release -p ebb-operator --bins --examples && target/release/examples/operator_bench loop 10000 60`
