@@ -18,13 +18,13 @@ pub mod sorted_map;
 pub mod trigger_auth;
 
 pub use metadata::MetadataValue;
-pub use sorted_map::SortedMap;
 pub use scaled_object::{
     AdvancedConfig, AuthenticationRef, Condition, Fallback, FallbackBehavior, GroupVersionKindResource,
     HealthStatus, HealthStatusType, HorizontalPodAutoscalerConfig, MetricTargetType, ScaleTarget,
     ScaleTrigger, ScaledObject, ScaledObjectSpec, ScaledObjectStatus, ScalingModifiers,
     TriggerActivityStatus,
 };
+pub use sorted_map::SortedMap;
 pub use trigger_auth::{
     AuthConfigMapTargetRef, AuthEnvironment, AuthPodIdentity, AuthSecretTargetRef,
     ClusterTriggerAuthentication, ClusterTriggerAuthenticationSpec, TriggerAuthentication,

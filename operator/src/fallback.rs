@@ -5,7 +5,6 @@
 //! ebb counts one failure per poll per metric and never also per HPA query, so fallback starts at
 //! exactly the `failureThreshold`-th consecutive failed poll.
 
-
 use ebb_api::quantity::to_milli;
 use ebb_api::{
     Fallback, FallbackBehavior, HealthStatus, HealthStatusType, MetricTargetType, ScaledObjectSpec, SortedMap,

@@ -43,11 +43,16 @@ fn record_counts_consecutive_failures_and_resets_on_success() {
 
 #[test]
 fn record_repairs_odd_counts() {
-    let mut h = ebb_api::SortedMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(-4), status: None })]);
+    let mut h = ebb_api::SortedMap::from([(
+        M.to_owned(),
+        HealthStatus { number_of_failures: Some(-4), status: None },
+    )]);
     record(&mut h, M, false);
     assert_eq!(h[M].number_of_failures, Some(1));
-    let mut h =
-        ebb_api::SortedMap::from([(M.to_owned(), HealthStatus { number_of_failures: Some(i32::MAX), status: None })]);
+    let mut h = ebb_api::SortedMap::from([(
+        M.to_owned(),
+        HealthStatus { number_of_failures: Some(i32::MAX), status: None },
+    )]);
     record(&mut h, M, false);
     assert_eq!(h[M].number_of_failures, Some(i32::MAX));
 }

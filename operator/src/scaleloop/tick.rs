@@ -213,9 +213,7 @@ fn set_triggers_activity(
 
 /// `status.triggersActivity`: each measured trigger's metric name → whether it is active (one
 /// that could not be measured is not), rebuilt every tick so names no longer polled drop out.
-fn triggers_activity(
-    measured: &[Measured],
-) -> ebb_api::SortedMap<String, ebb_api::TriggerActivityStatus> {
+fn triggers_activity(measured: &[Measured]) -> ebb_api::SortedMap<String, ebb_api::TriggerActivityStatus> {
     measured
         .iter()
         .map(|m| (m.metric.clone(), ebb_api::TriggerActivityStatus { is_active: m.result == Ok(true) }))
