@@ -36,7 +36,7 @@ const DEFAULT_NAMESPACE: &str = "default";
 /// are `Arc<str>` here and below: they are built at scrape time from the strings the object's
 /// record already holds.
 #[allow(non_snake_case)]
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, EncodeLabelSet)]
 struct ScalerLabels {
     namespace: Arc<str>,
     metric: Arc<str>,
@@ -48,14 +48,14 @@ struct ScalerLabels {
 
 /// Labels of the per-ScaledObject series.
 #[allow(non_snake_case)]
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, EncodeLabelSet)]
 struct ObjectLabels {
     namespace: Arc<str>,
     scaledObject: Arc<str>,
 }
 
 /// Labels of `keda_internal_scale_loop_latency_seconds`.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Debug, EncodeLabelSet)]
 struct LoopLabels {
     namespace: Arc<str>,
     r#type: Arc<str>,

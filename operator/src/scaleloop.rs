@@ -55,13 +55,25 @@ pub struct Shared {
     /// every composite-metric query).
     pub composite: Option<ebb_scalers::validate::modifiers::Composite>,
     /// Last tick's values, one slot per trigger in `triggers` order (`None` until measured):
-    /// a few bytes per trigger, where a map by metric name cost a hash table per object.
-    pub values: RwLock<Vec<Option<Cached>>>,
+    /// a few bytes per trigger, where a map by metric name cost a hash table per object. Sized
+    /// by [`Shared::new`].
+    pub(crate) values: RwLock<Vec<Option<Cached>>>,
     /// Current replicas seen at the last tick (for fallback values).
     pub current_replicas: std::sync::atomic::AtomicI32,
 }
 
 impl Shared {
+    /// A loop's shared state for `so` (the loop's view of it), with no values measured yet;
+    /// `composite` is compiled from the whole object, which the view no longer holds.
+    pub fn new(
+        so: Arc<ScaledObject>,
+        triggers: Vec<(TriggerSpec, Arc<dyn Scaler>)>,
+        composite: Option<ebb_scalers::validate::modifiers::Composite>,
+    ) -> Self {
+        let values = RwLock::new(vec![None; triggers.len()]);
+        Self { so, triggers, composite, values, current_replicas: Default::default() }
+    }
+
     /// The last measurement of the trigger whose metric is `metric`, if it was measured.
     pub fn cached(&self, metric: &str) -> Option<Cached> {
         let i = self.triggers.iter().position(|(t, _)| t.metric_name == metric)?;
@@ -131,13 +143,11 @@ pub fn spawn(
         })?;
         triggers.push((t.clone(), s));
     }
-    let shared = Arc::new(Shared {
-        so: loop_view(&so, &model),
+    let shared = Arc::new(Shared::new(
+        loop_view(&so, &model),
         triggers,
-        composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
-        values: RwLock::new(vec![None; parsed.triggers.len()]),
-        current_replicas: Default::default(),
-    });
+        ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
+    ));
     // Push scalers learn the object and wake the loop when their source pushes a change.
     let wake = Arc::new(tokio::sync::Notify::new());
     let (ns, name) = (

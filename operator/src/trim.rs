@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 /// An `autoscaling/v2` HorizontalPodAutoscaler as the operator's watch of its own HPAs decodes
 /// it: metadata and status conditions; every other field of the JSON is skipped.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct OwnedHpa {
     #[serde(default)]
     pub metadata: ObjectMeta,
@@ -39,7 +39,7 @@ pub struct OwnedHpa {
 }
 
 /// The part of an HPA's status [`OwnedHpa`] decodes.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct OwnedHpaStatus {
     #[serde(default)]
     pub conditions: Option<Vec<HorizontalPodAutoscalerCondition>>,

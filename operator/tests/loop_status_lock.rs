@@ -61,8 +61,7 @@ async fn live_queries_do_not_wait_for_stalled_writes() {
     let state = ctx.object("default", "so");
     let shared = state.scale_loop.lock().await.as_ref().unwrap().shared.clone();
     let metric = shared.triggers[0].0.metric_name.clone();
-    wait_for("the first poll", Duration::from_secs(5), async || !shared.values.read().unwrap().is_empty())
-        .await;
+    wait_for("the first poll", Duration::from_secs(5), async || shared.cached(&metric).is_some()).await;
     // The poll is now inside its /scale write.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(replicas(&client, "dep").await, 0, "the write is still held");

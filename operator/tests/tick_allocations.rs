@@ -9,7 +9,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ebb_api::ScaledObject;
@@ -93,13 +93,7 @@ async fn a_steady_state_tick_allocates_next_to_nothing() {
     let target = deployment("steady-app");
     cx.replicas.set(&target, "apps", 0);
     let triggers = parsed.triggers.iter().map(|t| (t.clone(), t.config.build().unwrap())).collect();
-    let shared = Shared {
-        composite: None,
-        so: Arc::new(so),
-        triggers,
-        values: RwLock::new(Vec::new()),
-        current_replicas: Default::default(),
-    };
+    let shared = Shared::new(Arc::new(so), triggers, None);
     let model = StatusModel::default();
     // The loop's body for one scheduled tick: the lateness sample, then the tick.
     let tick = || async {

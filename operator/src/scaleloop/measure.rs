@@ -29,7 +29,6 @@ pub async fn triggers(
     .await;
     let mut values = shared.values.write().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut measured = Vec::with_capacity(results.len());
-    values.resize(shared.triggers.len(), None);
     for (slot, (t, r, latency)) in values.iter_mut().zip(results) {
         cx.metrics.record_poll(
             ns,

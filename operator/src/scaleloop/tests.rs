@@ -51,13 +51,8 @@ fn cron_loop(cx: &LoopContext, name: &str) -> (Arc<Shared>, Target) {
     let target = Target::deployment(&format!("{name}-app"));
     cx.replicas.set(&target, "apps", 0);
     let triggers = parsed.triggers.iter().map(|t| (t.clone(), t.config.build().unwrap())).collect();
-    let shared = Shared {
-        composite: ebb_scalers::validate::modifiers::composite(&so).ok().flatten(),
-        so: Arc::new(so),
-        triggers,
-        values: RwLock::new(Vec::new()),
-        current_replicas: Default::default(),
-    };
+    let composite = ebb_scalers::validate::modifiers::composite(&so).ok().flatten();
+    let shared = Shared::new(Arc::new(so), triggers, composite);
     (Arc::new(shared), target)
 }
 
